@@ -1,0 +1,44 @@
+# dealflow: `make demo` and `make test` work on a fresh machine with only Python 3.11.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+export LANGGRAPH_STRICT_MSGPACK := true
+
+.PHONY: install demo test lint typecheck unit integration bench lock clean diagram
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install pinned dependencies
+
+demo: $(STAMP)  ## run the showcase deals (embedded Postgres unless DATABASE_URL is set)
+	$(BIN)/dealflow demo
+
+test: lint typecheck  ## ruff, mypy and the whole test suite
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+integration: $(STAMP)
+	$(BIN)/pytest tests/integration
+
+diagram: $(STAMP)  ## print the graph as Mermaid (for the README)
+	$(BIN)/python -m graph.diagram
+
+lock: $(STAMP)  ## re-pin constraints.txt from the current environment
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^dealflow' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .dealflow .pytest_cache .mypy_cache .ruff_cache

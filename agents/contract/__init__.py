@@ -1,0 +1,1 @@
+"""The contract agent: renders the contract and sends it for e-signature."""

@@ -1,0 +1,1 @@
+"""The finance agent: prices the invoice and issues it in billing."""

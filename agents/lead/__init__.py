@@ -1,0 +1,1 @@
+"""The lead agent: scores a lead and records the result in the CRM."""

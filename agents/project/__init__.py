@@ -1,0 +1,1 @@
+"""The project agent: creates the delivery project from the deal type's template."""

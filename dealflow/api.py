@@ -1,0 +1,200 @@
+"""The Python API every entry point uses: start, resume, signal, inspect deals.
+
+One `DealService` holds a connection pool, the compiled graph with the Postgres
+checkpointer, and the systems of record. Every method is safe to call from a
+fresh process: all state lives in Postgres.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command
+from pydantic import ValidationError
+
+from agents.context import DealContext
+from agents.systems import Systems
+from agents.systems.faults import FaultInjector
+from agents.systems.sandbox import sandbox_systems
+from dealflow.errors import DealConflict, InvalidInput, NotFound, NotWaiting, Unavailable
+from dealflow.reports import DealReport, build_report, deal_state_of, status_of
+from graph.builder import build_graph
+from graph.review import ReviewAnswerError, parse_review_answer, review_kind
+from graph.signature import SignatureEventError, parse_signature_event
+from state.checkpointer import make_checkpointer, setup_database
+from state.config import Settings
+from state.database import DatabaseUnavailable, open_pool, resolve_database_url
+from state.embedded import EmbeddedPostgresError
+from state.models import DealInput
+from state.registry import DealRegistry, DealRow
+
+StepCallback = Callable[[str, dict[str, Any]], None]
+
+
+def thread_id_for(deal_id: str) -> str:
+    """The thread that runs a deal: one per deal id, always the same."""
+    return f"deal-{deal_id}"
+
+
+def validation_message(exc: ValidationError, what: str = "deal") -> str:
+    """One line naming the first invalid field."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or what
+    return f"invalid {what}: {field}: {first['msg']}"
+
+
+def parse_deal(data: dict[str, Any]) -> DealInput:
+    """Validate raw deal input, raising `InvalidInput` that names the field."""
+    try:
+        return DealInput.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput(validation_message(exc)) from None
+
+
+class DealService:
+    """Runs deals as durable LangGraph threads on Postgres."""
+
+    def __init__(self, settings: Settings | None = None, *, systems: Systems | None = None):
+        """Connect (starting the embedded server if no URL is set) and set up the schema."""
+        settings = settings or Settings.from_env()
+        try:
+            url = resolve_database_url(settings)
+            self.pool = open_pool(url)
+        except (DatabaseUnavailable, EmbeddedPostgresError) as exc:
+            raise Unavailable(str(exc)) from exc
+        self.settings = settings.model_copy(update={"database_url": url})
+        setup_database(self.pool)
+        faults = FaultInjector(settings.sandbox_outage, settings.sandbox_latency_ms)
+        self.systems = systems or sandbox_systems(self.pool, faults)
+        self.context = DealContext(settings=self.settings, systems=self.systems)
+        self.graph = build_graph(self.settings).compile(checkpointer=make_checkpointer(self.pool))
+        self.registry = DealRegistry(self.pool)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.pool.close()
+
+    def __enter__(self) -> DealService:
+        """Use as a context manager that closes the pool."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Close the pool."""
+        self.close()
+
+    # -- commands ---------------------------------------------------------------
+    def start(self, deal: DealInput, on_step: StepCallback | None = None) -> DealReport:
+        """Start the deal's thread and run it until it completes or waits.
+
+        Starting a deal id that exists returns its thread (continuing it if a
+        previous process died mid-run); different terms for it are refused.
+        """
+        row, created = self.registry.claim(deal, thread_id_for(deal.deal_id))
+        if not created and row.input != deal.model_dump(mode="json"):
+            raise DealConflict(
+                f"deal {deal.deal_id} already exists (thread {row.thread_id}) with different "
+                "terms; see: dealflow status " + row.thread_id
+            )
+        snapshot = self.graph.get_state(self._config(row.thread_id))
+        if snapshot.created_at is None:
+            return self._drive(row.thread_id, {"deal": deal}, on_step)
+        if status_of(snapshot) in ("running", "failed"):
+            return self._drive(row.thread_id, None, on_step)
+        return build_report(row.thread_id, snapshot)
+
+    def resume(
+        self, ref: str, answer: dict[str, Any] | str, on_step: StepCallback | None = None
+    ) -> DealReport:
+        """Answer the pending review of a thread (`approve`, `reject` or `retry`)."""
+        row, snapshot = self._waiting(ref, "waiting_review", "a review")
+        kind = review_kind(deal_state_of(snapshot))
+        try:
+            parsed = parse_review_answer(answer, kind)
+        except ReviewAnswerError as exc:
+            raise InvalidInput(f"thread {row.thread_id}: {exc}") from None
+        return self._drive(row.thread_id, Command(resume=parsed.model_dump()), on_step)
+
+    def event(self, ref: str, event: str, on_step: StepCallback | None = None) -> DealReport:
+        """Deliver an external signature event to a thread waiting for one."""
+        try:
+            name = parse_signature_event(event)
+        except SignatureEventError as exc:
+            raise InvalidInput(str(exc)) from None
+        row, _ = self._waiting(ref, "waiting_signature", "a signature event")
+        return self._drive(row.thread_id, Command(resume={"event": name}), on_step)
+
+    # -- queries ----------------------------------------------------------------
+    def status(self, ref: str) -> DealReport:
+        """The thread's status, completed steps, pending interrupt and facts."""
+        row = self._row(ref)
+        snapshot = self.graph.get_state(self._config(row.thread_id))
+        if snapshot.created_at is None:
+            raise NotFound(f"thread {row.thread_id} has not run yet; start it with dealflow run")
+        return build_report(row.thread_id, snapshot)
+
+    def threads(self, status: str | None = None) -> list[DealRow]:
+        """Registered deals with their last known status, newest first."""
+        return self.registry.list(status)
+
+    def history(self, ref: str) -> list[dict[str, Any]]:
+        """Every checkpoint of the thread, oldest first (step, node, status, next)."""
+        row = self._row(ref)
+        entries = []
+        for snapshot in self.graph.get_state_history(self._config(row.thread_id)):
+            values = snapshot.values if isinstance(snapshot.values, dict) else {}
+            entries.append({
+                "checkpoint_id": snapshot.config["configurable"]["checkpoint_id"],
+                "step": snapshot.metadata.get("step") if snapshot.metadata else None,
+                "source": snapshot.metadata.get("source") if snapshot.metadata else None,
+                "created_at": snapshot.created_at,
+                "next": list(snapshot.next),
+                "completed_steps": list(values.get("completed_steps", [])),
+                "status": status_of(snapshot) if values.get("deal") else "running",
+            })
+        entries.reverse()
+        return entries
+
+    def deal(self, ref: str) -> DealRow:
+        """The registered deal with this deal id or thread id."""
+        return self._row(ref)
+
+    def records(self, ref: str) -> dict[str, list[dict[str, Any]]]:
+        """What each system of record holds for the deal (by deal id or thread id)."""
+        return self.systems.records(self._row(ref).deal_id)
+
+    # -- internals --------------------------------------------------------------
+    def _config(self, thread_id: str) -> RunnableConfig:
+        return {"configurable": {"thread_id": thread_id}}
+
+    def _row(self, ref: str) -> DealRow:
+        row = self.registry.find(ref)
+        if row is None:
+            raise NotFound(f"no deal or thread {ref!r}")
+        return row
+
+    def _waiting(self, ref: str, status: str, what: str) -> tuple[DealRow, Any]:
+        row = self._row(ref)
+        snapshot = self.graph.get_state(self._config(row.thread_id))
+        current = status_of(snapshot) if snapshot.created_at else "not started"
+        if current != status:
+            raise NotWaiting(f"thread {row.thread_id} is {current}, not waiting for {what}")
+        return row, snapshot
+
+    def _drive(
+        self, thread_id: str, payload: Any, on_step: StepCallback | None
+    ) -> DealReport:
+        config = self._config(thread_id)
+        try:
+            for chunk in self.graph.stream(
+                payload, config, context=self.context, stream_mode="updates", durability="sync"
+            ):
+                for node, update in chunk.items():
+                    if on_step is not None and node != "__interrupt__":
+                        on_step(node, update if isinstance(update, dict) else {})
+        finally:
+            snapshot = self.graph.get_state(config)
+            if snapshot.created_at is not None:
+                self.registry.set_status(thread_id, status_of(snapshot))
+        return build_report(thread_id, snapshot)

@@ -1,0 +1,39 @@
+"""The errors the public API raises; each carries the CLI exit code it maps to."""
+
+from __future__ import annotations
+
+
+class DealflowError(Exception):
+    """Base class: a one-line message for a person, and an exit code."""
+
+    exit_code = 1
+
+
+class InvalidInput(DealflowError):
+    """Input (deal, decision, event, flag) failed validation; nothing was written."""
+
+    exit_code = 2
+
+
+class NotFound(DealflowError):
+    """No deal or thread by that id."""
+
+    exit_code = 3
+
+
+class NotWaiting(DealflowError):
+    """The thread is not waiting for what was asked (a review, a signature event)."""
+
+    exit_code = 4
+
+
+class DealConflict(DealflowError):
+    """The deal id exists with different terms."""
+
+    exit_code = 4
+
+
+class Unavailable(DealflowError):
+    """Postgres (or the embedded server) cannot be reached."""
+
+    exit_code = 5

@@ -1,0 +1,72 @@
+"""What the API returns: a deal's report, derived from a LangGraph state snapshot."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.types import StateSnapshot
+from pydantic import BaseModel
+
+from graph.router import REVIEW_NODE
+from graph.signature import STEP as SIGNATURE_STEP
+from state.deal_state import DealState, Status
+
+
+class DealReport(BaseModel):
+    """The JSON contract of `run`, `resume`, `event` and `status`."""
+
+    thread_id: str
+    deal_id: str
+    status: Status
+    completed_steps: list[str]
+    pending: dict[str, Any] | None
+    context: dict[str, Any]
+
+
+def status_of(snapshot: StateSnapshot) -> Status:
+    """The thread's status as users see it."""
+    waiting = {task.name for task in snapshot.tasks if task.interrupts}
+    if REVIEW_NODE in waiting:
+        return "waiting_review"
+    if SIGNATURE_STEP in waiting:
+        return "waiting_signature"
+    if snapshot.next:
+        return "failed" if any(task.error for task in snapshot.tasks) else "running"
+    outcome = snapshot.values.get("outcome") if isinstance(snapshot.values, dict) else None
+    return outcome or "running"  # type: ignore[no-any-return]
+
+
+def pending_of(snapshot: StateSnapshot) -> dict[str, Any] | None:
+    """The pending interrupt's payload (with its id and node), or None."""
+    for task in snapshot.tasks:
+        for pending in task.interrupts:
+            value = pending.value if isinstance(pending.value, dict) else {"value": pending.value}
+            return {**value, "interrupt_id": pending.id, "node": task.name}
+    return None
+
+
+def deal_state_of(snapshot: StateSnapshot) -> DealState:
+    """The snapshot's values as the typed state."""
+    return DealState.model_validate(snapshot.values)
+
+
+def context_of_state(state: DealState) -> dict[str, Any]:
+    """The deal's current facts as JSON-ready data (contract text left out; see records)."""
+    data = state.model_dump(mode="json", exclude={"completed_steps"})
+    if data.get("contract"):
+        data["contract"].pop("text", None)
+    data["failures"] = list(data["failures"].values())
+    return data
+
+
+def build_report(thread_id: str, snapshot: StateSnapshot) -> DealReport:
+    """Assemble the report of a thread from its latest snapshot."""
+    state = deal_state_of(snapshot)
+    return DealReport(
+        thread_id=thread_id,
+        deal_id=state.deal.deal_id,
+        status=status_of(snapshot),
+        completed_steps=list(state.completed_steps),
+        pending=pending_of(snapshot),
+        context=context_of_state(state),
+    )

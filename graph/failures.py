@@ -1,0 +1,53 @@
+"""What happens when an agent still fails after LangGraph's `RetryPolicy`.
+
+The node's `error_handler` records the failure in the state and hands control
+back to the supervisor, which routes the thread to human review.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import psycopg
+from langgraph.errors import NodeError
+from langgraph.runtime import Runtime
+from langgraph.types import Command, RetryPolicy
+
+from agents.context import DealContext, context_of
+from agents.systems import SystemUnavailable
+from graph.router import SUPERVISOR_NODE
+from state.config import Settings
+from state.deal_state import DealState
+from state.models import Failure
+
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (SystemUnavailable, psycopg.OperationalError)
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """Retries with exponential backoff for outages of systems and the database."""
+    return RetryPolicy(
+        max_attempts=settings.max_attempts,
+        initial_interval=settings.retry_initial_interval,
+        backoff_factor=settings.retry_backoff_factor,
+        max_interval=settings.retry_max_interval,
+        jitter=settings.retry_jitter,
+        retry_on=TRANSIENT_ERRORS,
+    )
+
+
+def escalate_failure(
+    state: DealState, error: NodeError, runtime: Runtime[DealContext]
+) -> Command[str]:
+    """Record the failed step with its error and let the supervisor send it to review."""
+    exc = error.error
+    attempts = context_of(runtime).settings.max_attempts if isinstance(
+        exc, TRANSIENT_ERRORS) else 1
+    failure = Failure(
+        step=error.node,
+        error_type=type(exc).__name__,
+        error=str(exc)[:500],
+        system=getattr(exc, "system", None),
+        attempts=attempts,
+        failed_at=datetime.now(UTC),
+    )
+    return Command(update={"failures": {error.node: failure}}, goto=SUPERVISOR_NODE)

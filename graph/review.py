@@ -1,0 +1,143 @@
+"""Human review as an interrupt node, with a payload in LangChain's HITL request shape.
+
+Two kinds of review stop a thread: the approval of a large deal (decisions
+`approve` / `reject`) and a step that failed after its retries (`retry` /
+`reject`). Resume with `Command(resume={"decision": ..., "comment": ...})`, or
+with LangChain's HITL response `{"decisions": [{"type": "approve"}]}`, where
+approving a failure review's `retry_failed_step` action means `retry`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from langchain.agents.middleware.human_in_the_loop import ActionRequest, HITLRequest, ReviewConfig
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agents.context import DealContext, context_of
+from state.config import Settings
+from state.deal_state import DealState
+from state.models import Decision, Name, ReviewDecision, ReviewKind
+
+APPROVE_ACTION = "approve_deal"
+RETRY_ACTION = "retry_failed_step"
+ALLOWED: dict[ReviewKind, tuple[Decision, ...]] = {
+    "approval": ("approve", "reject"),
+    "failure": ("retry", "reject"),
+}
+
+
+class ReviewAnswerError(ValueError):
+    """A resume value that is malformed or does not fit the pending review."""
+
+
+class ReviewAnswer(BaseModel):
+    """A reviewer's answer, as given to `Command(resume=...)`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    decision: Decision
+    comment: str = Field(default="", max_length=2000)
+    reviewer: Name = "reviewer"
+
+
+def review_kind(state: DealState) -> ReviewKind:
+    """Which review the state calls for: a failure takes precedence over approval."""
+    return "failure" if state.failures else "approval"
+
+
+def review_request(state: DealState, settings: Settings) -> HITLRequest:
+    """The interrupt payload: one action request and its review config (HITL shape)."""
+    deal = state.deal
+    if review_kind(state) == "failure":
+        failures = [f.model_dump(mode="json") for f in state.failures.values()]
+        steps = ", ".join(sorted(state.failures))
+        action = ActionRequest(
+            name=RETRY_ACTION,
+            args={"deal_id": deal.deal_id, "client": deal.client, "failures": failures},
+            description=(
+                f"{steps} still failed after {settings.max_attempts} attempts "
+                f"({failures[0]['error']}). Approve to retry the failed step only, "
+                "or reject to end the deal."
+            ),
+        )
+    else:
+        action = ActionRequest(
+            name=APPROVE_ACTION,
+            args={
+                "deal_id": deal.deal_id, "client": deal.client, "value": str(deal.value),
+                "currency": deal.currency, "deal_type": deal.deal_type,
+                "score": state.qualification.score if state.qualification else None,
+            },
+            description=(
+                f"{deal.client}: {deal.value:,.2f} {deal.currency} is over the "
+                f"{settings.review_threshold_usd:,.0f} USD approval threshold. "
+                "Approve to continue, or reject to end the deal."
+            ),
+        )
+    config = ReviewConfig(action_name=action["name"], allowed_decisions=["approve", "reject"])
+    return HITLRequest(action_requests=[action], review_configs=[config])
+
+
+def parse_review_answer(value: Any, kind: ReviewKind) -> ReviewAnswer:
+    """Validate a resume value against the pending review kind, or raise a clear error."""
+    if isinstance(value, str):
+        value = {"decision": value}
+    if isinstance(value, dict) and "decisions" in value:
+        value = _from_hitl_response(value, kind)
+    if not isinstance(value, dict):
+        raise ReviewAnswerError(
+            f"review answer must be an object like {{'decision': 'approve'}}, got {value!r:.80}"
+        )
+    try:
+        answer = ReviewAnswer.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "answer"
+        raise ReviewAnswerError(f"review answer {field}: {first['msg']}") from None
+    if answer.decision not in ALLOWED[kind]:
+        raise ReviewAnswerError(
+            f"decision {answer.decision!r} does not fit the pending {kind} review "
+            f"(allowed: {', '.join(ALLOWED[kind])})"
+        )
+    return answer
+
+
+def _from_hitl_response(value: dict[str, Any], kind: ReviewKind) -> dict[str, Any]:
+    decisions = value.get("decisions")
+    if not isinstance(decisions, list) or len(decisions) != 1 or not isinstance(
+        decisions[0], dict
+    ):
+        raise ReviewAnswerError("HITL response must hold exactly one decision")
+    chosen = decisions[0]
+    kind_map = {"approve": "retry" if kind == "failure" else "approve", "reject": "reject"}
+    if chosen.get("type") not in kind_map:
+        raise ReviewAnswerError(
+            f"HITL decision type {chosen.get('type')!r} is not supported here "
+            "(allowed: approve, reject)"
+        )
+    return {"decision": kind_map[chosen["type"]], "comment": str(chosen.get("message", ""))}
+
+
+def human_review(state: DealState, runtime: Runtime[DealContext]) -> dict[str, Any]:
+    """Stop for a person's decision; record it (a retry clears the failures)."""
+    kind = review_kind(state)
+    request = review_request(state, context_of(runtime).settings)
+    raw = interrupt(request)
+    while True:
+        try:
+            answer = parse_review_answer(raw, kind)
+            break
+        except ReviewAnswerError as exc:
+            raw = interrupt({**request, "error": str(exc)})
+    decision = ReviewDecision(
+        kind=kind, decision=answer.decision, comment=answer.comment, reviewer=answer.reviewer,
+        steps=tuple(sorted(state.failures)), decided_at=datetime.now(UTC),
+    )
+    update: dict[str, Any] = {"reviews": [decision]}
+    if answer.decision == "retry":
+        update["failures"] = dict.fromkeys(state.failures)
+    return update

@@ -1,0 +1,60 @@
+"""The wait for the external e-signature event, as an interrupt node.
+
+The thread stops here (`waiting_signature`) until it is resumed with
+`signature.completed` or `signature.declined` (a string, or `{"event": ...}`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from langgraph.types import interrupt
+
+from state.deal_state import DealState
+from state.models import SIGNATURE_EVENTS, SignatureEvent, SignatureEventName
+
+STEP = "await_signature"
+
+
+class SignatureEventError(ValueError):
+    """A resume value that is not a known signature event."""
+
+
+def parse_signature_event(value: Any) -> SignatureEventName:
+    """Accept `"signature.completed"` or `{"event": "signature.completed"}`."""
+    event = value.get("event") if isinstance(value, dict) else value
+    for known in SIGNATURE_EVENTS:
+        if event == known:
+            return known
+    raise SignatureEventError(
+        f"unknown signature event {event!r:.80} (expected: {', '.join(SIGNATURE_EVENTS)})"
+    )
+
+
+def signature_request(state: DealState) -> dict[str, Any]:
+    """The interrupt payload of the signature wait."""
+    envelope = state.envelope
+    return {
+        "type": "signature",
+        "deal_id": state.deal.deal_id,
+        "envelope_id": envelope.envelope_id if envelope else None,
+        "signer": envelope.signer_email if envelope else None,
+        "expected_events": list(SIGNATURE_EVENTS),
+    }
+
+
+def await_signature(state: DealState) -> dict[str, Any]:
+    """Wait for the signer's answer, then record it."""
+    request = signature_request(state)
+    raw = interrupt(request)
+    while True:
+        try:
+            event = parse_signature_event(raw)
+            break
+        except SignatureEventError as exc:
+            raw = interrupt({**request, "error": str(exc)})
+    return {
+        "signature": SignatureEvent(event=event, received_at=datetime.now(UTC)),
+        "completed_steps": [STEP],
+    }

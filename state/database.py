@@ -1,0 +1,88 @@
+"""Connections: resolve the database URL and open psycopg pools.
+
+Pools use the settings the LangGraph Postgres checkpointer requires
+(`autocommit=True`, `prepare_threshold=0`, `row_factory=dict_row`).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from psycopg import Connection
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool
+
+from state.config import Settings
+from state.embedded import embedded_database_url
+
+Pool = ConnectionPool[Connection[DictRow]]
+
+CONNECTION_KWARGS: dict[str, Any] = {
+    "autocommit": True,
+    "prepare_threshold": 0,
+    "row_factory": dict_row,
+}
+
+_shared: dict[str, Pool] = {}
+_shared_lock = threading.Lock()
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The configured Postgres server cannot be reached."""
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """Return the configured URL, or start the embedded server and return its URL."""
+    if settings.database_url:
+        return settings.database_url
+    return embedded_database_url(settings.data_dir)
+
+
+def open_pool(url: str, *, max_size: int = 10, timeout: float = 10.0) -> Pool:
+    """Open a connection pool and check that the server answers."""
+    pool: Pool = ConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        kwargs=CONNECTION_KWARGS,
+        connection_class=Connection[DictRow],
+        open=False,
+        name="dealflow",
+    )
+    try:
+        pool.open(wait=True, timeout=timeout)
+    except Exception as exc:
+        pool.close()
+        raise DatabaseUnavailable(
+            f"cannot connect to Postgres at {redact_url(url)}: {exc}"
+        ) from exc
+    return pool
+
+
+def shared_pool(url: str) -> Pool:
+    """A process-wide pool per URL, for code that has no pool handed to it."""
+    with _shared_lock:
+        pool = _shared.get(url)
+        if pool is None or pool.closed:
+            pool = open_pool(url)
+            _shared[url] = pool
+        return pool
+
+
+def close_shared_pools() -> None:
+    """Close every pool opened by `shared_pool` (tests, process exit)."""
+    with _shared_lock:
+        for pool in _shared.values():
+            pool.close()
+        _shared.clear()
+
+
+def redact_url(url: str) -> str:
+    """Hide the password in a Postgres URL for messages."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else url

@@ -1,0 +1,55 @@
+"""Numbered SQL migrations for dealflow's own tables, applied once each.
+
+Files in `state/migrations/` are named `NNNN_description.sql`. `apply_migrations`
+runs the missing ones in order, each in its own transaction, under an advisory
+lock so that concurrent processes do not race.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+
+from state.database import Pool
+
+_ADVISORY_LOCK_ID = 0x6465616C  # "deal"
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def available_migrations() -> list[tuple[int, str, str]]:
+    """Return `(version, name, sql)` for every migration file, in order."""
+    found = []
+    for entry in resources.files("state.migrations").iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"duplicate migration numbers in {versions}")
+    return found
+
+
+def apply_migrations(pool: Pool) -> list[str]:
+    """Apply the migrations this database lacks; return the names applied."""
+    applied_now: list[str] = []
+    with pool.connection() as conn, conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_ID,))
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS dealflow_migrations ("
+            " version integer PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        rows = conn.execute("SELECT version FROM dealflow_migrations").fetchall()
+        done = {row["version"] for row in rows}
+        for version, name, sql in available_migrations():
+            if version in done:
+                continue
+            with conn.transaction():
+                conn.execute(sql.encode(), prepare=False)
+                conn.execute(
+                    "INSERT INTO dealflow_migrations (version, name) VALUES (%s, %s)",
+                    (version, name),
+                )
+            applied_now.append(name)
+    return applied_now

@@ -1,0 +1,204 @@
+"""Domain models: the deal input and what each agent produces.
+
+All are frozen pydantic models. They travel in the graph state, are stored in
+checkpoints (and come back as themselves), and are rendered by the CLI as JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+Currency = Literal["USD", "EUR", "GBP", "CAD", "AUD"]
+DealType = Literal["subscription", "implementation", "consulting"]
+SignatureEventName = Literal["signature.completed", "signature.declined"]
+SIGNATURE_EVENTS: tuple[SignatureEventName, ...] = ("signature.completed", "signature.declined")
+
+# Indicative rates used only by the review policy (a threshold stated in USD).
+USD_PER_UNIT: dict[str, Decimal] = {
+    "USD": Decimal("1"),
+    "EUR": Decimal("1.08"),
+    "GBP": Decimal("1.27"),
+    "CAD": Decimal("0.73"),
+    "AUD": Decimal("0.66"),
+}
+
+MAX_DEAL_VALUE = Decimal("1000000000")
+
+
+def _no_control_chars(value: str) -> str:
+    if any(ord(ch) < 32 and ch not in "\n\t" for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+DealId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"),
+]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_no_control_chars),
+]
+ShortText = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=64), AfterValidator(_no_control_chars)
+]
+Email = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, max_length=254, pattern=r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$"
+    ),
+]
+Notes = Annotated[str, StringConstraints(max_length=4000)]
+
+
+class Frozen(BaseModel):
+    """Base for every domain model: immutable, no unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LeadAttributes(Frozen):
+    """What sales knows about the lead; the lead agent scores it."""
+
+    company_size: int = Field(default=50, ge=1, le=10_000_000, description="Employees.")
+    budget: Decimal | None = Field(default=None, ge=0, le=MAX_DEAL_VALUE, decimal_places=2)
+    industry: ShortText = "software"
+    engagement: int = Field(default=50, ge=0, le=100, description="Engagement score 0-100.")
+    contact_name: Name = "Alex Buyer"
+    contact_email: Email = "buyer@example.com"
+    notes: Notes = ""
+
+
+class DealInput(Frozen):
+    """A deal as it enters dealflow. Validated at the edge: bad input writes nothing."""
+
+    deal_id: DealId
+    client: Name
+    value: Decimal = Field(gt=0, le=MAX_DEAL_VALUE, decimal_places=2)
+    currency: Currency = "USD"
+    deal_type: DealType = "implementation"
+    lead: LeadAttributes = Field(default_factory=LeadAttributes)
+
+    @property
+    def value_usd(self) -> Decimal:
+        """The deal value in USD at the indicative rate (for the review policy)."""
+        return self.value * USD_PER_UNIT[self.currency]
+
+
+class Qualification(Frozen):
+    """The lead agent's verdict."""
+
+    score: int = Field(ge=0, le=10)
+    qualified: bool
+    icp_fit: bool
+    reasons: tuple[str, ...]
+
+
+class ProjectTask(Frozen):
+    """One task of a delivery project."""
+
+    title: str
+    owner_role: str
+    due_in_days: int
+
+
+class Project(Frozen):
+    """The delivery project created in the project tool."""
+
+    project_id: str
+    name: str
+    template: str
+    tasks: tuple[ProjectTask, ...]
+
+
+class Contract(Frozen):
+    """The rendered contract as stored in the contract repository."""
+
+    contract_id: str
+    template_version: str
+    sha256: str
+    text: str
+
+
+class Envelope(Frozen):
+    """The e-signature envelope sent to the signer."""
+
+    envelope_id: str
+    contract_id: str
+    signer_name: str
+    signer_email: str
+    sent_at: datetime
+
+
+class SignatureEvent(Frozen):
+    """The external event that ended the signature wait."""
+
+    event: SignatureEventName
+    received_at: datetime
+
+
+class InvoiceLine(Frozen):
+    """One line of an invoice."""
+
+    description: str
+    quantity: Decimal
+    unit_price: Decimal
+    amount: Decimal
+
+
+class Invoice(Frozen):
+    """An issued invoice (number assigned by billing, gap-free)."""
+
+    number: str
+    currency: Currency
+    lines: tuple[InvoiceLine, ...]
+    subtotal: Decimal
+    tax_rate: Decimal
+    tax: Decimal
+    total: Decimal
+    issued_on: date
+    due_on: date
+
+
+class InvoiceDraft(Frozen):
+    """An invoice before billing numbers it."""
+
+    currency: Currency
+    lines: tuple[InvoiceLine, ...]
+    subtotal: Decimal
+    tax_rate: Decimal
+    tax: Decimal
+    total: Decimal
+    issued_on: date
+    due_on: date
+
+
+class Failure(Frozen):
+    """A step that still failed after its retries."""
+
+    step: str
+    error_type: str
+    error: str
+    system: str | None = None
+    attempts: int
+    failed_at: datetime
+
+
+ReviewKind = Literal["approval", "failure"]
+Decision = Literal["approve", "reject", "retry"]
+
+
+class ReviewDecision(Frozen):
+    """A person's decision on a review interrupt."""
+
+    kind: ReviewKind
+    decision: Decision
+    comment: str = ""
+    reviewer: str = "reviewer"
+    steps: tuple[str, ...] = ()
+    decided_at: datetime

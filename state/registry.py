@@ -1,0 +1,82 @@
+"""The deal registry: which thread runs each deal, and the status it last reached.
+
+A deal id is claimed once (`INSERT ... ON CONFLICT DO NOTHING`), so starting the
+same deal twice, even from two processes at once, yields one thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from state.database import Pool
+from state.models import DealInput
+
+
+@dataclass(frozen=True)
+class DealRow:
+    """One registered deal."""
+
+    deal_id: str
+    thread_id: str
+    client: str
+    value: Decimal
+    currency: str
+    input: dict[str, Any]
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class DealRegistry:
+    """Reads and writes `dealflow_deals`."""
+
+    def __init__(self, pool: Pool) -> None:
+        """Use `pool` for every query."""
+        self._pool = pool
+
+    def claim(self, deal: DealInput, thread_id: str) -> tuple[DealRow, bool]:
+        """Register the deal if new; return its row and whether this call created it."""
+        with self._pool.connection() as conn:
+            created = conn.execute(
+                "INSERT INTO dealflow_deals (deal_id, thread_id, client, value, currency, input,"
+                " status) VALUES (%s, %s, %s, %s, %s, %s, 'running')"
+                " ON CONFLICT (deal_id) DO NOTHING RETURNING deal_id",
+                (deal.deal_id, thread_id, deal.client, deal.value, deal.currency,
+                 Jsonb(deal.model_dump(mode="json"))),
+            ).fetchone()
+        row = self.find(deal.deal_id)
+        assert row is not None
+        return row, created is not None
+
+    def find(self, ref: str) -> DealRow | None:
+        """The deal whose deal id or thread id is `ref`."""
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT * FROM dealflow_deals WHERE thread_id = %s OR deal_id = %s"
+                " ORDER BY (thread_id = %s) DESC LIMIT 1",
+                (ref, ref, ref),
+            ).fetchone()
+        return DealRow(**row) if row else None
+
+    def set_status(self, thread_id: str, status: str) -> None:
+        """Remember the status a thread reached."""
+        with self._pool.connection() as conn:
+            conn.execute(
+                "UPDATE dealflow_deals SET status = %s, updated_at = now() WHERE thread_id = %s",
+                (status, thread_id),
+            )
+
+    def list(self, status: str | None = None, limit: int = 1000) -> list[DealRow]:
+        """Deals, most recently updated first, optionally only those in `status`."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT * FROM dealflow_deals WHERE (%s::text IS NULL OR status = %s)"
+                " ORDER BY updated_at DESC, deal_id LIMIT %s",
+                (status, status, limit),
+            ).fetchall()
+        return [DealRow(**row) for row in rows]
