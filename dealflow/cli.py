@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("demo", "run the showcase deals end to end (small deal, >$50k review, e-sign outage)")
     run = add("run", "start (or return) a deal's thread and run it until it completes or waits")
-    run.add_argument("--deal-id", required=True, help="your id for the deal (letters, digits, _.:-)")
+    run.add_argument("--deal-id", required=True,
+                     help="your id for the deal (letters, digits, _.:-)")
     run.add_argument("--client", required=True, help="customer name")
     run.add_argument("--value", required=True, help="deal value, e.g. 12500 or 12500.50")
     run.add_argument("--currency", default="USD", help="USD, EUR, GBP, CAD or AUD (default USD)")

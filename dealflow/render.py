@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import BaseModel
+
 from dealflow.reports import DealReport
 from graph.workflow import STEPS
 from state.registry import DealRow
@@ -17,7 +19,9 @@ ERROR_HANDLER_PREFIX = "__error_handler__"
 
 def _fact(update: dict[str, Any], key: str) -> Any:
     value = update.get(key)
-    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return value
 
 
 def describe_step(node: str, update: dict[str, Any]) -> str | None:

@@ -33,7 +33,7 @@ def status_of(snapshot: StateSnapshot) -> Status:
     if snapshot.next:
         return "failed" if any(task.error for task in snapshot.tasks) else "running"
     outcome = snapshot.values.get("outcome") if isinstance(snapshot.values, dict) else None
-    return outcome or "running"  # type: ignore[no-any-return]
+    return outcome or "running"
 
 
 def pending_of(snapshot: StateSnapshot) -> dict[str, Any] | None:

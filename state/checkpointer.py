@@ -43,7 +43,7 @@ def checkpoint_serializer() -> JsonPlusSerializer:
 
 def make_checkpointer(pool: Pool) -> PostgresSaver:
     """A `PostgresSaver` on `pool` using the strict serializer."""
-    return PostgresSaver(pool, serde=checkpoint_serializer())  # type: ignore[arg-type]
+    return PostgresSaver(pool, serde=checkpoint_serializer())
 
 
 def setup_database(pool: Pool) -> list[str]:

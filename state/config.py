@@ -34,10 +34,14 @@ class Settings(BaseModel):
     database_url: str | None = Field(
         default=None, description="Postgres URL; None starts the embedded server in data_dir."
     )
-    data_dir: Path = Field(default=Path(".dealflow"), description="Where the embedded server lives.")
+    data_dir: Path = Field(
+        default=Path(".dealflow"), description="Where the embedded server keeps its data."
+    )
     supervisor: SupervisorMode = "rules"
     review_threshold_usd: Decimal = Field(default=Decimal("50000"), gt=0)
-    max_attempts: int = Field(default=3, ge=1, le=20, description="Attempts per step, first included.")
+    max_attempts: int = Field(
+        default=3, ge=1, le=20, description="Attempts per step, the first included."
+    )
     retry_initial_interval: float = Field(default=0.5, ge=0, le=60)
     retry_backoff_factor: float = Field(default=2.0, ge=1, le=10)
     retry_max_interval: float = Field(default=10.0, ge=0, le=600)
@@ -72,7 +76,7 @@ class Settings(BaseModel):
                 values[field] = _parse_env(field, var, raw.strip())
         values.update({k: v for k, v in overrides.items() if v is not None})
         try:
-            return cls(**values)  # type: ignore[arg-type]
+            return cls(**values)
         except ValueError as exc:
             raise ConfigError(_first_error(exc)) from exc
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import psycopg
 from psycopg import Connection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool
@@ -39,8 +40,19 @@ def resolve_database_url(settings: Settings) -> str:
     return embedded_database_url(settings.data_dir)
 
 
+def check_connection(url: str, timeout: int = 5) -> None:
+    """Connect once, failing fast with the server's own reason (first line)."""
+    try:
+        psycopg.connect(url, connect_timeout=timeout).close()
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DatabaseUnavailable(f"cannot connect to Postgres at {redact_url(url)}: {reason}")\
+            from exc
+
+
 def open_pool(url: str, *, max_size: int = 10, timeout: float = 10.0) -> Pool:
-    """Open a connection pool and check that the server answers."""
+    """Open a connection pool after checking that the server answers."""
+    check_connection(url)
     pool: Pool = ConnectionPool(
         url,
         min_size=1,

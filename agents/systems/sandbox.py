@@ -197,7 +197,8 @@ class SandboxBilling(_SandboxSystem):
                      draft.tax, draft.total, draft.issued_on, draft.due_on),
                 )
                 conn.execute("UPDATE sandbox_billing_counter SET last_number = %s", (seq,))
-        row = self._rows("SELECT * FROM sandbox_billing_invoices WHERE idempotency_key = %s", key)[0]
+        row = self._rows(
+            "SELECT * FROM sandbox_billing_invoices WHERE idempotency_key = %s", key)[0]
         return Invoice(
             number=row["number"], currency=row["currency"], lines=tuple(row["lines"]),
             subtotal=row["subtotal"], tax_rate=row["tax_rate"], tax=row["tax"],
