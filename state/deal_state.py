@@ -7,7 +7,7 @@ exactly one node per super-step.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
@@ -34,16 +34,7 @@ Status = Literal[
     "rejected",
     "failed",
 ]
-STATUSES: tuple[Status, ...] = (
-    "running",
-    "waiting_review",
-    "waiting_signature",
-    "completed",
-    "disqualified",
-    "declined",
-    "rejected",
-    "failed",
-)
+STATUSES: tuple[Status, ...] = get_args(Status)
 
 
 def merge_failures(

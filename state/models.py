@@ -151,20 +151,6 @@ class InvoiceLine(Frozen):
     amount: Decimal
 
 
-class Invoice(Frozen):
-    """An issued invoice (number assigned by billing, gap-free)."""
-
-    number: str
-    currency: Currency
-    lines: tuple[InvoiceLine, ...]
-    subtotal: Decimal
-    tax_rate: Decimal
-    tax: Decimal
-    total: Decimal
-    issued_on: date
-    due_on: date
-
-
 class InvoiceDraft(Frozen):
     """An invoice before billing numbers it."""
 
@@ -176,6 +162,12 @@ class InvoiceDraft(Frozen):
     total: Decimal
     issued_on: date
     due_on: date
+
+
+class Invoice(InvoiceDraft):
+    """An issued invoice: the draft plus the number billing assigned (gap-free)."""
+
+    number: str
 
 
 class Failure(Frozen):
