@@ -1,32 +1,35 @@
 """The Python API every entry point uses: start, resume, signal, inspect deals.
 
 One `DealService` holds a connection pool, the compiled graph with the Postgres
-checkpointer, and the systems of record. Every method is safe to call from a
-fresh process: all state lives in Postgres.
+checkpointer, the systems of record and the shared data layer. Every method is
+safe to call from a fresh process: all state lives in Postgres. A thread is
+driven by one process at a time (an advisory lock); the others get `Busy`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.types import Command
+from langgraph.types import Command, StateSnapshot
 from pydantic import ValidationError
 
-from agents.context import DealContext
+from agents.context import DealContext, build_data_layer, build_systems
 from agents.systems import Systems
-from agents.systems.faults import FaultInjector
-from agents.systems.sandbox import sandbox_systems
-from dealflow.errors import DealConflict, InvalidInput, NotFound, NotWaiting, Unavailable
+from dealflow.errors import Busy, DealConflict, InvalidInput, NotFound, NotWaiting, Unavailable
 from dealflow.reports import DealReport, build_report, deal_state_of, status_of
 from graph.builder import build_graph
 from graph.review import ReviewAnswerError, parse_review_answer, review_kind
 from graph.signature import SignatureEventError, parse_signature_event
+from state.audit import AuditEntry
 from state.checkpointer import make_checkpointer, setup_database
 from state.config import Settings
+from state.crash import crash_hook
 from state.database import DatabaseUnavailable, open_pool, resolve_database_url
 from state.embedded import EmbeddedPostgresError
+from state.locks import ThreadBusy, thread_is_held, thread_lock
 from state.models import DealInput
 from state.registry import DealRegistry, DealRow
 
@@ -66,11 +69,12 @@ class DealService:
             raise Unavailable(str(exc)) from exc
         self.settings = settings.model_copy(update={"database_url": url})
         setup_database(self.pool)
-        faults = FaultInjector(settings.sandbox_outage, settings.sandbox_latency_ms)
-        self.systems = systems or sandbox_systems(self.pool, faults)
-        self.context = DealContext(settings=self.settings, systems=self.systems)
+        self.systems = systems or build_systems(self.pool, self.settings)
+        self.data = build_data_layer(self.pool, self.settings)
+        self.context = DealContext(settings=self.settings, systems=self.systems, data=self.data)
         self.graph = build_graph(self.settings).compile(checkpointer=make_checkpointer(self.pool))
         self.registry = DealRegistry(self.pool)
+        self._crash = crash_hook(self.settings.crash_at)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -97,24 +101,21 @@ class DealService:
                 f"deal {deal.deal_id} already exists (thread {row.thread_id}) with different "
                 "terms; see: dealflow status " + row.thread_id
             )
-        snapshot = self.graph.get_state(self._config(row.thread_id))
-        if snapshot.created_at is None:
-            return self._drive(row.thread_id, {"deal": deal}, on_step)
-        if status_of(snapshot) in ("running", "failed"):
-            return self._drive(row.thread_id, None, on_step)
-        return build_report(row.thread_id, snapshot)
+        with self._locked(row.thread_id):
+            return self._continue(row, on_step)
 
     def resume(
         self, ref: str, answer: dict[str, Any] | str, on_step: StepCallback | None = None
     ) -> DealReport:
         """Answer the pending review of a thread (`approve`, `reject` or `retry`)."""
-        row, snapshot = self._waiting(ref, "waiting_review", "a review")
-        kind = review_kind(deal_state_of(snapshot))
-        try:
-            parsed = parse_review_answer(answer, kind)
-        except ReviewAnswerError as exc:
-            raise InvalidInput(f"thread {row.thread_id}: {exc}") from None
-        return self._drive(row.thread_id, Command(resume=parsed.model_dump()), on_step)
+        row = self._row(ref)
+        with self._locked(row.thread_id):
+            snapshot = self._waiting(row, "waiting_review", "a review")
+            try:
+                parsed = parse_review_answer(answer, review_kind(deal_state_of(snapshot)))
+            except ReviewAnswerError as exc:
+                raise InvalidInput(f"thread {row.thread_id}: {exc}") from None
+            return self._drive(row.thread_id, Command(resume=parsed.model_dump()), on_step)
 
     def event(self, ref: str, event: str, on_step: StepCallback | None = None) -> DealReport:
         """Deliver an external signature event to a thread waiting for one."""
@@ -122,21 +123,35 @@ class DealService:
             name = parse_signature_event(event)
         except SignatureEventError as exc:
             raise InvalidInput(str(exc)) from None
-        row, _ = self._waiting(ref, "waiting_signature", "a signature event")
-        return self._drive(row.thread_id, Command(resume={"event": name}), on_step)
+        row = self._row(ref)
+        with self._locked(row.thread_id):
+            self._waiting(row, "waiting_signature", "a signature event")
+            return self._drive(row.thread_id, Command(resume={"event": name}), on_step)
+
+    def recover(self, on_step: StepCallback | None = None) -> list[DealReport]:
+        """Continue every thread whose process died mid-run; skip those still running."""
+        reports = []
+        for row in self.registry.list("running"):
+            try:
+                with self._locked(row.thread_id, wait=False):
+                    reports.append(self._continue(row, on_step))
+            except Busy:
+                continue
+        return reports
 
     # -- queries ----------------------------------------------------------------
     def status(self, ref: str) -> DealReport:
         """The thread's status, completed steps, pending interrupt and facts."""
         row = self._row(ref)
-        snapshot = self.graph.get_state(self._config(row.thread_id))
+        snapshot = self._snapshot(row.thread_id)
         if snapshot.created_at is None:
             raise NotFound(f"thread {row.thread_id} has not run yet; start it with dealflow run")
         return build_report(row.thread_id, snapshot)
 
-    def threads(self, status: str | None = None) -> list[DealRow]:
-        """Registered deals with their last known status, newest first."""
-        return self.registry.list(status)
+    def threads(self, status: str | None = None) -> list[tuple[DealRow, bool]]:
+        """Registered deals, newest first, each with whether a live process drives it."""
+        return [(row, row.status == "running" and thread_is_held(self.pool, row.thread_id))
+                for row in self.registry.list(status)]
 
     def history(self, ref: str) -> list[dict[str, Any]]:
         """Every checkpoint of the thread, oldest first (step, node, status, next)."""
@@ -144,12 +159,11 @@ class DealService:
         entries = []
         for snapshot in self.graph.get_state_history(self._config(row.thread_id)):
             values = snapshot.values if isinstance(snapshot.values, dict) else {}
+            metadata = snapshot.metadata or {}
             entries.append({
                 "checkpoint_id": snapshot.config["configurable"]["checkpoint_id"],
-                "step": snapshot.metadata.get("step") if snapshot.metadata else None,
-                "source": snapshot.metadata.get("source") if snapshot.metadata else None,
-                "created_at": snapshot.created_at,
-                "next": list(snapshot.next),
+                "step": metadata.get("step"), "source": metadata.get("source"),
+                "created_at": snapshot.created_at, "next": list(snapshot.next),
                 "completed_steps": list(values.get("completed_steps", [])),
                 "status": status_of(snapshot) if values.get("deal") else "running",
             })
@@ -164,9 +178,17 @@ class DealService:
         """What each system of record holds for the deal (by deal id or thread id)."""
         return self.systems.records(self._row(ref).deal_id)
 
+    def audit(self, ref: str, *, agent: str | None = None, key: str | None = None
+              ) -> list[AuditEntry]:
+        """The deal's audit trail in order, optionally for one agent or context key."""
+        return self.data.audit.entries(self._row(ref).deal_id, agent=agent, key=key)
+
     # -- internals --------------------------------------------------------------
     def _config(self, thread_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": thread_id}}
+
+    def _snapshot(self, thread_id: str) -> StateSnapshot:
+        return self.graph.get_state(self._config(thread_id))
 
     def _row(self, ref: str) -> DealRow:
         row = self.registry.find(ref)
@@ -174,27 +196,52 @@ class DealService:
             raise NotFound(f"no deal or thread {ref!r}")
         return row
 
-    def _waiting(self, ref: str, status: str, what: str) -> tuple[DealRow, Any]:
-        row = self._row(ref)
-        snapshot = self.graph.get_state(self._config(row.thread_id))
+    @contextmanager
+    def _locked(self, thread_id: str, *, wait: bool = True) -> Iterator[None]:
+        seconds = self.settings.busy_wait_seconds if wait else 0
+        try:
+            with thread_lock(self.pool, thread_id, wait_seconds=seconds):
+                yield
+        except ThreadBusy as exc:
+            raise Busy(str(exc)) from None
+
+    def _continue(self, row: DealRow, on_step: StepCallback | None) -> DealReport:
+        snapshot = self._snapshot(row.thread_id)
+        if snapshot.created_at is None:
+            return self._drive(row.thread_id, {"deal": DealInput(**row.input)}, on_step)
+        if status_of(snapshot) in ("running", "failed"):
+            return self._drive(row.thread_id, None, on_step)
+        self.registry.set_status(row.thread_id, status_of(snapshot))
+        return build_report(row.thread_id, snapshot)
+
+    def _waiting(self, row: DealRow, status: str, what: str) -> StateSnapshot:
+        snapshot = self._snapshot(row.thread_id)
         current = status_of(snapshot) if snapshot.created_at else "not started"
+        if current == "running":
+            raise NotWaiting(f"thread {row.thread_id} stopped mid-run and is not waiting for "
+                             f"{what}; continue it with: dealflow recover")
         if current != status:
             raise NotWaiting(f"thread {row.thread_id} is {current}, not waiting for {what}")
-        return row, snapshot
+        return snapshot
 
-    def _drive(
-        self, thread_id: str, payload: Any, on_step: StepCallback | None
-    ) -> DealReport:
+    def _drive(self, thread_id: str, payload: Any, on_step: StepCallback | None) -> DealReport:
         config = self._config(thread_id)
+        self.registry.set_status(thread_id, "running")
         try:
-            for chunk in self.graph.stream(
-                payload, config, context=self.context, stream_mode="updates", durability="sync"
+            for mode, raw in self.graph.stream(
+                payload, config, context=self.context,
+                stream_mode=["updates", "checkpoints"], durability="sync",
             ):
+                chunk: dict[str, Any] = raw  # type: ignore[assignment]
+                if mode == "checkpoints":
+                    for step in chunk["values"].get("completed_steps", []):
+                        self._crash(step, "after_checkpoint")
+                    continue
                 for node, update in chunk.items():
                     if on_step is not None and node != "__interrupt__":
                         on_step(node, update if isinstance(update, dict) else {})
         finally:
-            snapshot = self.graph.get_state(config)
+            snapshot = self._snapshot(thread_id)
             if snapshot.created_at is not None:
                 self.registry.set_status(thread_id, status_of(snapshot))
         return build_report(thread_id, snapshot)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -17,14 +19,18 @@ from dealflow.api import DealService, parse_deal
 from dealflow.errors import DealflowError, InvalidInput
 from dealflow.render import (
     describe_step,
+    render_audit,
     render_history,
     render_records,
     render_report,
     render_threads,
 )
+from dealflow.reports import DealReport
 from state.config import ConfigError, Settings
+from state.database import DatabaseUnavailable, check_connection, resolve_database_url
 from state.deal_state import STATUSES
 from state.models import SIGNATURE_EVENTS
+from state.subscriptions import ContextSubscription
 
 EPILOG = """examples:
   dealflow run --deal-id D-1001 --client "Acme GmbH" --value 12500
@@ -94,6 +100,20 @@ def build_parser() -> argparse.ArgumentParser:
     history.add_argument("thread", help="thread id (or deal id)")
     records = add("records", "show what each system of record holds for a deal")
     records.add_argument("deal_id", help="deal id")
+    audit = add("audit", "show who did what for a deal, in order")
+    audit.add_argument("deal_id", help="deal id (or thread id)")
+    audit.add_argument("--agent", help="only this agent (lead, project, contract, finance, "
+                       "supervisor, human, esign)")
+    audit.add_argument("--key", help="only writes of this context key, e.g. D-1.qualified")
+    add("recover", "continue every thread whose process died mid-run")
+    watch = add("watch", "follow a deal's shared-context changes as they commit (JSON lines "
+                "with --json)")
+    watch.add_argument("deal_id", help="deal id")
+    watch.add_argument("--key", help="only this key, e.g. D-1.qualified")
+    watch.add_argument("--since", type=int, default=0, metavar="CHANGE_ID",
+                       help="start after this change id (default: from the beginning)")
+    watch.add_argument("--count", type=int, metavar="N", help="stop after N changes")
+    watch.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
     return parser
 
 
@@ -111,41 +131,102 @@ def _load_lead(path: Path | None) -> dict[str, Any]:
     return data
 
 
-def _cmd_run(service: DealService, args: argparse.Namespace, progress: Callable[..., None] | None
-             ) -> Any:
+Progress = Callable[[str, dict[str, Any]], None] | None
+Result = tuple[Any, str]
+
+
+def _report(report: DealReport) -> Result:
+    return report.model_dump(mode="json"), render_report(report)
+
+
+def _cmd_run(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
     deal = parse_deal({
         "deal_id": args.deal_id, "client": args.client, "value": args.value,
         "currency": args.currency, "deal_type": args.deal_type, "lead": _load_lead(args.lead),
     })
-    return service.start(deal, on_step=progress)
+    return _report(service.start(deal, on_step=progress))
 
 
-def _dispatch(service: DealService, args: argparse.Namespace) -> tuple[Any, str]:
-    progress = None if args.json else _print_progress
-    command = args.command
-    if command == "run":
-        report = _cmd_run(service, args, progress)
-    elif command == "resume":
-        answer = {"decision": args.decision, "comment": args.comment, "reviewer": args.reviewer}
-        report = service.resume(args.thread, answer, on_step=progress)
-    elif command == "event":
-        report = service.event(args.thread, args.event, on_step=progress)
-    elif command == "status":
-        report = service.status(args.thread)
-    elif command == "threads":
-        rows = service.threads(args.status)
-        data = {"threads": [{"thread_id": r.thread_id, "deal_id": r.deal_id, "client": r.client,
-                             "value": str(r.value), "currency": r.currency, "status": r.status,
-                             "updated_at": r.updated_at.isoformat()} for r in rows]}
-        return data, render_threads(rows)
-    elif command == "history":
-        entries = service.history(args.thread)
-        return {"thread": args.thread, "history": entries}, render_history(entries)
-    else:
-        deal_id = service.deal(args.deal_id).deal_id
-        records = service.records(deal_id)
-        return {"deal_id": deal_id, **records}, render_records(deal_id, records)
-    return report.model_dump(mode="json"), render_report(report)
+def _cmd_resume(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
+    answer = {"decision": args.decision, "comment": args.comment, "reviewer": args.reviewer}
+    return _report(service.resume(args.thread, answer, on_step=progress))
+
+
+def _cmd_event(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
+    return _report(service.event(args.thread, args.event, on_step=progress))
+
+
+def _cmd_status(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
+    return _report(service.status(args.thread))
+
+
+def _cmd_threads(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
+    rows = service.threads(args.status)
+    data = {"threads": [{"thread_id": r.thread_id, "deal_id": r.deal_id, "client": r.client,
+                         "value": str(r.value), "currency": r.currency, "status": r.status,
+                         "active": active, "updated_at": r.updated_at.isoformat()}
+                        for r, active in rows]}
+    return data, render_threads(rows)
+
+
+def _cmd_history(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
+    checkpoints = service.history(args.thread)
+    return {"thread": args.thread, "history": checkpoints}, render_history(checkpoints)
+
+
+def _cmd_records(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
+    deal_id = service.deal(args.deal_id).deal_id
+    records = service.records(deal_id)
+    return {"deal_id": deal_id, **records}, render_records(deal_id, records)
+
+
+def _cmd_audit(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
+    deal_id = service.deal(args.deal_id).deal_id
+    entries = service.audit(deal_id, agent=args.agent, key=args.key)
+    return {"deal_id": deal_id, "entries": [asdict(e) for e in entries]}, render_audit(entries)
+
+
+def _cmd_recover(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
+    reports = service.recover(on_step=progress)
+    text = "\n\n".join(render_report(r) for r in reports) or "nothing to recover"
+    return {"recovered": [r.model_dump(mode="json") for r in reports]}, text
+
+
+COMMANDS: dict[str, Callable[[DealService, argparse.Namespace, Progress], Result]] = {
+    "run": _cmd_run, "resume": _cmd_resume, "event": _cmd_event, "status": _cmd_status,
+    "threads": _cmd_threads, "history": _cmd_history, "records": _cmd_records,
+    "audit": _cmd_audit, "recover": _cmd_recover,
+}
+
+
+def _watch(settings: Settings, args: argparse.Namespace) -> int:
+    url = resolve_database_url(settings)
+    check_connection(url)
+    deadline = time.monotonic() + args.seconds if args.seconds else None
+    seen = 0
+
+    def stop() -> bool:
+        return (args.count is not None and seen >= args.count) or (
+            deadline is not None and time.monotonic() >= deadline)
+
+    try:
+        subscription = ContextSubscription(url, deal_id=None if args.key else args.deal_id,
+                                           key=args.key, after=args.since, poll_seconds=0.2)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    def reconnecting(last: int) -> None:
+        print(f"dealflow watch: connection lost; reconnecting, catching up after change {last}",
+              file=sys.stderr, flush=True)
+
+    for change in subscription.follow(stop, reconnecting):
+        seen += 1
+        if args.json:
+            print(json.dumps(asdict(change), default=str), flush=True)
+        else:
+            print(f"#{change.change_id} {change.written_at:%H:%M:%S} {change.key} "
+                  f"v{change.version} by {change.writer}: {json.dumps(change.value)}",
+                  flush=True)
+    return 0
 
 
 def _print_progress(node: str, update: dict[str, Any]) -> None:
@@ -170,12 +251,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = _settings(args)
+        if args.command == "watch":
+            return _watch(settings, args)
         if args.command == "demo":
             from dealflow.demo import run_demo
 
             return run_demo(settings, as_json=bool(args.json))
+        progress = None if args.json else _print_progress
         with DealService(settings) as service:
-            data, text = _dispatch(service, args)
+            data, text = COMMANDS[args.command](service, args, progress)
+    except DatabaseUnavailable as exc:
+        print(f"dealflow {args.command}: error: {exc}", file=sys.stderr)
+        return 5
     except (DealflowError, ConfigError) as exc:
         print(f"dealflow {args.command}: error: {exc}", file=sys.stderr)
         return getattr(exc, "exit_code", 2)

@@ -33,6 +33,12 @@ class DealConflict(DealflowError):
     exit_code = 4
 
 
+class Busy(DealflowError):
+    """Another process is running or resuming the thread."""
+
+    exit_code = 6
+
+
 class Unavailable(DealflowError):
     """Postgres (or the embedded server) cannot be reached."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,6 +10,7 @@ from pydantic import BaseModel
 
 from dealflow.reports import DealReport
 from graph.workflow import STEPS
+from state.audit import AuditEntry
 from state.registry import DealRow
 
 AGENT_OF = {spec.name: f"{spec.agent} agent" for spec in STEPS}
@@ -108,15 +110,46 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     )
 
 
-def render_threads(rows: Sequence[DealRow]) -> str:
+def thread_status(row: DealRow, active: bool) -> str:
+    """A thread's listed status: `running` ones say whether a process still drives them."""
+    if row.status != "running":
+        return row.status
+    return "running" if active else "running (process gone: dealflow recover)"
+
+
+def render_threads(rows: Sequence[tuple[DealRow, bool]]) -> str:
     """The `threads` listing."""
     if not rows:
         return "no threads"
     return render_table(
         ("THREAD", "DEAL", "CLIENT", "VALUE", "STATUS", "UPDATED"),
-        [(r.thread_id, r.deal_id, r.client, f"{r.value:,.2f} {r.currency}", r.status,
-          r.updated_at.strftime("%Y-%m-%d %H:%M:%S")) for r in rows],
+        [(r.thread_id, r.deal_id, r.client, f"{r.value:,.2f} {r.currency}",
+          thread_status(r, active), r.updated_at.strftime("%Y-%m-%d %H:%M:%S"))
+         for r, active in rows],
     )
+
+
+def render_audit(entries: Sequence[AuditEntry]) -> str:
+    """The `audit` listing: who did what, in order."""
+    if not entries:
+        return "no audit entries"
+    return render_table(
+        ("#", "TIME", "AGENT", "STEP", "ACTION", "WHAT"),
+        [(e.id, e.at.strftime("%H:%M:%S.%f")[:-3], e.agent, e.step or "-", e.action,
+          _audit_what(e)) for e in entries],
+    )
+
+
+def _audit_what(entry: AuditEntry) -> str:
+    detail = entry.detail
+    if entry.action == "context.write":
+        return f"{entry.key} v{detail.get('version')} = {json.dumps(detail.get('value'))[:60]}"
+    if entry.action.startswith("effect."):
+        return str(detail.get("effect"))
+    if entry.action == "review.decision":
+        why = f" ({entry.reason})" if entry.reason else ""
+        return f"{detail.get('decision')} by {entry.actor}{why}"
+    return (entry.reason or "")[:80]
 
 
 def render_history(entries: Sequence[dict[str, Any]]) -> str:

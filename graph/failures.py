@@ -13,7 +13,7 @@ from langgraph.errors import NodeError
 from langgraph.runtime import Runtime
 from langgraph.types import Command, RetryPolicy
 
-from agents.context import DealContext, context_of
+from agents.context import DealContext, context_of, data_for, once_key, origin_of
 from agents.systems import SystemUnavailable
 from graph.router import SUPERVISOR_NODE
 from state.config import Settings
@@ -21,6 +21,13 @@ from state.deal_state import DealState
 from state.models import Failure
 
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (SystemUnavailable, psycopg.OperationalError)
+
+
+def agent_of(step_name: str) -> str:
+    """The agent that runs a declared step (`supervisor` for anything else)."""
+    from graph.workflow import STEPS  # the workflow imports the nodes, not the other way
+
+    return next((spec.agent for spec in STEPS if spec.name == step_name), "supervisor")
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -49,5 +56,10 @@ def escalate_failure(
         system=getattr(exc, "system", None),
         attempts=attempts,
         failed_at=datetime.now(UTC),
+    )
+    data_for(runtime).audit.append(
+        origin_of(runtime, state.deal.deal_id, agent_of(error.node), error.node), "step.failed",
+        reason=failure.error, detail=failure.model_dump(mode="json"),
+        dedupe_key=once_key(runtime, "failed"),
     )
     return Command(update={"failures": {error.node: failure}}, goto=SUPERVISOR_NODE)

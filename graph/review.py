@@ -17,7 +17,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.context import DealContext, context_of
+from agents.context import DealContext, context_of, data_for, once_key, origin_of
 from state.config import Settings
 from state.deal_state import DealState
 from state.models import Decision, Name, ReviewDecision, ReviewKind
@@ -136,6 +136,12 @@ def human_review(state: DealState, runtime: Runtime[DealContext]) -> dict[str, A
     decision = ReviewDecision(
         kind=kind, decision=answer.decision, comment=answer.comment, reviewer=answer.reviewer,
         steps=tuple(sorted(state.failures)), decided_at=datetime.now(UTC),
+    )
+    data_for(runtime).audit.append(
+        origin_of(runtime, state.deal.deal_id, "human", "human_review"), "review.decision",
+        actor=answer.reviewer, reason=answer.comment or None,
+        detail={"kind": kind, "decision": answer.decision, "steps": list(decision.steps)},
+        dedupe_key=once_key(runtime, "review"),
     )
     update: dict[str, Any] = {"reviews": [decision]}
     if answer.decision == "retry":

@@ -8,7 +8,7 @@ from langgraph.graph import END
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
-from agents.context import DealContext, context_of
+from agents.context import DealContext, context_of, data_for, once_key, origin_of
 from graph import workflow
 from state.config import Settings
 from state.deal_state import DealState, Outcome
@@ -54,9 +54,20 @@ def decide(state: DealState, settings: Settings) -> Route:
     return Route(goto=names, reason="ready: " + ", ".join(names))
 
 
+def audit_route(runtime: Runtime[DealContext], state: DealState, route: Route) -> None:
+    """Append the routing decision to the audit trail (once per checkpoint)."""
+    origin = origin_of(runtime, state.deal.deal_id, "supervisor", SUPERVISOR_NODE)
+    data_for(runtime).audit.append(
+        origin, "route.end" if route.outcome else "route",
+        reason=route.reason, detail={"goto": list(route.goto), "outcome": route.outcome},
+        dedupe_key=once_key(runtime, "route"),
+    )
+
+
 def supervisor(state: DealState, runtime: Runtime[DealContext]) -> Command[str]:
     """Route to the next step(s), to review, or end the thread with its outcome."""
     route = decide(state, context_of(runtime).settings)
+    audit_route(runtime, state, route)
     if route.outcome is not None:
         return Command(goto=END, update={"outcome": route.outcome})
     return Command(goto=list(route.goto))

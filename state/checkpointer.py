@@ -21,6 +21,7 @@ CHECKPOINT_TYPES: tuple[type, ...] = (
     models.DealInput,
     models.LeadAttributes,
     models.Qualification,
+    models.LeadRecord,
     models.ProjectTask,
     models.Project,
     models.Contract,

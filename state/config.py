@@ -52,6 +52,25 @@ class Settings(BaseModel):
         default_factory=dict, description="System name → number of calls that fail."
     )
     sandbox_latency_ms: int = Field(default=0, ge=0, le=60_000)
+    systems_factory: str | None = Field(
+        default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="module:function building the systems of record (default: the sandbox).",
+    )
+    busy_wait_seconds: float = Field(
+        default=0, ge=0, le=3600, description="Wait this long for a busy thread (0: fail)."
+    )
+    crash_at: str | None = Field(
+        default=None, description="Crash-test hook: SIGKILL at step:phase (see state.crash)."
+    )
+
+    @field_validator("crash_at")
+    @classmethod
+    def _crash_point(cls, value: str | None) -> str | None:
+        if value:
+            from state.crash import parse_crash_point
+
+            parse_crash_point(value)
+        return value
 
     @field_validator("sandbox_outage")
     @classmethod
@@ -95,6 +114,9 @@ _ENV_VARS = {
     "payment_terms_days": "DEALFLOW_PAYMENT_TERMS_DAYS",
     "sandbox_outage": "DEALFLOW_SANDBOX_OUTAGE",
     "sandbox_latency_ms": "DEALFLOW_SANDBOX_LATENCY_MS",
+    "systems_factory": "DEALFLOW_SYSTEMS",
+    "busy_wait_seconds": "DEALFLOW_BUSY_WAIT_SECONDS",
+    "crash_at": "DEALFLOW_CRASH_AT",
 }
 
 

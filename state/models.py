@@ -99,6 +99,16 @@ class Qualification(Frozen):
     reasons: tuple[str, ...]
 
 
+class LeadRecord(Frozen):
+    """The CRM's lead record after qualification."""
+
+    record_id: int
+    deal_id: str
+    score: int
+    qualified: bool
+    icp_fit: bool
+
+
 class ProjectTask(Frozen):
     """One task of a delivery project."""
 

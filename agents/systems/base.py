@@ -1,7 +1,9 @@
 """Interfaces of the systems of record and the error they raise when down.
 
-Every mutating call takes an idempotency `key` (deal and step): calling again
-with the same key returns the record made the first time, never a second one.
+Every mutating call takes an idempotency `key` (deal and step). The effect
+ledger makes sure a call happens once; `lookup(key)` lets it ask a system whether
+an interrupted call went through. The sandbox is idempotent by key as well; a
+real provider need not be.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from state.models import (
     Envelope,
     Invoice,
     InvoiceDraft,
+    LeadRecord,
     Project,
     ProjectTask,
     Qualification,
@@ -34,8 +37,14 @@ class SystemUnavailable(ConnectionError):
 class CRM(Protocol):
     """The CRM holding lead records."""
 
-    def record_qualification(self, deal: DealInput, result: Qualification, *, key: str) -> Record:
+    def record_qualification(
+        self, deal: DealInput, result: Qualification, *, key: str
+    ) -> LeadRecord:
         """Update the lead record with the qualification result."""
+        ...
+
+    def lookup(self, key: str) -> LeadRecord | None:
+        """The update made with idempotency `key`, if the CRM has it."""
         ...
 
     def records(self, deal_id: str) -> list[Record]:
@@ -52,6 +61,10 @@ class ProjectTool(Protocol):
         """Create the delivery project and its tasks."""
         ...
 
+    def lookup(self, key: str) -> Project | None:
+        """The project created with idempotency `key`, if any."""
+        ...
+
     def records(self, deal_id: str) -> list[Record]:
         """Projects (with tasks) of the deal."""
         ...
@@ -64,6 +77,10 @@ class ContractRepository(Protocol):
         self, deal_id: str, text: str, sha256: str, template_version: str, *, key: str
     ) -> Contract:
         """Store the contract text and its hash."""
+        ...
+
+    def lookup(self, key: str) -> Contract | None:
+        """The contract stored with idempotency `key`, if any."""
         ...
 
     def records(self, deal_id: str) -> list[Record]:
@@ -80,6 +97,10 @@ class ESign(Protocol):
         """Send the contract to the signer."""
         ...
 
+    def lookup(self, key: str) -> Envelope | None:
+        """The envelope sent with idempotency `key`, if any."""
+        ...
+
     def records(self, deal_id: str) -> list[Record]:
         """Envelopes of the deal."""
         ...
@@ -90,6 +111,10 @@ class Billing(Protocol):
 
     def issue_invoice(self, deal_id: str, draft: InvoiceDraft, *, key: str) -> Invoice:
         """Number and send the invoice."""
+        ...
+
+    def lookup(self, key: str) -> Invoice | None:
+        """The invoice issued with idempotency `key`, if any."""
         ...
 
     def records(self, deal_id: str) -> list[Record]:

@@ -21,6 +21,7 @@ from state.models import (
     Envelope,
     Invoice,
     InvoiceDraft,
+    LeadRecord,
     Project,
     ProjectTask,
     Qualification,
@@ -38,14 +39,20 @@ class _SandboxSystem:
         with self._pool.connection() as conn:
             return [dict(row) for row in conn.execute(sql, params).fetchall()]
 
+    def _by_key(self, table: str, key: str) -> Record | None:
+        rows = self._rows(f"SELECT * FROM {table} WHERE idempotency_key = %s", key)
+        return rows[0] if rows else None
+
 
 class SandboxCRM(_SandboxSystem):
     """Lead records."""
 
     system = "crm"
 
-    def record_qualification(self, deal: DealInput, result: Qualification, *, key: str) -> Record:
-        """Upsert-once the lead record with the score; a repeated key returns the first."""
+    def record_qualification(
+        self, deal: DealInput, result: Qualification, *, key: str
+    ) -> LeadRecord:
+        """Record the score on the lead once per key; a repeated key returns the first."""
         self._faults.before_call(self.system)
         with self._pool.connection() as conn:
             conn.execute(
@@ -55,11 +62,17 @@ class SandboxCRM(_SandboxSystem):
                 (deal.deal_id, key, deal.client, deal.lead.contact_email, result.score,
                  result.qualified, result.icp_fit, Jsonb(list(result.reasons))),
             )
-            row = conn.execute(
-                "SELECT * FROM sandbox_crm_leads WHERE idempotency_key = %s", (key,)
-            ).fetchone()
-        assert row is not None
-        return dict(row)
+        found = self.lookup(key)
+        assert found is not None
+        return found
+
+    def lookup(self, key: str) -> LeadRecord | None:
+        """The lead update made with `key`."""
+        row = self._by_key("sandbox_crm_leads", key)
+        if row is None:
+            return None
+        return LeadRecord(record_id=row["id"], deal_id=row["deal_id"], score=row["score"],
+                          qualified=row["qualified"], icp_fit=row["icp_fit"])
 
     def records(self, deal_id: str) -> list[Record]:
         """Lead records of the deal."""
@@ -92,10 +105,15 @@ class SandboxProjectTool(_SandboxSystem):
                         [(row["project_id"], i, t.title, t.owner_role, t.due_in_days)
                          for i, t in enumerate(tasks, start=1)],
                     )
-        return self._load(key)
+        found = self.lookup(key)
+        assert found is not None
+        return found
 
-    def _load(self, key: str) -> Project:
-        project = self._rows("SELECT * FROM sandbox_pm_projects WHERE idempotency_key = %s", key)[0]
+    def lookup(self, key: str) -> Project | None:
+        """The project created with `key`, with its tasks."""
+        project = self._by_key("sandbox_pm_projects", key)
+        if project is None:
+            return None
         tasks = self._rows(
             "SELECT title, owner_role, due_in_days FROM sandbox_pm_tasks"
             " WHERE project_id = %s ORDER BY position", project["project_id"])
@@ -132,7 +150,15 @@ class SandboxContracts(_SandboxSystem):
                 " ON CONFLICT (idempotency_key) DO NOTHING",
                 (deal_id, key, template_version, sha256, text),
             )
-        row = self._rows("SELECT * FROM sandbox_contracts WHERE idempotency_key = %s", key)[0]
+        found = self.lookup(key)
+        assert found is not None
+        return found
+
+    def lookup(self, key: str) -> Contract | None:
+        """The contract stored with `key`."""
+        row = self._by_key("sandbox_contracts", key)
+        if row is None:
+            return None
         return Contract(contract_id=row["contract_id"], template_version=row["template_version"],
                         sha256=row["sha256"], text=row["body"])
 
@@ -160,7 +186,15 @@ class SandboxESign(_SandboxSystem):
                 " ON CONFLICT (idempotency_key) DO NOTHING",
                 (deal_id, key, contract.contract_id, signer_name, signer_email),
             )
-        row = self._rows("SELECT * FROM sandbox_esign_envelopes WHERE idempotency_key = %s", key)[0]
+        found = self.lookup(key)
+        assert found is not None
+        return found
+
+    def lookup(self, key: str) -> Envelope | None:
+        """The envelope sent with `key`."""
+        row = self._by_key("sandbox_esign_envelopes", key)
+        if row is None:
+            return None
         return Envelope(envelope_id=row["envelope_id"], contract_id=row["contract_id"],
                         signer_name=row["signer_name"], signer_email=row["signer_email"],
                         sent_at=row["sent_at"])
@@ -197,8 +231,15 @@ class SandboxBilling(_SandboxSystem):
                      draft.tax, draft.total, draft.issued_on, draft.due_on),
                 )
                 conn.execute("UPDATE sandbox_billing_counter SET last_number = %s", (seq,))
-        row = self._rows(
-            "SELECT * FROM sandbox_billing_invoices WHERE idempotency_key = %s", key)[0]
+        found = self.lookup(key)
+        assert found is not None
+        return found
+
+    def lookup(self, key: str) -> Invoice | None:
+        """The invoice issued with `key`."""
+        row = self._by_key("sandbox_billing_invoices", key)
+        if row is None:
+            return None
         return Invoice(
             number=row["number"], currency=row["currency"], lines=tuple(row["lines"]),
             subtotal=row["subtotal"], tax_rate=row["tax_rate"], tax=row["tax"],

@@ -1,0 +1,93 @@
+"""The audit trail: who did what, in what order, for every deal.
+
+Entries are appended (the table refuses UPDATE and DELETE). Writers that act in
+a transaction of their own (context writes, effect receipts) pass their
+connection so the entry commits, or not, with the act it records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg import Connection
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from state.database import Pool
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where an act comes from: the deal, the agent, and the graph position."""
+
+    deal_id: str
+    agent: str
+    step: str | None = None
+    thread_id: str | None = None
+    checkpoint_id: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One appended audit record."""
+
+    id: int
+    at: datetime
+    deal_id: str
+    thread_id: str | None
+    step: str | None
+    agent: str
+    action: str
+    key: str | None
+    checkpoint_id: str | None
+    actor: str | None
+    reason: str | None
+    detail: dict[str, Any]
+
+
+class AuditTrail:
+    """Append and query `dealflow_audit`."""
+
+    def __init__(self, pool: Pool) -> None:
+        """Use `pool` for appends made outside a caller's transaction, and for queries."""
+        self._pool = pool
+
+    def append(
+        self,
+        origin: Origin,
+        action: str,
+        *,
+        key: str | None = None,
+        actor: str | None = None,
+        reason: str | None = None,
+        detail: dict[str, Any] | None = None,
+        dedupe_key: str | None = None,
+        conn: Connection[DictRow] | None = None,
+    ) -> None:
+        """Append one entry; with `dedupe_key`, a second append of the same act is dropped."""
+        params = (origin.deal_id, origin.thread_id, origin.step, origin.agent, action, key,
+                  origin.checkpoint_id, actor, reason, Jsonb(detail or {}), dedupe_key)
+        sql = ("INSERT INTO dealflow_audit (deal_id, thread_id, step, agent, action, key,"
+               " checkpoint_id, actor, reason, detail, dedupe_key)"
+               " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (dedupe_key) DO NOTHING")
+        if conn is not None:
+            conn.execute(sql, params)
+            return
+        with self._pool.connection() as own:
+            own.execute(sql, params)
+
+    def entries(
+        self, deal_id: str, *, agent: str | None = None, key: str | None = None
+    ) -> list[AuditEntry]:
+        """A deal's entries in the order they were appended, optionally filtered."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, at, deal_id, thread_id, step, agent, action, key, checkpoint_id,"
+                " actor, reason, detail FROM dealflow_audit WHERE deal_id = %s"
+                " AND (%s::text IS NULL OR agent = %s) AND (%s::text IS NULL OR key = %s)"
+                " ORDER BY id",
+                (deal_id, agent, agent, key, key),
+            ).fetchall()
+        return [AuditEntry(**row) for row in rows]

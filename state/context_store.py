@@ -1,0 +1,173 @@
+"""The shared context store: versioned facts per deal, with conflict detection.
+
+Keys are `<deal_id>.<name>` (e.g. `D-1.qualified`). Every write bumps the key's
+version, appends to the change log and the audit trail, and notifies
+subscribers, all in one transaction. Writes of one deal are serialized, so the
+change log of a deal commits in order.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from state.audit import AuditTrail, Origin
+from state.database import Pool
+
+NOTIFY_CHANNEL = "dealflow_context"
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+class ContextKeyError(ValueError):
+    """A key that is not `<deal_id>.<name>`."""
+
+
+class VersionConflict(Exception):
+    """A write expected a version that is no longer current; nothing was written."""
+
+    def __init__(self, agent: str, key: str, expected: int, found: int) -> None:
+        super().__init__(
+            f"{agent} expected {key} at version {expected}, but it is at version {found}"
+        )
+        self.agent, self.key, self.expected, self.found = agent, key, expected, found
+
+
+@dataclass(frozen=True)
+class ContextValue:
+    """A key's current value with its version, writer and time."""
+
+    key: str
+    value: Any
+    version: int
+    writer: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of the change log (what subscribers receive)."""
+
+    change_id: int
+    key: str
+    deal_id: str
+    version: int
+    value: Any
+    writer: str
+    written_at: datetime
+
+
+def context_key(deal_id: str, name: str) -> str:
+    """The key of fact `name` of a deal."""
+    return f"{deal_id}.{name}"
+
+
+def split_key(key: str) -> tuple[str, str]:
+    """`(deal_id, name)` of a key, or `ContextKeyError`."""
+    deal_id, dot, name = key.rpartition(".")
+    if not dot or not deal_id or not _NAME.match(name):
+        raise ContextKeyError(f"context key must be <deal_id>.<name>, got {key!r:.100}")
+    return deal_id, name
+
+
+class ContextStore:
+    """Reads and writes the shared context."""
+
+    def __init__(self, pool: Pool, audit: AuditTrail) -> None:
+        """Use `pool`; every write is also appended to `audit`."""
+        self._pool = pool
+        self._audit = audit
+
+    def write(
+        self,
+        key: str,
+        value: Any,
+        agent: str,
+        expected_version: int | None = None,
+        *,
+        origin: Origin | None = None,
+    ) -> ContextValue:
+        """Write `value`; with `expected_version` (0 = must not exist) check it first.
+
+        Writing the value the key already holds, by the same writer, is a no-op
+        (a step that runs again does not create a new version).
+        """
+        deal_id, _ = split_key(key)
+        payload = json.loads(json.dumps(value, default=str))
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
+                         (f"context:{deal_id}",))
+            row = conn.execute(
+                "SELECT value, version, writer, updated_at FROM dealflow_context WHERE key = %s",
+                (key,),
+            ).fetchone()
+            current = row["version"] if row else 0
+            if row and row["value"] == payload and row["writer"] == agent:
+                return ContextValue(key, row["value"], current, agent, row["updated_at"])
+            if expected_version is not None and expected_version != current:
+                raise VersionConflict(agent, key, expected_version, current)
+            version = current + 1
+            saved = conn.execute(
+                "INSERT INTO dealflow_context (key, deal_id, value, version, writer)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) DO UPDATE SET"
+                " value = EXCLUDED.value, version = EXCLUDED.version, writer = EXCLUDED.writer,"
+                " updated_at = clock_timestamp() RETURNING updated_at",
+                (key, deal_id, Jsonb(payload), version, agent),
+            ).fetchone()
+            change = conn.execute(
+                "INSERT INTO dealflow_context_changes (key, deal_id, version, value, writer,"
+                " thread_id, step) VALUES (%s,%s,%s,%s,%s,%s,%s) RETURNING change_id",
+                (key, deal_id, version, Jsonb(payload), agent,
+                 origin.thread_id if origin else None, origin.step if origin else None),
+            ).fetchone()
+            assert saved is not None and change is not None
+            self._audit.append(
+                origin or Origin(deal_id=deal_id, agent=agent), "context.write", key=key,
+                detail={"version": version, "value": payload}, conn=conn,
+            )
+            conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, json.dumps(
+                {"deal_id": deal_id, "key": key, "change_id": change["change_id"]})))
+        return ContextValue(key, payload, version, agent, saved["updated_at"])
+
+    def read(self, key: str) -> ContextValue | None:
+        """The key's current value, or None if it was never written."""
+        split_key(key)
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT key, value, version, writer, updated_at FROM dealflow_context"
+                " WHERE key = %s", (key,)).fetchone()
+        return ContextValue(**row) if row else None
+
+    def deal(self, deal_id: str) -> dict[str, ContextValue]:
+        """Every current key of a deal."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT key, value, version, writer, updated_at FROM dealflow_context"
+                " WHERE deal_id = %s ORDER BY key", (deal_id,)).fetchall()
+        return {row["key"]: ContextValue(**row) for row in rows}
+
+    def changes(
+        self, *, deal_id: str | None = None, key: str | None = None, after: int = 0
+    ) -> list[Change]:
+        """The change log after `after`, for a deal or a key, in commit order."""
+        if deal_id is None and key is not None:
+            deal_id, _ = split_key(key)
+        if deal_id is None:
+            raise ContextKeyError("changes() needs a deal_id or a key")
+        with self._pool.connection() as conn:
+            return fetch_changes(conn, deal_id=deal_id, key=key, after=after)
+
+
+def fetch_changes(conn: Any, *, deal_id: str, key: str | None, after: int) -> list[Change]:
+    """Changes of a deal (or one of its keys) with change_id > after, oldest first."""
+    rows = conn.execute(
+        "SELECT change_id, key, deal_id, version, value, writer, written_at"
+        " FROM dealflow_context_changes WHERE deal_id = %s"
+        " AND (%s::text IS NULL OR key = %s) AND change_id > %s ORDER BY change_id",
+        (deal_id, key, key, after),
+    ).fetchall()
+    return [Change(**row) for row in rows]

@@ -1,0 +1,36 @@
+"""Deterministic crash points for the crash-matrix tests (`DEALFLOW_CRASH_AT`).
+
+`DEALFLOW_CRASH_AT="send_for_signature:after_effect"` kills this process with
+SIGKILL at that point: `before_effect`, `after_effect` (the system was called,
+the receipt is not recorded), `after_receipt` (recorded, not checkpointed) or
+`after_checkpoint` (the step's super-step is checkpointed). Unset, it does nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+
+PHASES = ("before_effect", "after_effect", "after_receipt", "after_checkpoint")
+
+
+def parse_crash_point(spec: str) -> tuple[str, str]:
+    """`(step, phase)` from `step:phase`, or ValueError."""
+    step, sep, phase = spec.partition(":")
+    if not sep or not step or phase not in PHASES:
+        raise ValueError(f"crash point must be step:phase with phase in {', '.join(PHASES)}")
+    return step, phase
+
+
+def crash_hook(spec: str | None) -> Callable[[str, str], None]:
+    """A hook that SIGKILLs this process when `(step, phase)` matches `spec`."""
+    if not spec:
+        return lambda step, phase: None
+    target = parse_crash_point(spec)
+
+    def hook(step: str, phase: str) -> None:
+        if (step, phase) == target:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
