@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 export LANGGRAPH_STRICT_MSGPACK := true
 
-.PHONY: install demo test lint typecheck unit integration bench lock clean diagram
+.PHONY: install demo test lint typecheck unit integration crash-matrix lock clean diagram
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration
+
+crash-matrix: $(STAMP)  ## SIGKILL at every kill point of every step; print duplicates and losses
+	$(BIN)/python -m tests.integration.crash_matrix
 
 diagram: $(STAMP)  ## print the graph as Mermaid (for the README)
 	$(BIN)/python -m graph.diagram

@@ -8,8 +8,11 @@ the row written the first time.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
+from psycopg import Connection
+from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from agents.systems.base import Record, Systems
@@ -27,13 +30,21 @@ from state.models import (
     Qualification,
 )
 
+RequestLog = Callable[[Connection[DictRow], str, str], None]
+
 
 class _SandboxSystem:
     system = ""
 
-    def __init__(self, pool: Pool, faults: FaultInjector) -> None:
+    def __init__(self, pool: Pool, faults: FaultInjector, log: RequestLog | None = None) -> None:
         self._pool = pool
         self._faults = faults
+        self._log = log
+
+    def _served(self, conn: Connection[DictRow], key: str) -> None:
+        """Report a served request inside its own transaction (see `sandbox_systems`)."""
+        if self._log is not None:
+            self._log(conn, self.system, key)
 
     def _rows(self, sql: str, *params: Any) -> list[Record]:
         with self._pool.connection() as conn:
@@ -54,7 +65,7 @@ class SandboxCRM(_SandboxSystem):
     ) -> LeadRecord:
         """Record the score on the lead once per key; a repeated key returns the first."""
         self._faults.before_call(self.system)
-        with self._pool.connection() as conn:
+        with self._pool.connection() as conn, conn.transaction():
             conn.execute(
                 "INSERT INTO sandbox_crm_leads (deal_id, idempotency_key, client, contact_email,"
                 " score, qualified, icp_fit, reasons) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
@@ -62,6 +73,7 @@ class SandboxCRM(_SandboxSystem):
                 (deal.deal_id, key, deal.client, deal.lead.contact_email, result.score,
                  result.qualified, result.icp_fit, Jsonb(list(result.reasons))),
             )
+            self._served(conn, key)
         found = self.lookup(key)
         assert found is not None
         return found
@@ -105,6 +117,7 @@ class SandboxProjectTool(_SandboxSystem):
                         [(row["project_id"], i, t.title, t.owner_role, t.due_in_days)
                          for i, t in enumerate(tasks, start=1)],
                     )
+            self._served(conn, key)
         found = self.lookup(key)
         assert found is not None
         return found
@@ -142,7 +155,7 @@ class SandboxContracts(_SandboxSystem):
         self, deal_id: str, text: str, sha256: str, template_version: str, *, key: str
     ) -> Contract:
         """Store the rendered contract once per key; return the stored one."""
-        with self._pool.connection() as conn:
+        with self._pool.connection() as conn, conn.transaction():
             conn.execute(
                 "INSERT INTO sandbox_contracts (contract_id, deal_id, idempotency_key,"
                 " template_version, sha256, body) VALUES ('CTR-' ||"
@@ -150,6 +163,7 @@ class SandboxContracts(_SandboxSystem):
                 " ON CONFLICT (idempotency_key) DO NOTHING",
                 (deal_id, key, template_version, sha256, text),
             )
+            self._served(conn, key)
         found = self.lookup(key)
         assert found is not None
         return found
@@ -178,7 +192,7 @@ class SandboxESign(_SandboxSystem):
     ) -> Envelope:
         """Send the envelope once per key; return the one sent."""
         self._faults.before_call(self.system)
-        with self._pool.connection() as conn:
+        with self._pool.connection() as conn, conn.transaction():
             conn.execute(
                 "INSERT INTO sandbox_esign_envelopes (envelope_id, deal_id, idempotency_key,"
                 " contract_id, signer_name, signer_email) VALUES ('ENV-' ||"
@@ -186,6 +200,7 @@ class SandboxESign(_SandboxSystem):
                 " ON CONFLICT (idempotency_key) DO NOTHING",
                 (deal_id, key, contract.contract_id, signer_name, signer_email),
             )
+            self._served(conn, key)
         found = self.lookup(key)
         assert found is not None
         return found
@@ -231,6 +246,7 @@ class SandboxBilling(_SandboxSystem):
                      draft.tax, draft.total, draft.issued_on, draft.due_on),
                 )
                 conn.execute("UPDATE sandbox_billing_counter SET last_number = %s", (seq,))
+            self._served(conn, key)
         found = self.lookup(key)
         assert found is not None
         return found
@@ -256,13 +272,20 @@ def _lines_json(draft: InvoiceDraft) -> str:
     return json.dumps([line.model_dump(mode="json") for line in draft.lines])
 
 
-def sandbox_systems(pool: Pool, faults: FaultInjector | None = None) -> Systems:
-    """The five sandbox systems on one pool, sharing one fault injector."""
+def sandbox_systems(
+    pool: Pool, faults: FaultInjector | None = None, log: RequestLog | None = None
+) -> Systems:
+    """The five sandbox systems on one pool, sharing one fault injector.
+
+    `log(conn, system, key)` is called for every mutating request a system
+    serves, inside the transaction that serves it: a request is logged if and
+    only if it took effect (tests count real calls with it).
+    """
     faults = faults or FaultInjector()
     return Systems(
-        crm=SandboxCRM(pool, faults),
-        pm=SandboxProjectTool(pool, faults),
-        contracts=SandboxContracts(pool, faults),
-        esign=SandboxESign(pool, faults),
-        billing=SandboxBilling(pool, faults),
+        crm=SandboxCRM(pool, faults, log),
+        pm=SandboxProjectTool(pool, faults, log),
+        contracts=SandboxContracts(pool, faults, log),
+        esign=SandboxESign(pool, faults, log),
+        billing=SandboxBilling(pool, faults, log),
     )

@@ -1,0 +1,189 @@
+"""The crash matrix: SIGKILL `dealflow` at every kill point of every step, recover, count.
+
+For each step with an external effect and each kill point (before the effect,
+after it but before its receipt, after the receipt but before the checkpoint,
+after the checkpoint), a `dealflow` process is killed with SIGKILL; the deal is
+then continued by `dealflow recover` or by the same command again, and run to
+completion. A connector that is not idempotent counts the real calls: each
+effect must have been performed exactly once, and no deal may be lost. Then the
+same with kills at random times during runs slowed by sandbox latency.
+
+Run it: `make crash-matrix` (or `python -m tests.integration.crash_matrix`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from state.crash import PHASES
+from state.database import open_pool
+from tests.integration.counting import call_counts
+
+ROOT = Path(__file__).resolve().parents[2]
+EFFECT_STEPS = ("qualify_lead", "create_project", "generate_contract", "send_for_signature",
+                "generate_invoice")
+SYSTEMS = ("crm", "pm", "contracts", "esign", "billing")
+LEAD = json.dumps({"company_size": 300, "industry": "software", "engagement": 80,
+                   "budget": "100000"})
+
+
+@dataclass
+class CaseResult:
+    """One kill and its recovery."""
+
+    name: str
+    killed: bool
+    status: str
+    calls: dict[str, int]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def duplicates(self) -> int:
+        """Effects performed more than once."""
+        return sum(max(0, n - 1) for n in self.calls.values())
+
+    @property
+    def lost(self) -> bool:
+        """The deal did not end completed with every effect performed."""
+        return self.status != "completed" or any(self.calls.get(s, 0) != 1 for s in SYSTEMS)
+
+
+def _env(url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALFLOW_")}
+    env.update({"DATABASE_URL": url, "PYTHONPATH": str(ROOT),
+                "DEALFLOW_SYSTEMS": "tests.integration.counting:counting_systems",
+                "DEALFLOW_RETRY_INITIAL_INTERVAL": "0.01", "DEALFLOW_RETRY_JITTER": "false"})
+    env.update(extra)
+    return env
+
+
+def _dealflow(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    exe = str(Path(sys.executable).parent / "dealflow")
+    return subprocess.run([exe, *args, "--json"], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def _status(url: str, deal_id: str) -> str:
+    done = _dealflow(["status", deal_id], _env(url))
+    return str(json.loads(done.stdout)["status"]) if done.returncode == 0 else "missing"
+
+
+def _finish(url: str, deal_id: str) -> str:
+    if _status(url, deal_id) == "waiting_signature":
+        _dealflow(["event", deal_id, "signature.completed"], _env(url))
+    return _status(url, deal_id)
+
+
+def run_case(url: str, lead_file: str, step: str, phase: str, index: int) -> CaseResult:
+    """Kill at `step:phase`, recover (alternating recover / the same command), finish."""
+    deal_id = f"CM-{index:02d}-{step}-{phase}"
+    run = ["run", "--deal-id", deal_id, "--client", "Crash Co", "--value", "9000",
+           "--lead", lead_file]
+    crash = _env(url, DEALFLOW_CRASH_AT=f"{step}:{phase}")
+    if step == "generate_invoice":
+        _dealflow(run, _env(url))
+        command = ["event", deal_id, "signature.completed"]
+    else:
+        command = run
+    killed = _dealflow(command, crash).returncode == -9
+    how = "recover" if index % 2 == 0 or command[0] == "event" else "same command"
+    again = _dealflow(["recover"] if how == "recover" else command, _env(url))
+    notes = [f"{how} exit {again.returncode}"]
+    status = _finish(url, deal_id)
+    pool = open_pool(url)
+    try:
+        calls = call_counts(pool, deal_id)
+    finally:
+        pool.close()
+    return CaseResult(f"{step}:{phase}", killed, status, calls, notes)
+
+
+def run_random_case(url: str, lead_file: str, index: int, rng: random.Random) -> CaseResult:
+    """Kill a slowed `run` at a random moment, then recover and finish."""
+    deal_id = f"CR-{index:02d}"
+    exe = str(Path(sys.executable).parent / "dealflow")
+    env = _env(url, DEALFLOW_SANDBOX_LATENCY_MS="60")
+    delay = rng.uniform(0.6, 1.6)
+    proc = subprocess.Popen([exe, "run", "--deal-id", deal_id, "--client", "Random Co",
+                             "--value", "9000", "--lead", lead_file, "--json"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(delay)
+    proc.kill()
+    killed = proc.wait() == -9
+    _dealflow(["recover"], _env(url))
+    if _status(url, deal_id) == "missing":  # killed before the deal was registered
+        _dealflow(["run", "--deal-id", deal_id, "--client", "Random Co", "--value", "9000",
+                   "--lead", lead_file], _env(url))
+    status = _finish(url, deal_id)
+    pool = open_pool(url)
+    try:
+        calls = call_counts(pool, deal_id)
+    finally:
+        pool.close()
+    return CaseResult(f"random kill at {delay:.2f}s", killed, status, calls)
+
+
+def run_matrix(url: str, workdir: Path, random_cases: int = 6, seed: int = 7
+               ) -> list[CaseResult]:
+    """Every step x kill point, then `random_cases` random kills."""
+    lead_file = workdir / "lead.json"
+    lead_file.write_text(LEAD)
+    results = []
+    index = 0
+    for step in EFFECT_STEPS:
+        for phase in PHASES:
+            results.append(run_case(url, str(lead_file), step, phase, index))
+            index += 1
+    rng = random.Random(seed)
+    for n in range(random_cases):
+        results.append(run_random_case(url, str(lead_file), n, rng))
+    return results
+
+
+def summary(results: list[CaseResult]) -> str:
+    """The figures: kill points tried, processes killed, duplicates, deals lost."""
+    lines = [f"{'case':<38} {'killed':<7} {'status':<18} calls (crm/pm/contracts/esign/billing)"]
+    for r in results:
+        calls = "/".join(str(r.calls.get(s, 0)) for s in SYSTEMS)
+        lines.append(f"{r.name:<38} {'yes' if r.killed else 'no':<7} {r.status:<18} {calls}")
+    lines.append(
+        f"kill points tried: {len(results)}, processes killed: {sum(r.killed for r in results)}, "
+        f"duplicate effects: {sum(r.duplicates for r in results)}, "
+        f"deals lost: {sum(r.lost for r in results)}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    """Run the matrix on a fresh database of TEST_DATABASE_URL (or the embedded server)."""
+    import tempfile
+    import uuid
+
+    import psycopg
+    from psycopg.conninfo import make_conninfo
+
+    from state.embedded import embedded_database_url
+
+    workdir = Path(tempfile.mkdtemp(prefix="dfcrash-", dir="/tmp"))
+    admin = os.environ.get("TEST_DATABASE_URL") or embedded_database_url(workdir)
+    name = f"dfcrash_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    started = time.monotonic()
+    results = run_matrix(make_conninfo(admin, dbname=name), workdir)
+    print(summary(results))
+    print(f"took {time.monotonic() - started:.0f}s")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    bad = sum(r.duplicates for r in results) + sum(r.lost for r in results)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

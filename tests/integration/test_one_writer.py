@@ -1,0 +1,75 @@
+"""One writer per thread: concurrent resumes never fork a thread."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from collections import Counter
+
+import pytest
+
+from dealflow.api import DealService
+from state.checkpointer import make_checkpointer
+from state.locks import thread_is_held
+from tests.conftest import cli_env, dealflow_executable
+from tests.helpers import make_deal
+
+
+def _resume(database_url: str, decision: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [dealflow_executable(), "resume", "deal-RACE", "--decision", decision, "--json"],
+        env=cli_env(database_url, DEALFLOW_SANDBOX_LATENCY_MS="1500", **env),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _single_line(service: DealService) -> None:
+    saver = make_checkpointer(service.pool)
+    checkpoints = list(saver.list({"configurable": {"thread_id": "deal-RACE",
+                                                    "checkpoint_ns": ""}}))
+    parents = Counter(c.parent_config["configurable"]["checkpoint_id"]
+                      for c in checkpoints if c.parent_config)
+    assert parents and max(parents.values()) == 1, "the checkpoint history forked"
+
+
+@pytest.mark.parametrize(("wait", "loser_code"), [("0", 6), ("30", 4)])
+def test_two_concurrent_resumes_one_decision(service: DealService, database_url: str,
+                                             wait: str, loser_code: int) -> None:
+    service.start(make_deal("RACE", "60000.00"))
+    first = _resume(database_url, "approve", DEALFLOW_BUSY_WAIT_SECONDS=wait)
+    deadline = time.monotonic() + 30
+    while not thread_is_held(service.pool, "deal-RACE"):  # the approver holds the thread;
+        assert time.monotonic() < deadline               # its steps take 1.5 s each
+        time.sleep(0.02)
+    second = _resume(database_url, "reject", DEALFLOW_BUSY_WAIT_SECONDS=wait)
+    out1, err1 = first.communicate(timeout=120)
+    out2, err2 = second.communicate(timeout=120)
+    assert first.returncode == 0, err1
+    assert json.loads(out1)["status"] == "waiting_signature"
+    assert second.returncode == loser_code, err2
+    expected = "busy" if loser_code == 6 else "not waiting for a review"
+    assert expected in err2 and out2 == ""
+    report = service.status("RACE")
+    assert [r["decision"] for r in report.context["reviews"]] == ["approve"]
+    assert [e.action for e in service.audit("RACE", agent="human")] == ["review.decision"]
+    _single_line(service)
+
+
+def test_threads_shows_a_dead_run_and_recover_continues_it(service: DealService,
+                                                           database_url: str) -> None:
+    proc = subprocess.Popen(
+        [dealflow_executable(), "run", "--deal-id", "DEAD-1", "--client", "Gone",
+         "--value", "100"], env=cli_env(database_url, DEALFLOW_CRASH_AT="create_project:"
+                                        "after_effect"),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert proc.wait(timeout=60) == -9
+    [(row, active)] = service.threads("running")
+    assert row.deal_id == "DEAD-1" and active is False
+    listing = subprocess.run([dealflow_executable(), "threads", "--status", "running"],
+                             env=cli_env(database_url), capture_output=True, text=True,
+                             check=True).stdout
+    assert "process gone: dealflow recover" in listing
+    recovered = service.recover()
+    assert [r.deal_id for r in recovered] == ["DEAD-1"]
+    assert recovered[0].status in ("waiting_signature", "disqualified")
+    assert service.threads("running") == []
