@@ -17,6 +17,7 @@ from langgraph.types import Command, StateSnapshot
 from pydantic import ValidationError
 
 from agents.context import DealContext, build_data_layer, build_systems
+from agents.models import require_llm_settings
 from agents.systems import Systems
 from dealflow.errors import Busy, DealConflict, InvalidInput, NotFound, NotWaiting, Unavailable
 from dealflow.reports import DealReport, build_report, deal_state_of, status_of
@@ -25,7 +26,7 @@ from graph.review import ReviewAnswerError, parse_review_answer, review_kind
 from graph.signature import SignatureEventError, parse_signature_event
 from state.audit import AuditEntry
 from state.checkpointer import make_checkpointer, setup_database
-from state.config import Settings
+from state.config import ConfigError, Settings
 from state.crash import crash_hook
 from state.database import DatabaseUnavailable, open_pool, resolve_database_url
 from state.embedded import EmbeddedPostgresError
@@ -95,6 +96,7 @@ class DealService:
         Starting a deal id that exists returns its thread (continuing it if a
         previous process died mid-run); different terms for it are refused.
         """
+        self._require_model(self.settings.supervisor)
         row, created = self.registry.claim(deal, thread_id_for(deal.deal_id))
         if not created and row.input != deal.model_dump(mode="json"):
             raise DealConflict(
@@ -103,6 +105,13 @@ class DealService:
             )
         with self._locked(row.thread_id):
             return self._continue(row, on_step)
+
+    def _require_model(self, mode: str) -> None:
+        if mode != "rules":
+            try:
+                require_llm_settings(self.settings)
+            except ConfigError as exc:
+                raise InvalidInput(str(exc)) from None
 
     def resume(
         self, ref: str, answer: dict[str, Any] | str, on_step: StepCallback | None = None
@@ -208,7 +217,9 @@ class DealService:
     def _continue(self, row: DealRow, on_step: StepCallback | None) -> DealReport:
         snapshot = self._snapshot(row.thread_id)
         if snapshot.created_at is None:
-            return self._drive(row.thread_id, {"deal": DealInput(**row.input)}, on_step)
+            self._require_model(self.settings.supervisor)
+            start = {"deal": DealInput(**row.input), "supervisor": self.settings.supervisor}
+            return self._drive(row.thread_id, start, on_step)
         if status_of(snapshot) in ("running", "failed"):
             return self._drive(row.thread_id, None, on_step)
         self.registry.set_status(row.thread_id, status_of(snapshot))
@@ -226,6 +237,9 @@ class DealService:
 
     def _drive(self, thread_id: str, payload: Any, on_step: StepCallback | None) -> DealReport:
         config = self._config(thread_id)
+        current = self._snapshot(thread_id).values
+        if isinstance(current, dict) and current.get("supervisor"):
+            self._require_model(current["supervisor"])
         self.registry.set_status(thread_id, "running")
         try:
             for mode, raw in self.graph.stream(

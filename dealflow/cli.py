@@ -81,8 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--lead", type=Path, metavar="FILE.json",
                      help="lead attributes: company_size, budget, industry, engagement, "
                      "contact_name, contact_email, notes")
-    run.add_argument("--supervisor", choices=("rules", "llm"), default=None,
-                     help="router mode (default rules, or DEALFLOW_SUPERVISOR)")
+    run.add_argument("--supervisor", choices=("rules", "llm", "hybrid"), default=None,
+                     help="rules (default, no model), llm (OpenAI tool calling, guarded by "
+                     "the rules) or hybrid (the model only where the rules allow a choice)")
     resume = add("resume", "answer a thread's pending review")
     resume.add_argument("thread", help="thread id (or deal id)")
     resume.add_argument("--decision", required=True, choices=("approve", "reject", "retry"),
@@ -237,8 +238,6 @@ def _print_progress(node: str, update: dict[str, Any]) -> None:
 
 def _settings(args: argparse.Namespace) -> Settings:
     supervisor = getattr(args, "supervisor", None)
-    if supervisor == "llm":
-        raise InvalidInput("--supervisor llm is not available in this version; use rules")
     return Settings.from_env(database_url=args.database_url, supervisor=supervisor)
 
 

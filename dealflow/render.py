@@ -93,6 +93,13 @@ def render_report(report: DealReport) -> str:
                 f"waiting for {' or '.join(report.pending.get('expected_events', []))} "
                 f"on envelope {report.pending.get('envelope_id')}"
             )
+    if report.supervisor != "rules" or report.usage.get("calls"):
+        usage = report.usage
+        lines.append(f"supervisor {report.supervisor}: {usage.get('calls', 0)} model calls, "
+                     f"{usage.get('prompt_tokens', 0)}+{usage.get('completion_tokens', 0)} "
+                     f"tokens, ~{usage.get('cost_usd', 0)} USD")
+    if report.summary:
+        lines.append(f"summary: {report.summary}")
     commands = next_steps(report)
     if commands:
         lines.append("continue with:")

@@ -21,6 +21,9 @@ class DealReport(BaseModel):
     completed_steps: list[str]
     pending: dict[str, Any] | None
     context: dict[str, Any]
+    supervisor: str = "rules"
+    usage: dict[str, Any] = {}
+    summary: str | None = None
 
 
 def status_of(snapshot: StateSnapshot) -> Status:
@@ -52,7 +55,9 @@ def deal_state_of(snapshot: StateSnapshot) -> DealState:
 
 def context_of_state(state: DealState) -> dict[str, Any]:
     """The deal's current facts as JSON-ready data (contract text left out; see records)."""
-    data = state.model_dump(mode="json", exclude={"completed_steps"})
+    data = state.model_dump(mode="json", exclude={
+        "completed_steps", "supervisor_messages", "pending_tool_calls", "llm_usage",
+        "llm_refused_turns", "llm_summary", "supervisor"})
     if data.get("contract"):
         data["contract"].pop("text", None)
     data["failures"] = list(data["failures"].values())
@@ -69,4 +74,7 @@ def build_report(thread_id: str, snapshot: StateSnapshot) -> DealReport:
         completed_steps=list(state.completed_steps),
         pending=pending_of(snapshot),
         context=context_of_state(state),
+        supervisor=state.supervisor,
+        usage=state.llm_usage.model_dump(mode="json"),
+        summary=state.llm_summary,
     )

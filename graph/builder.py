@@ -22,7 +22,7 @@ def build_graph(settings: Settings | None = None) -> StateGraph[DealState, DealC
     settings = settings or Settings.from_env()
     builder = StateGraph(DealState, context_schema=DealContext)
     builder.add_node(
-        SUPERVISOR_NODE, supervisor,
+        SUPERVISOR_NODE, supervisor, error_handler=escalate_failure,
         destinations=(*(spec.name for spec in STEPS), REVIEW_NODE, END),
     )
     builder.add_edge(START, SUPERVISOR_NODE)

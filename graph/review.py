@@ -24,9 +24,11 @@ from state.models import Decision, Name, ReviewDecision, ReviewKind
 
 APPROVE_ACTION = "approve_deal"
 RETRY_ACTION = "retry_failed_step"
+ESCALATION_ACTION = "resolve_escalation"
 ALLOWED: dict[ReviewKind, tuple[Decision, ...]] = {
     "approval": ("approve", "reject"),
     "failure": ("retry", "reject"),
+    "escalation": ("approve", "reject"),
 }
 
 
@@ -45,14 +47,30 @@ class ReviewAnswer(BaseModel):
 
 
 def review_kind(state: DealState) -> ReviewKind:
-    """Which review the state calls for: a failure takes precedence over approval."""
-    return "failure" if state.failures else "approval"
+    """Which review the state calls for: failure, then escalation, then approval."""
+    if state.failures:
+        return "failure"
+    return "escalation" if state.escalation else "approval"
 
 
 def review_request(state: DealState, settings: Settings) -> HITLRequest:
     """The interrupt payload: one action request and its review config (HITL shape)."""
     deal = state.deal
-    if review_kind(state) == "failure":
+    if review_kind(state) == "escalation" and state.escalation is not None:
+        action = ActionRequest(
+            name=ESCALATION_ACTION,
+            args={"deal_id": deal.deal_id, "client": deal.client,
+                  "reason": state.escalation.reason,
+                  "requested_by": state.escalation.requested_by,
+                  "history": list(state.escalation.history),
+                  "completed_steps": list(state.completed_steps)},
+            description=(
+                f"The supervisor handed {deal.client} ({deal.deal_id}) to a person: "
+                f"{state.escalation.reason}. Approve to let the workflow rules finish the "
+                "deal, or reject to end it."
+            ),
+        )
+    elif review_kind(state) == "failure":
         failures = [f.model_dump(mode="json") for f in state.failures.values()]
         steps = ", ".join(sorted(state.failures))
         action = ActionRequest(
@@ -146,4 +164,8 @@ def human_review(state: DealState, runtime: Runtime[DealContext]) -> dict[str, A
     update: dict[str, Any] = {"reviews": [decision]}
     if answer.decision == "retry":
         update["failures"] = dict.fromkeys(state.failures)
+    if kind == "escalation":
+        update["escalation"] = None
+        if answer.decision == "approve":
+            update["supervisor"] = "rules"  # a person took over: the rules finish the deal
     return update

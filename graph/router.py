@@ -64,8 +64,34 @@ def audit_route(runtime: Runtime[DealContext], state: DealState, route: Route) -
     )
 
 
+def audit_llm_route(runtime: Runtime[DealContext], state: DealState,
+                    command: Command[str]) -> None:
+    """Append the LLM supervisor's routing decision to the audit trail."""
+    goto = command.goto if isinstance(command.goto, list) else [command.goto]
+    update = command.update if isinstance(command.update, dict) else {}
+    outcome = update.get("outcome")
+    escalation = update.get("escalation")
+    reason = escalation.reason if escalation else f"{state.supervisor} supervisor chose " + (
+        f"outcome {outcome}" if outcome else ", ".join(str(g) for g in goto))
+    data_for(runtime).audit.append(
+        origin_of(runtime, state.deal.deal_id, "supervisor", SUPERVISOR_NODE),
+        "route.end" if outcome else "route", reason=reason,
+        detail={"goto": [str(g) for g in goto], "outcome": outcome, "mode": state.supervisor},
+        dedupe_key=once_key(runtime, "route"),
+    )
+
+
 def supervisor(state: DealState, runtime: Runtime[DealContext]) -> Command[str]:
-    """Route to the next step(s), to review, or end the thread with its outcome."""
+    """Route to the next step(s), to review, or end the thread with its outcome.
+
+    The thread's mode (`state.supervisor`) picks the rules or the LLM supervisor.
+    """
+    if state.supervisor != "rules":
+        from graph.llm_supervisor import llm_supervise  # it imports this module
+
+        command = llm_supervise(state, runtime, state.supervisor)
+        audit_llm_route(runtime, state, command)
+        return command
     route = decide(state, context_of(runtime).settings)
     audit_route(runtime, state, route)
     if route.outcome is not None:

@@ -31,6 +31,8 @@ CHECKPOINT_TYPES: tuple[type, ...] = (
     models.Invoice,
     models.Failure,
     models.ReviewDecision,
+    models.LLMUsage,
+    models.Escalation,
 )
 
 

@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 SANDBOX_SYSTEMS = ("crm", "pm", "esign", "billing")
 SupervisorMode = Literal["rules", "llm", "hybrid"]
@@ -59,6 +59,16 @@ class Settings(BaseModel):
     busy_wait_seconds: float = Field(
         default=0, ge=0, le=3600, description="Wait this long for a busy thread (0: fail)."
     )
+    openai_api_key: SecretStr | None = Field(default=None, description="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(default=None, description="OPENAI_BASE_URL")
+    llm_model: str = Field(default="gpt-4o-mini", min_length=1, max_length=100)
+    llm_timeout_seconds: float = Field(default=30, gt=0, le=600)
+    llm_max_retries: int = Field(default=3, ge=0, le=10)
+    llm_max_turns: int = Field(default=12, ge=1, le=100)
+    llm_max_refused_turns: int = Field(default=3, ge=1, le=20)
+    llm_budget_usd: Decimal = Field(default=Decimal("0.05"), ge=0)
+    llm_price_input_per_mtok: Decimal = Field(default=Decimal("0.15"), ge=0)
+    llm_price_output_per_mtok: Decimal = Field(default=Decimal("0.60"), ge=0)
     crash_at: str | None = Field(
         default=None, description="Crash-test hook: SIGKILL at step:phase (see state.crash)."
     )
@@ -117,6 +127,16 @@ _ENV_VARS = {
     "systems_factory": "DEALFLOW_SYSTEMS",
     "busy_wait_seconds": "DEALFLOW_BUSY_WAIT_SECONDS",
     "crash_at": "DEALFLOW_CRASH_AT",
+    "openai_api_key": "OPENAI_API_KEY",
+    "openai_base_url": "OPENAI_BASE_URL",
+    "llm_model": "DEALFLOW_LLM_MODEL",
+    "llm_timeout_seconds": "DEALFLOW_LLM_TIMEOUT_SECONDS",
+    "llm_max_retries": "DEALFLOW_LLM_MAX_RETRIES",
+    "llm_max_turns": "DEALFLOW_LLM_MAX_TURNS",
+    "llm_max_refused_turns": "DEALFLOW_LLM_MAX_REFUSED_TURNS",
+    "llm_budget_usd": "DEALFLOW_LLM_BUDGET_USD",
+    "llm_price_input_per_mtok": "DEALFLOW_LLM_PRICE_INPUT_PER_MTOK",
+    "llm_price_output_per_mtok": "DEALFLOW_LLM_PRICE_OUTPUT_PER_MTOK",
 }
 
 

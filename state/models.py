@@ -191,7 +191,33 @@ class Failure(Frozen):
     failed_at: datetime
 
 
-ReviewKind = Literal["approval", "failure"]
+class LLMUsage(Frozen):
+    """Model calls, tokens and estimated cost of a thread's supervisor (summed)."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: Decimal = Decimal("0")
+
+    def __add__(self, other: LLMUsage) -> LLMUsage:
+        """Sum two usages."""
+        return LLMUsage(
+            calls=self.calls + other.calls,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost_usd=self.cost_usd + other.cost_usd,
+        )
+
+
+class Escalation(Frozen):
+    """Why the supervisor handed the thread to a person (not a failed step)."""
+
+    reason: str
+    requested_by: Literal["model", "guard", "budget"]
+    history: tuple[str, ...] = ()
+
+
+ReviewKind = Literal["approval", "failure", "escalation"]
 Decision = Literal["approve", "reject", "retry"]
 
 

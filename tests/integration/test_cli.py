@@ -37,7 +37,8 @@ def test_small_deal_across_processes(database_url: str, tmp_path: Path) -> None:
     run = _json(["run", "--deal-id", "C-1", "--client", "Acme", "--value", "12000",
                  "--lead", lead], env)
     assert run["status"] == "waiting_signature"
-    assert set(run) == {"thread_id", "deal_id", "status", "completed_steps", "pending", "context"}
+    assert {"thread_id", "deal_id", "status", "completed_steps", "pending", "context",
+            "usage"} <= set(run)
     again = _json(["run", "--deal-id", "C-1", "--client", "Acme", "--value", "12000",
                    "--lead", lead], env)
     assert again["thread_id"] == run["thread_id"]
