@@ -33,6 +33,7 @@ class ScriptedChatModel(BaseChatModel):
     policy: Any
     prompt_tokens: int = 1200
     completion_tokens: int = 60
+    estimate_tokens: bool = False  # report ~len(text)/4 tokens instead of the fixed numbers
     conversations: list[list[tuple[str, str]]] = Field(default_factory=list)
     tools: list[Any] = Field(default_factory=list)
 
@@ -50,8 +51,13 @@ class ScriptedChatModel(BaseChatModel):
         self.conversations.append(pairs)
         policy: Policy = self.policy
         answer = policy(last_facts(pairs), pairs)
-        usage = {"input_tokens": self.prompt_tokens, "output_tokens": self.completion_tokens,
-                 "total_tokens": self.prompt_tokens + self.completion_tokens}
+        prompt, completion = self.prompt_tokens, self.completion_tokens
+        if self.estimate_tokens:
+            tools = sum(len(str(tool)) for tool in self.tools)
+            prompt = (sum(len(text) for _, text in pairs) + tools) // 4
+            completion = len(str(answer)) // 4
+        usage = {"input_tokens": prompt, "output_tokens": completion,
+                 "total_tokens": prompt + completion}
         if isinstance(answer, str):
             message = AIMessage(content=answer, usage_metadata=usage)  # type: ignore[arg-type]
         else:
