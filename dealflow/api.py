@@ -22,6 +22,7 @@ from agents.systems import Systems
 from dealflow.errors import Busy, DealConflict, InvalidInput, NotFound, NotWaiting, Unavailable
 from dealflow.reports import DealReport, build_report, deal_state_of, status_of
 from graph.builder import build_graph
+from graph.observe import SpanRecorder, traced
 from graph.review import ReviewAnswerError, parse_review_answer, review_kind
 from graph.signature import SignatureEventError, parse_signature_event
 from state.audit import AuditEntry
@@ -33,6 +34,7 @@ from state.embedded import EmbeddedPostgresError
 from state.locks import ThreadBusy, thread_is_held, thread_lock
 from state.models import DealInput
 from state.registry import DealRegistry, DealRow
+from state.spans import SpanStore
 
 StepCallback = Callable[[str, dict[str, Any]], None]
 
@@ -76,6 +78,7 @@ class DealService:
         self.graph = build_graph(self.settings).compile(checkpointer=make_checkpointer(self.pool))
         self.registry = DealRegistry(self.pool)
         self._crash = crash_hook(self.settings.crash_at)
+        self.spans = SpanStore(self.pool)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -235,27 +238,46 @@ class DealService:
             raise NotWaiting(f"thread {row.thread_id} is {current}, not waiting for {what}")
         return snapshot
 
+    def _run_config(self, thread_id: str, start: StateSnapshot, payload: Any) -> RunnableConfig:
+        values = start.values if isinstance(start.values, dict) else {}
+        deal = values.get("deal") or (payload.get("deal") if isinstance(payload, dict) else None)
+        deal_id = deal.deal_id if deal is not None else thread_id
+        mode = values.get("supervisor") or self.settings.supervisor
+        from_checkpoint = (start.config or {}).get("configurable", {}).get("checkpoint_id")
+        return {
+            "configurable": {"thread_id": thread_id},
+            "callbacks": [SpanRecorder(self.spans, deal_id, thread_id)],
+            "run_name": f"deal {deal_id}",
+            "metadata": {"deal_id": deal_id, "thread_id": thread_id, "supervisor": mode,
+                         "resumed_from_checkpoint": from_checkpoint},
+        }
+
     def _drive(self, thread_id: str, payload: Any, on_step: StepCallback | None) -> DealReport:
-        config = self._config(thread_id)
-        current = self._snapshot(thread_id).values
+        start = self._snapshot(thread_id)
+        current = start.values
         if isinstance(current, dict) and current.get("supervisor"):
             self._require_model(current["supervisor"])
+        config = self._run_config(thread_id, start, payload)
         self.registry.set_status(thread_id, "running")
         try:
-            for mode, raw in self.graph.stream(
-                payload, config, context=self.context,
-                stream_mode=["updates", "checkpoints"], durability="sync",
-            ):
-                chunk: dict[str, Any] = raw  # type: ignore[assignment]
-                if mode == "checkpoints":
-                    for step in chunk["values"].get("completed_steps", []):
-                        self._crash(step, "after_checkpoint")
-                    continue
-                for node, update in chunk.items():
-                    if on_step is not None and node != "__interrupt__":
-                        on_step(node, update if isinstance(update, dict) else {})
+            with traced(self.settings, config["metadata"]):
+                self._stream(config, payload, on_step)
         finally:
             snapshot = self._snapshot(thread_id)
             if snapshot.created_at is not None:
                 self.registry.set_status(thread_id, status_of(snapshot))
         return build_report(thread_id, snapshot)
+
+    def _stream(self, config: RunnableConfig, payload: Any, on_step: StepCallback | None
+                ) -> None:
+        for mode, raw in self.graph.stream(payload, config, context=self.context,
+                                           stream_mode=["updates", "checkpoints"],
+                                           durability="sync"):
+            chunk: dict[str, Any] = raw  # type: ignore[assignment]
+            if mode == "checkpoints":
+                for step in chunk["values"].get("completed_steps", []):
+                    self._crash(step, "after_checkpoint")
+                continue
+            for node, update in chunk.items():
+                if on_step is not None and node != "__interrupt__":
+                    on_step(node, update if isinstance(update, dict) else {})

@@ -26,6 +26,7 @@ from dealflow.render import (
     render_threads,
 )
 from dealflow.reports import DealReport
+from dealflow.timeline import parse_duration, render_stats, render_trace, trace_json
 from state.config import ConfigError, Settings
 from state.database import DatabaseUnavailable, check_connection, resolve_database_url
 from state.deal_state import STATUSES
@@ -107,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "supervisor, human, esign)")
     audit.add_argument("--key", help="only writes of this context key, e.g. D-1.qualified")
     add("recover", "continue every thread whose process died mid-run")
+    trace = add("trace", "show a deal's timeline: every step attempt, waits, failures, retries")
+    trace.add_argument("thread", help="thread id (or deal id)")
+    stats = add("stats", "summarise all deals: statuses, step durations, failures per system")
+    stats.add_argument("--since", metavar="DURATION", help="only the last 90s, 30m, 2h, 7d")
     watch = add("watch", "follow a deal's shared-context changes as they commit (JSON lines "
                 "with --json)")
     watch.add_argument("deal_id", help="deal id")
@@ -193,10 +198,29 @@ def _cmd_recover(service: DealService, args: argparse.Namespace, progress: Progr
     return {"recovered": [r.model_dump(mode="json") for r in reports]}, text
 
 
+def _cmd_trace(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
+    row = service.deal(args.thread)
+    spans = service.spans.for_thread(row.thread_id)
+    return trace_json(row.deal_id, row.thread_id, spans), \
+        render_trace(row.deal_id, row.thread_id, spans)
+
+
+def _cmd_stats(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
+    try:
+        since = parse_duration(args.since) if args.since else None
+    except ValueError as exc:
+        raise InvalidInput(f"--since: {exc}") from None
+    statuses = service.spans.deal_statuses(since)
+    steps, systems = service.spans.step_stats(since), service.spans.system_stats(since)
+    data = {"since": args.since, "deals_by_status": statuses, "steps": steps,
+            "systems": systems}
+    return data, render_stats(statuses, steps, systems, args.since)
+
+
 COMMANDS: dict[str, Callable[[DealService, argparse.Namespace, Progress], Result]] = {
     "run": _cmd_run, "resume": _cmd_resume, "event": _cmd_event, "status": _cmd_status,
     "threads": _cmd_threads, "history": _cmd_history, "records": _cmd_records,
-    "audit": _cmd_audit, "recover": _cmd_recover,
+    "audit": _cmd_audit, "recover": _cmd_recover, "trace": _cmd_trace, "stats": _cmd_stats,
 }
 
 

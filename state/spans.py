@@ -1,0 +1,98 @@
+"""Local spans: what each node attempt did and how long it took, kept in Postgres.
+
+Written by the span recorder (a LangChain callback handler, `graph.observe`);
+read by `dealflow trace` (one deal's timeline) and `dealflow stats` (where
+failures and time cluster across deals).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from state.database import Pool
+
+
+@dataclass(frozen=True)
+class Span:
+    """One node attempt."""
+
+    deal_id: str
+    thread_id: str
+    node: str
+    agent: str
+    system: str | None
+    task: str | None
+    attempt: int
+    started_at: datetime
+    duration_ms: float
+    status: str
+    error: str | None = None
+    llm_calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+_COLUMNS = ("deal_id", "thread_id", "node", "agent", "system", "task", "attempt", "started_at",
+            "duration_ms", "status", "error", "llm_calls", "prompt_tokens", "completion_tokens")
+
+
+class SpanStore:
+    """Reads and writes `dealflow_spans`."""
+
+    def __init__(self, pool: Pool) -> None:
+        """Use `pool`."""
+        self._pool = pool
+
+    def record(self, span: Span) -> None:
+        """Append one span."""
+        with self._pool.connection() as conn:
+            conn.execute(
+                f"INSERT INTO dealflow_spans ({', '.join(_COLUMNS)})"
+                f" VALUES ({', '.join(['%s'] * len(_COLUMNS))})",
+                tuple(getattr(span, c) for c in _COLUMNS))
+
+    def for_thread(self, thread_id: str) -> list[Span]:
+        """A thread's spans in start order."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM dealflow_spans WHERE thread_id = %s"
+                " ORDER BY started_at, id", (thread_id,)).fetchall()
+        return [Span(**row) for row in rows]
+
+    def step_stats(self, since: timedelta | None = None) -> list[dict[str, Any]]:
+        """Per node: attempts, median and p95 duration of successes, failures, retries."""
+        with self._pool.connection() as conn:
+            return [dict(row) for row in conn.execute(
+                "SELECT node, agent, max(system) AS system, count(*) AS attempts,"
+                " count(*) FILTER (WHERE status = 'ok') AS ok,"
+                " count(*) FILTER (WHERE status = 'error') AS failures,"
+                " count(*) FILTER (WHERE attempt > 1) AS retries,"
+                " percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms)"
+                "   FILTER (WHERE status = 'ok') AS median_ms,"
+                " percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)"
+                "   FILTER (WHERE status = 'ok') AS p95_ms"
+                " FROM dealflow_spans"
+                " WHERE %s::interval IS NULL OR started_at >= now() - %s::interval"
+                " GROUP BY node, agent ORDER BY min(started_at)", (since, since)).fetchall()]
+
+    def system_stats(self, since: timedelta | None = None) -> list[dict[str, Any]]:
+        """Per system of record: attempts, failures, retries."""
+        with self._pool.connection() as conn:
+            return [dict(row) for row in conn.execute(
+                "SELECT system, count(*) AS attempts,"
+                " count(*) FILTER (WHERE status = 'error') AS failures,"
+                " count(*) FILTER (WHERE attempt > 1) AS retries"
+                " FROM dealflow_spans WHERE system IS NOT NULL"
+                " AND (%s::interval IS NULL OR started_at >= now() - %s::interval)"
+                " GROUP BY system ORDER BY system", (since, since)).fetchall()]
+
+    def deal_statuses(self, since: timedelta | None = None) -> dict[str, int]:
+        """Deals by status (from the registry), updated within `since`."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT status, count(*) AS n FROM dealflow_deals"
+                " WHERE %s::interval IS NULL OR updated_at >= now() - %s::interval"
+                " GROUP BY status ORDER BY status", (since, since)).fetchall()
+        return {row["status"]: row["n"] for row in rows}
