@@ -112,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument("thread", help="thread id (or deal id)")
     stats = add("stats", "summarise all deals: statuses, step durations, failures per system")
     stats.add_argument("--since", metavar="DURATION", help="only the last 90s, 30m, 2h, 7d")
+    mcp = add("mcp", "serve deal context and reviews to MCP clients (stdio, or HTTP with "
+              "--transport http)")
+    mcp.add_argument("--transport", choices=("stdio", "http"), default="stdio",
+                     help="stdio (default) or streamable HTTP; over HTTP the write tools need "
+                     "DEALFLOW_MCP_TOKEN and a matching bearer token")
+    mcp.add_argument("--host", default="127.0.0.1", help="HTTP host (default 127.0.0.1)")
+    mcp.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
     watch = add("watch", "follow a deal's shared-context changes as they commit (JSON lines "
                 "with --json)")
     watch.add_argument("deal_id", help="deal id")
@@ -276,6 +283,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         if args.command == "watch":
             return _watch(settings, args)
+        if args.command == "mcp":
+            from dealflow.mcp_server import serve
+
+            with DealService(settings) as service:
+                serve(service, args.transport, args.host, args.port)
+            return 0
         if args.command == "demo":
             from dealflow.demo import run_demo
 

@@ -69,6 +69,9 @@ class Settings(BaseModel):
     llm_budget_usd: Decimal = Field(default=Decimal("0.05"), ge=0)
     llm_price_input_per_mtok: Decimal = Field(default=Decimal("0.15"), ge=0)
     llm_price_output_per_mtok: Decimal = Field(default=Decimal("0.60"), ge=0)
+    mcp_token: SecretStr | None = Field(
+        default=None, description="Bearer token for the MCP server's write tools over HTTP."
+    )
     crash_at: str | None = Field(
         default=None, description="Crash-test hook: SIGKILL at step:phase (see state.crash)."
     )
@@ -128,6 +131,7 @@ _ENV_VARS = {
     "busy_wait_seconds": "DEALFLOW_BUSY_WAIT_SECONDS",
     "crash_at": "DEALFLOW_CRASH_AT",
     "openai_api_key": "OPENAI_API_KEY",
+    "mcp_token": "DEALFLOW_MCP_TOKEN",
     "openai_base_url": "OPENAI_BASE_URL",
     "llm_model": "DEALFLOW_LLM_MODEL",
     "llm_timeout_seconds": "DEALFLOW_LLM_TIMEOUT_SECONDS",

@@ -34,6 +34,7 @@ class ScriptedChatModel(BaseChatModel):
     prompt_tokens: int = 1200
     completion_tokens: int = 60
     estimate_tokens: bool = False  # report ~len(text)/4 tokens instead of the fixed numbers
+    needs_facts: bool = True  # hand the policy the last deal facts (supervisor conversations)
     conversations: list[list[tuple[str, str]]] = Field(default_factory=list)
     tools: list[Any] = Field(default_factory=list)
 
@@ -50,7 +51,7 @@ class ScriptedChatModel(BaseChatModel):
         pairs = as_pairs(messages)
         self.conversations.append(pairs)
         policy: Policy = self.policy
-        answer = policy(last_facts(pairs), pairs)
+        answer = policy(last_facts(pairs) if self.needs_facts else {}, pairs)
         prompt, completion = self.prompt_tokens, self.completion_tokens
         if self.estimate_tokens:
             tools = sum(len(str(tool)) for tool in self.tools)

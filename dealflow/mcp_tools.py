@@ -1,0 +1,116 @@
+"""What the MCP server offers, as plain functions over `DealService`.
+
+Kept apart from the MCP wiring (`dealflow.mcp_server`) so the same logic can
+be tested and reused; every error is a `DealflowError` with a clear message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from dealflow.api import DealService
+from dealflow.errors import InvalidInput, NotFound
+from state.audit import Origin
+from state.deal_state import STATUSES
+
+MAX_ID = 200
+
+
+def _ref(value: str, what: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"{what} must be a non-empty string")
+    if len(value) > MAX_ID:
+        raise NotFound(f"no {what.replace('_', ' ')} {value[:40]!r}… ({len(value)} characters)")
+    return value
+
+
+class DealTools:
+    """Read a deal's context and act on pending reviews, for any MCP client."""
+
+    def __init__(self, service: DealService) -> None:
+        """Serve from `service`."""
+        self.service = service
+
+    def deal_context(self, deal_id: str, include_history: bool = False) -> dict[str, Any]:
+        """The deal's facts as the agents see them, and optionally its events in order."""
+        report = self.service.status(_ref(deal_id, "deal_id"))
+        facts = report.context
+        invoice = facts.get("invoice")
+        data: dict[str, Any] = {
+            "deal_id": report.deal_id, "thread_id": report.thread_id,
+            "client": facts["deal"]["client"], "value": facts["deal"]["value"],
+            "currency": facts["deal"]["currency"], "deal_type": facts["deal"]["deal_type"],
+            "stage": report.status, "completed_steps": report.completed_steps,
+            "qualification": facts.get("qualification"), "project": facts.get("project"),
+            "contract": facts.get("contract"), "envelope": facts.get("envelope"),
+            "signature": (facts.get("signature") or {}).get("event", "not signed"),
+            "invoice": invoice,
+            "payment_status": f"invoiced, due {invoice['due_on']}" if invoice else "not invoiced",
+            "pending": report.pending,
+            "shared_context": {k: v.value for k, v in
+                               self.service.data.context.deal(report.deal_id).items()},
+        }
+        if include_history:
+            data["history"] = [
+                {"at": e.at.isoformat(), "agent": e.agent, "step": e.step, "action": e.action,
+                 "key": e.key, "actor": e.actor, "reason": e.reason}
+                for e in self.service.audit(report.deal_id)]
+        return data
+
+    def list_deals(self, status: str | None = None) -> list[dict[str, Any]]:
+        """Deals with their thread and status, newest first."""
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"unknown status {status[:40]!r}; one of: {', '.join(STATUSES)}")
+        return [{"deal_id": r.deal_id, "thread_id": r.thread_id, "client": r.client,
+                 "value": str(r.value), "currency": r.currency, "status": r.status,
+                 "updated_at": r.updated_at.isoformat()} for r, _ in self.service.threads(status)]
+
+    def pending_reviews(self) -> list[dict[str, Any]]:
+        """Threads waiting for a person, with the review request (HITL shape)."""
+        reviews = []
+        for row, _ in self.service.threads("waiting_review"):
+            report = self.service.status(row.thread_id)
+            if report.pending:
+                reviews.append({"thread_id": row.thread_id, "deal_id": row.deal_id,
+                                "client": row.client, "request": report.pending})
+        return reviews
+
+    def audit_trail(self, deal_id: str) -> list[dict[str, Any]]:
+        """The deal's audit trail in order."""
+        return [{**asdict(e), "at": e.at.isoformat()}
+                for e in self.service.audit(_ref(deal_id, "deal_id"))]
+
+    def submit_review(self, thread_id: str, decision: str, comment: str, caller: str
+                      ) -> dict[str, Any]:
+        """Answer a pending review as `caller`; audited with the caller's identity."""
+        row = self.service.deal(_ref(thread_id, "thread_id"))
+        self._audit_call(row.deal_id, row.thread_id, caller, "mcp.submit_review",
+                         {"decision": decision, "comment": comment[:500]})
+        report = self.service.resume(row.thread_id, {"decision": decision,
+                                                     "comment": comment[:2000],
+                                                     "reviewer": caller[:200]})
+        return report.model_dump(mode="json", include={"thread_id", "deal_id", "status",
+                                                       "completed_steps", "pending"})
+
+    def record_signature_event(self, thread_id: str, event: str, caller: str) -> dict[str, Any]:
+        """Deliver a signature event as `caller`; audited with the caller's identity."""
+        row = self.service.deal(_ref(thread_id, "thread_id"))
+        self._audit_call(row.deal_id, row.thread_id, caller, "mcp.signature_event",
+                         {"event": event[:100]})
+        report = self.service.event(row.thread_id, event)
+        return report.model_dump(mode="json", include={"thread_id", "deal_id", "status",
+                                                       "completed_steps", "pending"})
+
+    def contract_text(self, deal_id: str) -> str:
+        """The stored contract text of a deal."""
+        contracts = self.service.records(_ref(deal_id, "deal_id"))["contracts"]
+        if not contracts:
+            raise NotFound(f"deal {deal_id!r} has no contract yet")
+        return str(contracts[0]["body"])
+
+    def _audit_call(self, deal_id: str, thread_id: str, caller: str, action: str,
+                    detail: dict[str, Any]) -> None:
+        self.service.data.audit.append(
+            Origin(deal_id=deal_id, agent="mcp", step=None, thread_id=thread_id), action,
+            actor=caller[:200], detail=detail)
