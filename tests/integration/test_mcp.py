@@ -73,7 +73,7 @@ def test_tools_read_context_and_act_on_reviews(service: DealService) -> None:
             assert "MASTER SERVICES AGREEMENT" in text.contents[0].text  # type: ignore[union-attr]
 
     anyio.run(scenario)
-    review = [e for e in service.audit("MCP-1") if e.action == "review.decision"][0]
+    review = next(e for e in service.audit("MCP-1") if e.action == "review.decision")
     assert review.actor == "mcp:mcp" and review.reason == "fine"
     assert [e.actor for e in service.audit("MCP-1", agent="mcp")] == ["mcp:mcp", "mcp:mcp"]
 
@@ -178,9 +178,9 @@ def test_http_transport_with_and_without_a_token(service: DealService, database_
 
 
 def test_tools_load_into_a_langgraph_agent(service: DealService) -> None:
+    from langchain.agents import create_agent
     from langchain_core.messages import AIMessage
     from langchain_mcp_adapters.tools import load_mcp_tools
-    from langchain.agents import create_agent
 
     from tests.fakes import ScriptedChatModel
 
