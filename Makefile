@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 export LANGGRAPH_STRICT_MSGPACK := true
 
-.PHONY: install demo test lint typecheck unit integration crash-matrix lock clean diagram
+.PHONY: install demo test lint typecheck unit integration crash-matrix notebooks serve lock clean diagram
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,13 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration
+
+notebooks: $(STAMP)  ## rewrite the notebooks from notebooks/make_notebooks.py and execute them
+	$(BIN)/python notebooks/make_notebooks.py
+	cd notebooks && ../$(BIN)/python run_notebooks.py
+
+serve: $(STAMP)  ## the graph on LangGraph Server (in-memory, offline) on port 2024
+	$(BIN)/langgraph dev --no-reload --no-browser --port 2024
 
 crash-matrix: $(STAMP)  ## SIGKILL at every kill point of every step; print duplicates and losses
 	$(BIN)/python -m tests.integration.crash_matrix

@@ -28,6 +28,7 @@ from state.context_store import context_key
 from state.crash import crash_hook
 from state.data import DataLayer
 from state.database import Pool, resolve_database_url, shared_pool
+from state.migrate import apply_migrations
 
 M = TypeVar("M", bound=BaseModel)
 SystemsFactory = Callable[[Pool, Settings], Systems]
@@ -79,7 +80,11 @@ def _cached(kind: str, settings: Settings, make: Callable[[Pool], Any]) -> Any:
     key = (kind, url, settings.model_dump_json())
     with _lock:
         if key not in _defaults:
-            _defaults[key] = make(shared_pool(url))
+            pool = shared_pool(url)
+            if ("migrated", url) not in _defaults:  # e.g. under LangGraph Server: no service
+                apply_migrations(pool)             # set the schema up before first use
+                _defaults[("migrated", url)] = True
+            _defaults[key] = make(pool)
         return _defaults[key]
 
 

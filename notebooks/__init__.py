@@ -1,0 +1,1 @@
+"""Step-through notebooks and the scripts that write and execute them."""

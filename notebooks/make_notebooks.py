@@ -1,0 +1,164 @@
+"""Write the step-through notebooks (sources only); `make notebooks` executes them in place.
+
+Kept as code so the notebooks' cells are reviewed like any other source.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+SETUP = '''import time
+from langgraph.types import Command
+from dealflow import DealService
+from state.config import Settings
+
+# DATABASE_URL if set, else the embedded Postgres under ./.dealflow
+settings = Settings.from_env(retry_initial_interval=0.1, retry_jitter=False)
+run = time.strftime("%H%M%S")  # deal ids unique per execution, so the notebook re-runs'''
+
+NOTEBOOKS = {
+    "01_quickstart": [
+        ("md", "# Quickstart\nBuild the deal graph, compile it with the Postgres checkpointer, "
+               "run a deal over $50,000 to its review interrupt, and resume it."),
+        ("code", SETUP),
+        ("code", '''from agents.context import DealContext
+from graph import build_graph
+from state.checkpointer import make_checkpointer, setup_database
+from state.database import open_pool, resolve_database_url
+from state.models import DealInput
+
+pool = open_pool(resolve_database_url(settings))
+setup_database(pool)                       # checkpoint tables + dealflow's migrations
+graph = build_graph(settings).compile(checkpointer=make_checkpointer(pool))
+context = DealContext(settings=settings)
+from graph.diagram import mermaid
+print(mermaid())'''),
+        ("md", "Stream the node updates of a new deal (one thread per deal)."),
+        ("code", '''deal = DealInput(deal_id=f"QS-{run}", client="Globex", value="68000",
+                 lead={"company_size": 400, "budget": "90000", "engagement": 80})
+config = {"configurable": {"thread_id": f"deal-{deal.deal_id}"}}
+for update in graph.stream({"deal": deal}, config, context=context, stream_mode="updates"):
+    for node, value in update.items():
+        print(node, "→", list(value) if isinstance(value, dict) else value)'''),
+        ("md", "The thread stopped before any side effect after qualification. "
+               "`get_state` shows where, and the review request in LangChain's HITL shape."),
+        ("code", '''state = graph.get_state(config)
+print("next:", state.next)
+request = state.interrupts[0].value
+print(request["action_requests"][0]["description"])
+print("allowed:", request["review_configs"][0]["allowed_decisions"])'''),
+        ("md", "Approve with `Command(resume=...)`; the thread runs on until the signer answers, "
+               "then resume it with the signature event."),
+        ("code", '''graph.invoke(Command(resume={"decision": "approve", "reviewer": "notebook"}), config,
+             context=context)
+print("next:", graph.get_state(config).next)
+result = graph.invoke(Command(resume="signature.completed"), config, context=context)
+print(result["outcome"], "·", result["invoice"].number, result["invoice"].total,
+      result["invoice"].currency, "due", result["invoice"].due_on)'''),
+        ("code", "pool.close()"),
+    ],
+    "02_failure_and_resume": [
+        ("md", "# Failure and resume\nThe e-sign system is down for three calls: the contract "
+               "agent's retries run out, the thread stops for review, a person chooses `retry`, "
+               "and the deal completes. The systems' records show finished steps never ran twice."),
+        ("code", SETUP),
+        ("code", '''down = settings.model_copy(update={"sandbox_outage": {"esign": 3}})
+service = DealService(down)
+deal_id = f"FR-{run}"
+from dealflow.api import parse_deal
+report = service.start(parse_deal({"deal_id": deal_id, "client": "Initech", "value": "9800",
+                                   "lead": {"company_size": 300, "budget": "20000"}}))
+print(report.status, report.completed_steps)
+print(report.context["failures"][0]["error"], "after", report.context["failures"][0]["attempts"],
+      "attempts")'''),
+        ("code", '''def counts(deal_id):
+    return {system: len(rows) for system, rows in service.records(deal_id).items()}
+print("before the retry:", counts(deal_id))
+report = service.resume(deal_id, {"decision": "retry", "reviewer": "ops", "comment": "e-sign is back"})
+print(report.status, report.completed_steps)
+print("after the retry: ", counts(deal_id))'''),
+        ("code", '''done = service.event(deal_id, "signature.completed")
+print(done.status, "·", counts(deal_id))
+for row in service.data.effects.effects(deal_id):
+    print(f"{row['effect']:<26} {row['status']:<10} attempts {row['attempts']}")'''),
+        ("code", "service.close()"),
+    ],
+    "03_time_travel": [
+        ("md", "# Time travel\nWalk a deal's checkpoints with `get_state_history`, fork it from "
+               "the checkpoint after qualification with edited terms, and compare the outcomes."),
+        ("code", SETUP),
+        ("code", '''from decimal import Decimal
+from dealflow.api import parse_deal
+service = DealService(settings)
+graph, context = service.graph, service.context
+deal = parse_deal({"deal_id": f"TT-{run}", "client": "Umbrella", "value": "40000",
+                   "lead": {"company_size": 300, "budget": "60000"}})
+original = service.start(deal)
+config = {"configurable": {"thread_id": original.thread_id}}
+for snapshot in reversed(list(graph.get_state_history(config))):
+    print(snapshot.metadata["step"], snapshot.next, snapshot.values.get("completed_steps"))'''),
+        ("md", "Fork at the checkpoint right after `qualify_lead` with the value raised to 75,000: "
+               "`update_state` writes a new checkpoint on a branch; the original line is untouched."),
+        ("code", '''after_qualify = next(s for s in graph.get_state_history(config)
+                     if s.values.get("completed_steps") == ["qualify_lead"] and s.next == ("supervisor",))
+edited = deal.model_copy(update={"value": Decimal("75000")})
+fork_config = graph.update_state(after_qualify.config, {"deal": edited})
+graph.invoke(None, fork_config, context=context)
+fork = graph.get_state(config)  # the thread's newest checkpoint: the head of the fork
+print("original:", original.status, original.completed_steps)
+print("fork:    ", "waiting_review" if fork.next == ("human_review",) else fork.next,
+      fork.values["completed_steps"])
+print(fork.interrupts[0].value["action_requests"][0]["description"])'''),
+        ("code", '''branches = {}
+for snapshot in graph.get_state_history(config):
+    parent = snapshot.parent_config["configurable"]["checkpoint_id"] if snapshot.parent_config else None
+    branches.setdefault(parent, []).append(snapshot.config["configurable"]["checkpoint_id"])
+print("checkpoints with two children (fork points):",
+      [p for p, children in branches.items() if len(children) > 1])
+service.close()'''),
+    ],
+    "04_context_audit_trace": [
+        ("md", "# Shared context, audit trail and timeline\nWhat the agents told each other, who did "
+               "what in which order, and where the time went."),
+        ("code", SETUP),
+        ("code", '''from dealflow.api import parse_deal
+from dealflow.render import render_audit
+from dealflow.timeline import render_trace
+flaky = settings.model_copy(update={"sandbox_outage": {"pm": 1}, "sandbox_latency_ms": 20})
+service = DealService(flaky)
+deal_id = f"CA-{run}"
+service.start(parse_deal({"deal_id": deal_id, "client": "Hooli", "value": "15000",
+                          "lead": {"company_size": 300, "budget": "30000"}}))
+report = service.event(deal_id, "signature.completed")
+print(report.status)
+for key, value in service.data.context.deal(deal_id).items():
+    print(f"{key:<28} v{value.version} by {value.writer:<9} {value.value}")'''),
+        ("code", "print(render_audit(service.audit(deal_id)))"),
+        ("code", '''print(render_trace(deal_id, report.thread_id, service.spans.for_thread(report.thread_id)))
+service.close()'''),
+    ],
+}
+
+
+def build() -> list[Path]:
+    """Write every notebook (without outputs); return their paths."""
+    paths = []
+    for name, cells in NOTEBOOKS.items():
+        notebook = new_notebook(cells=[
+            new_markdown_cell(src) if kind == "md" else new_code_cell(src) for kind, src in cells])
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                           "language": "python"}
+        path = HERE / f"{name}.ipynb"
+        nbformat.write(notebook, path)
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":
+    for written in build():
+        print(written.name)

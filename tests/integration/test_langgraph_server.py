@@ -1,0 +1,60 @@
+"""The graph served by LangGraph Server (`langgraph dev`), driven with langgraph-sdk."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from dealflow.api import DealService
+from tests.conftest import ROOT, cli_env
+from tests.helpers import ONE_EACH, counts, deal_data
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_langgraph_dev_runs_a_deal_through_review_and_signature(
+        database_url: str, service: DealService, tmp_path: Path) -> None:
+    from langgraph_sdk import get_sync_client
+
+    port = _free_port()
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "langgraph"), "dev", "--no-reload", "--no-browser",
+         "--port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        env=cli_env(database_url, LANGSMITH_TRACING="false"))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/ok", timeout=1).read()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, \
+                    (tmp_path / "server.log").read_text()[-3000:]
+                time.sleep(0.2)
+        client = get_sync_client(url=base)
+        thread = client.threads.create()["thread_id"]
+        client.runs.wait(thread, "dealflow", input={"deal": deal_data("SRV-1", "60000.00")})
+        state = client.threads.get_state(thread)
+        assert state["next"] == ["human_review"]
+        request = state["interrupts"][0]["value"]
+        assert request["action_requests"][0]["name"] == "approve_deal"
+        client.runs.wait(thread, "dealflow", command={"resume": {"decision": "approve"}})
+        assert client.threads.get_state(thread)["next"] == ["await_signature"]
+        client.runs.wait(thread, "dealflow", command={"resume": "signature.completed"})
+        final = client.threads.get_state(thread)
+        assert final["next"] == [] and final["values"]["outcome"] == "completed"
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+        log.close()
+    assert counts(service.systems.records("SRV-1")) == ONE_EACH
