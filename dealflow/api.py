@@ -48,6 +48,8 @@ def validation_message(exc: ValidationError, what: str = "deal") -> str:
     """One line naming the first invalid field."""
     first = exc.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or what
+    if not field.isprintable() or len(field) > 60:
+        field = repr(field[:60])  # an unknown field's name is the caller's text: quote it
     return f"invalid {what}: {field}: {first['msg']}"
 
 
@@ -193,7 +195,10 @@ class DealService:
     def audit(self, ref: str, *, agent: str | None = None, key: str | None = None
               ) -> list[AuditEntry]:
         """The deal's audit trail in order, optionally for one agent or context key."""
-        return self.data.audit.entries(self._row(ref).deal_id, agent=agent, key=key)
+        deal_id = self._row(ref).deal_id
+        if any("\x00" in text for text in (agent or "", key or "")):
+            return []  # Postgres text cannot hold NUL, so nothing can match
+        return self.data.audit.entries(deal_id, agent=agent, key=key)
 
     # -- internals --------------------------------------------------------------
     def _config(self, thread_id: str) -> RunnableConfig:
@@ -203,7 +208,7 @@ class DealService:
         return self.graph.get_state(self._config(thread_id))
 
     def _row(self, ref: str) -> DealRow:
-        row = self.registry.find(ref)
+        row = None if "\x00" in ref else self.registry.find(ref)
         if row is None:
             raise NotFound(f"no deal or thread {ref!r}")
         return row

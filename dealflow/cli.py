@@ -15,6 +15,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, NoReturn
 
+import psycopg
+
 from dealflow.api import DealService, parse_deal
 from dealflow.errors import DealflowError, InvalidInput
 from dealflow.render import (
@@ -298,6 +300,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             data, text = COMMANDS[args.command](service, args, progress)
     except DatabaseUnavailable as exc:
         print(f"dealflow {args.command}: error: {exc}", file=sys.stderr)
+        return 5
+    except psycopg.OperationalError as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        print(f"dealflow {args.command}: error: lost the database connection ({reason}); "
+              "nothing finished is lost: continue with dealflow recover", file=sys.stderr)
         return 5
     except (DealflowError, ConfigError) as exc:
         print(f"dealflow {args.command}: error: {exc}", file=sys.stderr)

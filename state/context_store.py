@@ -69,7 +69,7 @@ def context_key(deal_id: str, name: str) -> str:
 def split_key(key: str) -> tuple[str, str]:
     """`(deal_id, name)` of a key, or `ContextKeyError`."""
     deal_id, dot, name = key.rpartition(".")
-    if not dot or not deal_id or not _NAME.match(name):
+    if not dot or not deal_id or not _NAME.match(name) or "\x00" in deal_id:
         raise ContextKeyError(f"context key must be <deal_id>.<name>, got {key!r:.100}")
     return deal_id, name
 
@@ -156,8 +156,8 @@ class ContextStore:
         """The change log after `after`, for a deal or a key, in commit order."""
         if deal_id is None and key is not None:
             deal_id, _ = split_key(key)
-        if deal_id is None:
-            raise ContextKeyError("changes() needs a deal_id or a key")
+        if deal_id is None or "\x00" in deal_id:
+            raise ContextKeyError("changes() needs a deal_id or a key (without NUL)")
         with self._pool.connection() as conn:
             return fetch_changes(conn, deal_id=deal_id, key=key, after=after)
 

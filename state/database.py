@@ -23,6 +23,7 @@ CONNECTION_KWARGS: dict[str, Any] = {
     "autocommit": True,
     "prepare_threshold": 0,
     "row_factory": dict_row,
+    "application_name": "dealflow",
 }
 
 _shared: dict[str, Pool] = {}
@@ -59,6 +60,7 @@ def open_pool(url: str, *, max_size: int = 10, timeout: float = 10.0) -> Pool:
         max_size=max_size,
         kwargs=CONNECTION_KWARGS,
         connection_class=Connection[DictRow],
+        check=ConnectionPool.check_connection,  # never hand out a connection the server dropped
         open=False,
         name="dealflow",
     )

@@ -50,10 +50,11 @@ ShortText = Annotated[
 Email = Annotated[
     str,
     StringConstraints(
-        strip_whitespace=True, max_length=254, pattern=r"^[^@\s<>\"']+@[^@\s<>\"']+\.[^@\s<>\"']+$"
+        strip_whitespace=True, max_length=254,
+        pattern=r"^[^@\s<>\"'\x00-\x1f]+@[^@\s<>\"'\x00-\x1f]+\.[^@\s<>\"'\x00-\x1f]+$",
     ),
 ]
-Notes = Annotated[str, StringConstraints(max_length=4000)]
+Notes = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_no_control_chars)]
 
 
 class Frozen(BaseModel):
