@@ -41,6 +41,11 @@ notebooks: $(STAMP)  ## rewrite the notebooks from notebooks/make_notebooks.py a
 serve: $(STAMP)  ## the graph on LangGraph Server (in-memory, offline) on port 2024
 	$(BIN)/langgraph dev --no-reload --no-browser --port 2024
 
+bench: $(STAMP)  ## benchmarks as ratios to floors (bench/out/latest.json), then the load run
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[bench]"
+	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.load 8 50
+
 crash-matrix: $(STAMP)  ## SIGKILL at every kill point of every step; print duplicates and losses
 	$(BIN)/python -m tests.integration.crash_matrix
 

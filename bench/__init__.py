@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): figures as ratios to floors measured in the same run."""

@@ -1,0 +1,107 @@
+"""`make bench`: run every workload on a throwaway database and print the table.
+
+The same figures go to bench/out/latest.json.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import throwaway_database
+from bench.growth import peer_dbos, w4_growth
+from bench.workloads import (
+    deal,
+    f_commit,
+    f_engine,
+    w1_durable_step,
+    w2_throughput,
+    w3_resume,
+)
+from dealflow.api import DealService
+from state.config import Settings
+
+OUT = Path(__file__).resolve().parent / "out" / "latest.json"
+
+
+def measure() -> dict[str, Any]:
+    """Every figure, with its floors, measured in this run."""
+    results: dict[str, Any] = {}
+    with throwaway_database() as url:
+        settings = Settings(database_url=url)
+        results["F_commit_s"] = fc = f_commit(url)
+        with DealService(settings) as service:
+            results["F_engine_s"] = fe = f_engine(service)
+        w1 = w1_durable_step(settings, url)
+        w1["ratio"] = (w1["step_s"] - fe) / fc
+        results["W1"] = w1
+        with DealService(settings) as service:
+            results["W2"] = {str(c): w2_throughput(service, c, deals=24 if c > 1 else 12)
+                             for c in (1, 4, 8)}
+            results["W3"] = w3_resume(service, url)
+        with DealService(settings) as service:
+            started = time.perf_counter()
+            for _ in range(20):
+                report = service.start(deal("PD"))
+                service.event(report.thread_id, "signature.completed")
+            results["ours_ms_per_deal"] = (time.perf_counter() - started) / 20 * 1000
+    with throwaway_database() as url, DealService(Settings(database_url=url)) as service:
+        results["W4"] = w4_growth(service)
+    with throwaway_database() as url:
+        results["peer_dbos_ms_per_deal"] = peer_dbos(url)
+    results["peer_ratio"] = results["ours_ms_per_deal"] / results["peer_dbos_ms_per_deal"]
+    return results
+
+
+def table(r: dict[str, Any]) -> str:
+    """The figures as a text table."""
+    fc, fe, w1 = r["F_commit_s"] * 1000, r["F_engine_s"] * 1000, r["W1"]
+    lines = [
+        f"F_commit  1 KB INSERT+COMMIT            {fc:8.3f} ms",
+        f"F_engine  super-step, no checkpointer    {fe:8.3f} ms",
+        f"W1 durable super-step (sync)             {w1['step_s'] * 1000:8.3f} ms   "
+        f"(T - F_engine) / F_commit = {w1['ratio']:.2f}",
+        f"   statements/step {w1['statements_per_step']:.1f}, commits/step "
+        f"{w1['commits_per_step']:.1f}, "
+        f"client CPU/step {w1['client_cpu_per_step_s'] * 1000:.2f} ms",
+    ]
+    for c, w2 in r["W2"].items():
+        lines.append(f"W2 {c} concurrent deals: {w2['deals_per_s']:6.1f} deals/s "
+                     f"{w2['steps_per_s']:7.1f} steps/s  "
+                     f"p95 deal {w2['p95_deal_s'] * 1000:6.0f} ms")
+    w3 = r["W3"]
+    lines.append(f"W3 event→completed: warm {w3['warm_s'] * 1000:.1f} ms; new process "
+                 f"{w3['new_process_s'] * 1000:.0f} ms "
+                 f"(process start {w3['process_start_s'] * 1000:.0f} ms, "
+                 f"connect {w3['connect_s'] * 1000:.1f} ms)")
+    w4 = r["W4"]
+    per = w4["bytes_per_deal"]
+    lines.append(f"W4 bytes per completed deal: checkpoints "
+                 f"{per['checkpoint_bytes'] / 1024:.1f} KiB, "
+                 f"dealflow tables {per['dealflow_bytes'] / 1024:.1f} KiB")
+    for name in ("threads_s", "status_s", "history_s"):
+        lines.append(f"   {name[:-2]:<8} {w4['at_small'][name] * 1000:8.2f} ms at "
+                     f"{w4['deals_small']} deals → {w4['at_large'][name] * 1000:8.2f} ms at "
+                     f"{w4['deals_large']}")
+    lines.append(f"Peer: ours {r['ours_ms_per_deal']:.1f} ms/deal vs DBOS "
+                 f"{r['peer_dbos_ms_per_deal']:.1f} ms/deal → ratio {r['peer_ratio']:.2f}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    """Measure, print, save."""
+    logging.getLogger("dbos").setLevel(logging.WARNING)
+    results = measure()
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=2, default=str))
+    print(table(results))
+    print(f"(saved to {OUT})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
