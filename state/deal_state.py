@@ -7,7 +7,7 @@ exactly one node per super-step.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Literal, TypeVar, get_args
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
@@ -42,33 +42,27 @@ Status = Literal[
 STATUSES: tuple[Status, ...] = get_args(Status)
 
 
-def merge_failures(
-    current: dict[str, Failure], update: dict[str, Failure | None]
-) -> dict[str, Failure]:
-    """Merge failures by step; a `None` value clears that step's failure."""
+V = TypeVar("V")
+
+
+def merge_or_clear(current: dict[str, V], update: dict[str, V | None]) -> dict[str, V]:
+    """Merge by key; a `None` value removes the key (a reducer for parallel writers)."""
     merged = dict(current or {})
-    for step, failure in (update or {}).items():
-        if failure is None:
-            merged.pop(step, None)
+    for key, value in (update or {}).items():
+        if value is None:
+            merged.pop(key, None)
         else:
-            merged[step] = failure
+            merged[key] = value
     return merged
+
+
+merge_failures = merge_or_clear  # failures by step
+merge_pending = merge_or_clear  # tool calls awaiting their result, by node
 
 
 def add_usage(current: LLMUsage | None, update: LLMUsage | None) -> LLMUsage:
     """Sum usage reported by successive supervisor turns."""
     return (current or LLMUsage()) + (update or LLMUsage())
-
-
-def merge_pending(current: dict[str, str], update: dict[str, str | None]) -> dict[str, str]:
-    """Tool calls awaiting their result, by node; a `None` value clears that node."""
-    merged = dict(current or {})
-    for node, call_id in (update or {}).items():
-        if call_id is None:
-            merged.pop(node, None)
-        else:
-            merged[node] = call_id
-    return merged
 
 
 class DealState(BaseModel):

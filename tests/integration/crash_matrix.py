@@ -81,6 +81,14 @@ def _finish(url: str, deal_id: str) -> str:
     return _status(url, deal_id)
 
 
+def _calls(url: str, deal_id: str) -> dict[str, int]:
+    pool = open_pool(url)
+    try:
+        return call_counts(pool, deal_id)
+    finally:
+        pool.close()
+
+
 def run_case(url: str, lead_file: str, step: str, phase: str, index: int) -> CaseResult:
     """Kill at `step:phase`, recover (alternating recover / the same command), finish."""
     deal_id = f"CM-{index:02d}-{step}-{phase}"
@@ -97,12 +105,7 @@ def run_case(url: str, lead_file: str, step: str, phase: str, index: int) -> Cas
     again = _dealflow(["recover"] if how == "recover" else command, _env(url))
     notes = [f"{how} exit {again.returncode}"]
     status = _finish(url, deal_id)
-    pool = open_pool(url)
-    try:
-        calls = call_counts(pool, deal_id)
-    finally:
-        pool.close()
-    return CaseResult(f"{step}:{phase}", killed, status, calls, notes)
+    return CaseResult(f"{step}:{phase}", killed, status, _calls(url, deal_id), notes)
 
 
 def run_random_case(url: str, lead_file: str, index: int, rng: random.Random) -> CaseResult:
@@ -122,12 +125,7 @@ def run_random_case(url: str, lead_file: str, index: int, rng: random.Random) ->
         _dealflow(["run", "--deal-id", deal_id, "--client", "Random Co", "--value", "9000",
                    "--lead", lead_file], _env(url))
     status = _finish(url, deal_id)
-    pool = open_pool(url)
-    try:
-        calls = call_counts(pool, deal_id)
-    finally:
-        pool.close()
-    return CaseResult(f"random kill at {delay:.2f}s", killed, status, calls)
+    return CaseResult(f"random kill at {delay:.2f}s", killed, status, _calls(url, deal_id))
 
 
 def run_matrix(url: str, workdir: Path, random_cases: int = 6, seed: int = 7
@@ -163,24 +161,14 @@ def summary(results: list[CaseResult]) -> str:
 def main() -> int:
     """Run the matrix on a fresh database of TEST_DATABASE_URL (or the embedded server)."""
     import tempfile
-    import uuid
 
-    import psycopg
-    from psycopg.conninfo import make_conninfo
+    from bench.common import throwaway_database
 
-    from state.embedded import embedded_database_url
-
-    workdir = Path(tempfile.mkdtemp(prefix="dfcrash-", dir="/tmp"))
-    admin = os.environ.get("TEST_DATABASE_URL") or embedded_database_url(workdir)
-    name = f"dfcrash_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
     started = time.monotonic()
-    results = run_matrix(make_conninfo(admin, dbname=name), workdir)
+    with throwaway_database() as url:
+        results = run_matrix(url, Path(tempfile.mkdtemp(prefix="dfcrash-", dir="/tmp")))
     print(summary(results))
     print(f"took {time.monotonic() - started:.0f}s")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     bad = sum(r.duplicates for r in results) + sum(r.lost for r in results)
     return 1 if bad else 0
 

@@ -6,20 +6,14 @@ history) at ~4 characters a token. Run: `python -m tests.integration.llm_usage`.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import uuid
-from pathlib import Path
 
-import psycopg
-from psycopg.conninfo import make_conninfo
 from pydantic import SecretStr
 
 from agents import models
 from dealflow.api import DealService
 from state.config import Settings
-from state.embedded import embedded_database_url
 from tests.fakes import ScriptedChatModel
 from tests.helpers import make_deal
 from tests.llm_script import sensible
@@ -49,16 +43,10 @@ def measure(url: str) -> list[tuple[str, str, dict[str, object]]]:
 
 def main() -> int:
     """Print the table on a throwaway database."""
-    workdir = Path(tempfile.mkdtemp(prefix="dfllm-", dir="/tmp"))
-    admin = os.environ.get("TEST_DATABASE_URL") or embedded_database_url(workdir)
-    name = f"dfllm_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        rows = measure(make_conninfo(admin, dbname=name))
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    from bench.common import throwaway_database
+
+    with throwaway_database() as url:
+        rows = measure(url)
     print(f"{'mode':<8} {'deal':<22} {'calls':>5} {'prompt tok':>10} {'completion tok':>14} "
           f"{'est. cost USD':>13}")
     for mode, deal, usage in rows:
