@@ -13,11 +13,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import psycopg
 
 from dealflow.api import DealService, parse_deal
+from dealflow.cli_parser import build_parser
 from dealflow.errors import DealflowError, InvalidInput
 from dealflow.render import (
     describe_step,
@@ -31,105 +32,7 @@ from dealflow.reports import DealReport
 from dealflow.timeline import parse_duration, render_stats, render_trace, trace_json
 from state.config import ConfigError, Settings
 from state.database import DatabaseUnavailable, check_connection, resolve_database_url
-from state.deal_state import STATUSES
-from state.models import SIGNATURE_EVENTS
 from state.subscriptions import ContextSubscription
-
-EPILOG = """examples:
-  dealflow run --deal-id D-1001 --client "Acme GmbH" --value 12500
-  dealflow resume deal-D-1001 --decision approve --comment "ok for Q4"
-  dealflow event deal-D-1001 signature.completed
-  dealflow status deal-D-1001 --json
-
-database: --database-url, else DATABASE_URL, else an embedded Postgres in ./.dealflow"""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (the contract: one line on stderr)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def _common(parser: argparse.ArgumentParser, default: Any = None) -> None:
-    parser.add_argument("--json", action="store_true", default=default,
-                        help="print one JSON object on stdout and nothing else")
-    parser.add_argument("--database-url", metavar="URL", default=default,
-                        help="Postgres URL (else DATABASE_URL, else the embedded server)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (exposed for tests and --help)."""
-    parser = _Parser(prog="dealflow", description="Run deals from lead to invoice with "
-                     "cooperating agents, durably on Postgres.", epilog=EPILOG,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    _common(parser)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    sup = argparse.SUPPRESS
-
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        _common(command, default=sup)
-        return command
-
-    add("demo", "run the showcase deals end to end (small deal, >$50k review, e-sign outage)")
-    run = add("run", "start (or return) a deal's thread and run it until it completes or waits")
-    run.add_argument("--deal-id", required=True,
-                     help="your id for the deal (letters, digits, _.:-)")
-    run.add_argument("--client", required=True, help="customer name")
-    run.add_argument("--value", required=True, help="deal value, e.g. 12500 or 12500.50")
-    run.add_argument("--currency", default="USD", help="USD, EUR, GBP, CAD or AUD (default USD)")
-    run.add_argument("--deal-type", default="implementation",
-                     help="subscription, implementation or consulting (default implementation)")
-    run.add_argument("--lead", type=Path, metavar="FILE.json",
-                     help="lead attributes: company_size, budget, industry, engagement, "
-                     "contact_name, contact_email, notes")
-    run.add_argument("--supervisor", choices=("rules", "llm", "hybrid"), default=None,
-                     help="rules (default, no model), llm (OpenAI tool calling, guarded by "
-                     "the rules) or hybrid (the model only where the rules allow a choice)")
-    resume = add("resume", "answer a thread's pending review")
-    resume.add_argument("thread", help="thread id (or deal id)")
-    resume.add_argument("--decision", required=True, choices=("approve", "reject", "retry"),
-                        help="approve/reject a large deal; retry/reject a failed step")
-    resume.add_argument("--comment", default="", help="why (stored with the decision)")
-    resume.add_argument("--reviewer", default="operator", help="who decides (default operator)")
-    event = add("event", "deliver an external signature event to a waiting thread")
-    event.add_argument("thread", help="thread id (or deal id)")
-    event.add_argument("event", choices=SIGNATURE_EVENTS, help="the event")
-    status = add("status", "show a thread's status, completed steps and pending interrupt")
-    status.add_argument("thread", help="thread id (or deal id)")
-    threads = add("threads", "list deals and their threads")
-    threads.add_argument("--status", choices=STATUSES, help="only threads in this status")
-    history = add("history", "list a thread's checkpoints, oldest first")
-    history.add_argument("thread", help="thread id (or deal id)")
-    records = add("records", "show what each system of record holds for a deal")
-    records.add_argument("deal_id", help="deal id")
-    audit = add("audit", "show who did what for a deal, in order")
-    audit.add_argument("deal_id", help="deal id (or thread id)")
-    audit.add_argument("--agent", help="only this agent (lead, project, contract, finance, "
-                       "supervisor, human, esign)")
-    audit.add_argument("--key", help="only writes of this context key, e.g. D-1.qualified")
-    add("recover", "continue every thread whose process died mid-run")
-    trace = add("trace", "show a deal's timeline: every step attempt, waits, failures, retries")
-    trace.add_argument("thread", help="thread id (or deal id)")
-    stats = add("stats", "summarise all deals: statuses, step durations, failures per system")
-    stats.add_argument("--since", metavar="DURATION", help="only the last 90s, 30m, 2h, 7d")
-    mcp = add("mcp", "serve deal context and reviews to MCP clients (stdio, or HTTP with "
-              "--transport http)")
-    mcp.add_argument("--transport", choices=("stdio", "http"), default="stdio",
-                     help="stdio (default) or streamable HTTP; over HTTP the write tools need "
-                     "DEALFLOW_MCP_TOKEN and a matching bearer token")
-    mcp.add_argument("--host", default="127.0.0.1", help="HTTP host (default 127.0.0.1)")
-    mcp.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
-    watch = add("watch", "follow a deal's shared-context changes as they commit (JSON lines "
-                "with --json)")
-    watch.add_argument("deal_id", help="deal id")
-    watch.add_argument("--key", help="only this key, e.g. D-1.qualified")
-    watch.add_argument("--since", type=int, default=0, metavar="CHANGE_ID",
-                       help="start after this change id (default: from the beginning)")
-    watch.add_argument("--count", type=int, metavar="N", help="stop after N changes")
-    watch.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
-    return parser
 
 
 def _load_lead(path: Path | None) -> dict[str, Any]:

@@ -54,7 +54,13 @@ def build_mcp_server(service: DealService, *, transport: Literal["stdio", "http"
     tools = DealTools(service)
     token = service.settings.mcp_token.get_secret_value() if service.settings.mcp_token else None
     server = FastMCP("dealflow", instructions=INSTRUCTIONS, host=host, port=port)
+    _read_tools(server, tools)
+    if transport == "stdio" or token is not None:
+        _write_tools(server, tools, transport, token if transport == "http" else None)
+    return server
 
+
+def _read_tools(server: FastMCP, tools: DealTools) -> None:
     @server.tool()
     async def get_deal_context(deal_id: str, include_history: bool = False) -> dict[str, Any]:
         """A deal's facts as the agents see them.
@@ -88,34 +94,33 @@ def build_mcp_server(service: DealService, *, transport: Literal["stdio", "http"
         """The deal's contract text as stored."""
         return await _call(tools.contract_text, deal_id)
 
-    if transport == "stdio" or token is not None:
-        write_token = token if transport == "http" else None
 
-        @server.tool()
-        async def submit_review(thread_id: str, decision: Literal["approve", "reject", "retry"],
-                                comment: str, ctx: Context) -> dict[str, Any]:
-            """Answer a thread's pending review.
 
-            approve or reject a large deal; retry or reject a failed step. Changes the
-            deal; audited with your identity.
-            """
-            _authorize(ctx, write_token)
-            return await _call(tools.submit_review, thread_id, decision, comment,
-                               _caller(ctx, transport))
+def _write_tools(server: FastMCP, tools: DealTools, transport: str,
+             write_token: str | None) -> None:
+    @server.tool()
+    async def submit_review(thread_id: str, decision: Literal["approve", "reject", "retry"],
+                            comment: str, ctx: Context) -> dict[str, Any]:
+        """Answer a thread's pending review.
 
-        @server.tool()
-        async def record_signature_event(
-                thread_id: str, event: Literal["signature.completed", "signature.declined"],
-                ctx: Context) -> dict[str, Any]:
-            """Deliver the signer's answer to a thread waiting for it.
+        approve or reject a large deal; retry or reject a failed step. Changes the
+        deal; audited with your identity.
+        """
+        _authorize(ctx, write_token)
+        return await _call(tools.submit_review, thread_id, decision, comment,
+                           _caller(ctx, transport))
 
-            Changes the deal; audited with your identity.
-            """
-            _authorize(ctx, write_token)
-            return await _call(tools.record_signature_event, thread_id, event,
-                               _caller(ctx, transport))
+    @server.tool()
+    async def record_signature_event(
+            thread_id: str, event: Literal["signature.completed", "signature.declined"],
+            ctx: Context) -> dict[str, Any]:
+        """Deliver the signer's answer to a thread waiting for it.
 
-    return server
+        Changes the deal; audited with your identity.
+        """
+        _authorize(ctx, write_token)
+        return await _call(tools.record_signature_event, thread_id, event,
+                           _caller(ctx, transport))
 
 
 def serve(service: DealService, transport: Literal["stdio", "http"], host: str, port: int
