@@ -129,7 +129,8 @@ class DealService:
                 parsed = parse_review_answer(answer, review_kind(deal_state_of(snapshot)))
             except ReviewAnswerError as exc:
                 raise InvalidInput(f"thread {row.thread_id}: {exc}") from None
-            return self._drive(row.thread_id, Command(resume=parsed.model_dump()), on_step)
+            return self._drive(row.thread_id, Command(resume=parsed.model_dump()), on_step,
+                               snapshot)
 
     def event(self, ref: str, event: str, on_step: StepCallback | None = None) -> DealReport:
         """Deliver an external signature event to a thread waiting for one."""
@@ -139,8 +140,9 @@ class DealService:
             raise InvalidInput(str(exc)) from None
         row = self._row(ref)
         with self._locked(row.thread_id):
-            self._waiting(row, "waiting_signature", "a signature event")
-            return self._drive(row.thread_id, Command(resume={"event": name}), on_step)
+            snapshot = self._waiting(row, "waiting_signature", "a signature event")
+            return self._drive(row.thread_id, Command(resume={"event": name}), on_step,
+                               snapshot)
 
     def recover(self, on_step: StepCallback | None = None) -> list[DealReport]:
         """Continue every thread whose process died mid-run; skip those still running."""
@@ -227,9 +229,9 @@ class DealService:
         if snapshot.created_at is None:
             self._require_model(self.settings.supervisor)
             start = {"deal": DealInput(**row.input), "supervisor": self.settings.supervisor}
-            return self._drive(row.thread_id, start, on_step)
+            return self._drive(row.thread_id, start, on_step, snapshot)
         if status_of(snapshot) in ("running", "failed"):
-            return self._drive(row.thread_id, None, on_step)
+            return self._drive(row.thread_id, None, on_step, snapshot)
         self.registry.set_status(row.thread_id, status_of(snapshot))
         return build_report(row.thread_id, snapshot)
 
@@ -257,8 +259,9 @@ class DealService:
                          "resumed_from_checkpoint": from_checkpoint},
         }
 
-    def _drive(self, thread_id: str, payload: Any, on_step: StepCallback | None) -> DealReport:
-        start = self._snapshot(thread_id)
+    def _drive(self, thread_id: str, payload: Any, on_step: StepCallback | None,
+               start: StateSnapshot) -> DealReport:
+        """Run the thread from `start` (its current snapshot, read under the lock)."""
         current = start.values
         if isinstance(current, dict) and current.get("supervisor"):
             self._require_model(current["supervisor"])

@@ -8,6 +8,7 @@ guard validates a model's tool call against.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any, Literal
 
 from langchain_core.utils.function_calling import convert_to_openai_tool
@@ -55,8 +56,9 @@ def _agent_tool(agent: str, steps: tuple[StepSpec, ...]) -> AgentTool:
     return AgentTool(name=f"invoke_{agent}_agent", agent=agent, steps=steps, args=args)
 
 
+@cache
 def agent_tools() -> dict[str, AgentTool]:
-    """The agent tools, by name, in declaration order."""
+    """The agent tools, by name, in declaration order (built once: the declaration is fixed)."""
     agents: dict[str, list[StepSpec]] = {}
     for spec in STEPS:
         if spec.kind == "agent":
@@ -65,8 +67,9 @@ def agent_tools() -> dict[str, AgentTool]:
     return {tool.name: tool for tool in tools}
 
 
+@cache
 def openai_tools() -> list[dict[str, Any]]:
-    """The tools in OpenAI's function-calling format, for `bind_tools`."""
+    """The tools in OpenAI's function-calling format, for `bind_tools` (built once)."""
     specs = [convert_to_openai_tool(tool.args) | {} for tool in agent_tools().values()]
     for spec, tool in zip(specs, agent_tools().values(), strict=True):
         spec["function"]["name"] = tool.name
