@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from langgraph.runtime import Runtime
+from langsmith.run_helpers import get_current_run_tree
 from pydantic import BaseModel
 
 from agents.systems import Systems
@@ -110,11 +111,18 @@ def data_for(runtime: Runtime[DealContext] | None) -> DataLayer:
 
 def origin_of(runtime: Runtime[DealContext] | None, deal_id: str, agent: str,
               step: str) -> Origin:
-    """Who is acting, where: agent and step, with the thread and checkpoint if known."""
+    """Who is acting, where: agent and step, with the thread and checkpoint if known.
+
+    When LangSmith tracing is on, the node's run gets the checkpoint id as metadata too.
+    """
     info = getattr(runtime, "execution_info", None)
-    return Origin(deal_id=deal_id, agent=agent, step=step,
-                  thread_id=getattr(info, "thread_id", None),
-                  checkpoint_id=getattr(info, "checkpoint_id", None))
+    origin = Origin(deal_id=deal_id, agent=agent, step=step,
+                    thread_id=getattr(info, "thread_id", None),
+                    checkpoint_id=getattr(info, "checkpoint_id", None))
+    run = get_current_run_tree()
+    if run is not None and origin.checkpoint_id:
+        run.metadata.setdefault("checkpoint_id", origin.checkpoint_id)
+    return origin
 
 
 def once_key(runtime: Runtime[DealContext] | None, action: str) -> str | None:

@@ -143,6 +143,7 @@ def _from_hitl_response(value: dict[str, Any], kind: ReviewKind) -> dict[str, An
 def human_review(state: DealState, runtime: Runtime[DealContext]) -> dict[str, Any]:
     """Stop for a person's decision; record it (a retry clears the failures)."""
     kind = review_kind(state)
+    origin = origin_of(runtime, state.deal.deal_id, "human", "human_review")
     request = review_request(state, context_of(runtime).settings)
     raw = interrupt(request)
     while True:
@@ -156,7 +157,7 @@ def human_review(state: DealState, runtime: Runtime[DealContext]) -> dict[str, A
         steps=tuple(sorted(state.failures)), decided_at=datetime.now(UTC),
     )
     data_for(runtime).audit.append(
-        origin_of(runtime, state.deal.deal_id, "human", "human_review"), "review.decision",
+        origin, "review.decision",
         actor=answer.reviewer, reason=answer.comment or None,
         detail={"kind": kind, "decision": answer.decision, "steps": list(decision.steps)},
         dedupe_key=once_key(runtime, "review"),

@@ -49,6 +49,7 @@ def signature_request(state: DealState) -> dict[str, Any]:
 
 def await_signature(state: DealState, runtime: Runtime[DealContext]) -> dict[str, Any]:
     """Wait for the signer's answer, then record it (state, shared context, audit)."""
+    origin = origin_of(runtime, state.deal.deal_id, "esign", STEP)
     request = signature_request(state)
     raw = interrupt(request)
     while True:
@@ -57,7 +58,6 @@ def await_signature(state: DealState, runtime: Runtime[DealContext]) -> dict[str
             break
         except SignatureEventError as exc:
             raw = interrupt({**request, "error": str(exc)})
-    origin = origin_of(runtime, state.deal.deal_id, "esign", STEP)
     data_for(runtime).context.write(
         context_key(state.deal.deal_id, "signature"), {"event": event}, agent="esign",
         expected_version=0, origin=origin)

@@ -55,6 +55,11 @@ def test_every_run_of_a_deal_is_traced_with_its_ids_and_no_secrets(
             assert run.get("parent_run_id") in named or run["trace_id"] in named
     node_runs = [r for r in named.values() if r["name"] == "qualify_lead"]
     assert node_runs[0]["extra"]["metadata"]["agent"] == "lead"
+    step_runs = [r for r in named.values() if r["name"] in (
+        "qualify_lead", "create_project", "generate_contract", "send_for_signature",
+        "supervisor", "human_review")]
+    assert step_runs and all(len(r["extra"]["metadata"]["checkpoint_id"]) > 20
+                             for r in step_runs)
     assert OPENAI_KEY.encode() not in server.raw
     assert b"ZZ-notes-secret-777" not in server.raw
     assert b"call after 5pm" in server.raw  # the notes themselves are traced
