@@ -10,31 +10,34 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, StateSnapshot
 from pydantic import ValidationError
 
-from agents.context import DealContext, build_data_layer, build_systems
-from agents.models import require_llm_settings
+from agents.chat_model import require_llm_settings
 from agents.systems import Systems
 from dealflow.errors import Busy, DealConflict, InvalidInput, NotFound, NotWaiting, Unavailable
 from dealflow.reports import DealReport, build_report, deal_state_of, status_of
 from graph.builder import build_graph
 from graph.observe import SpanRecorder, traced
 from graph.review import ReviewAnswerError, parse_review_answer, review_kind
+from graph.runtime import DealContext
 from graph.signature import SignatureEventError, parse_signature_event
-from state.audit import AuditEntry
+from graph.workflow import DEFAULT_WORKFLOW, Workflow
+from state.audit import AuditEntry, Origin
 from state.checkpointer import make_checkpointer, setup_database
 from state.config import ConfigError, Settings
-from state.crash import crash_hook
+from state.crash import crashing_checkpointer
 from state.database import DatabaseUnavailable, open_pool, resolve_database_url
 from state.embedded import EmbeddedPostgresError
 from state.locks import ThreadBusy, thread_is_held, thread_lock
 from state.models import DealInput
 from state.registry import DealRegistry, DealRow
-from state.spans import SpanStore
+from state.spans import Span
+from state.validation import first_error
 
 StepCallback = Callable[[str, dict[str, Any]], None]
 
@@ -44,28 +47,24 @@ def thread_id_for(deal_id: str) -> str:
     return f"deal-{deal_id}"
 
 
-def validation_message(exc: ValidationError, what: str = "deal") -> str:
-    """One line naming the first invalid field."""
-    first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or what
-    if not field.isprintable() or len(field) > 60:
-        field = repr(field[:60])  # an unknown field's name is the caller's text: quote it
-    return f"invalid {what}: {field}: {first['msg']}"
-
-
 def parse_deal(data: dict[str, Any]) -> DealInput:
     """Validate raw deal input, raising `InvalidInput` that names the field."""
     try:
         return DealInput.model_validate(data)
     except ValidationError as exc:
-        raise InvalidInput(validation_message(exc)) from None
+        raise InvalidInput(f"invalid deal: {first_error(exc, 'deal')}") from None
 
 
 class DealService:
     """Runs deals as durable LangGraph threads on Postgres."""
 
-    def __init__(self, settings: Settings | None = None, *, systems: Systems | None = None):
-        """Connect (starting the embedded server if no URL is set) and set up the schema."""
+    def __init__(self, settings: Settings | None = None, *, systems: Systems | None = None,
+                 workflow: Workflow = DEFAULT_WORKFLOW):
+        """Connect (starting the embedded server if no URL is set) and set up the schema.
+
+        `workflow` is the declared process (default: the built-in one); `systems`
+        the systems of record (default: what the settings name, else the sandbox).
+        """
         settings = settings or Settings.from_env()
         try:
             url = resolve_database_url(settings)
@@ -74,13 +73,19 @@ class DealService:
             raise Unavailable(str(exc)) from exc
         self.settings = settings.model_copy(update={"database_url": url})
         setup_database(self.pool)
-        self.systems = systems or build_systems(self.pool, self.settings)
-        self.data = build_data_layer(self.pool, self.settings)
-        self.context = DealContext(settings=self.settings, systems=self.systems, data=self.data)
-        self.graph = build_graph(self.settings).compile(checkpointer=make_checkpointer(self.pool))
+        self.workflow = workflow
+        self.context = DealContext.on(self.pool, self.settings, systems)
+        missing = [s.system for s in workflow.effect_steps
+                   if s.system and s.system not in self.context.systems.names]
+        if missing:
+            raise ConfigError(f"the workflow acts on system(s) {', '.join(missing)}, which "
+                              f"are not configured ({', '.join(self.context.systems.names)})")
+        self.systems, self.data = self.context.systems, self.context.data
+        checkpointer = crashing_checkpointer(
+            make_checkpointer(self.pool, workflow.state_schema), self.settings.crash_at)
+        self.graph = build_graph(self.settings, workflow=workflow).compile(
+            checkpointer=checkpointer)
         self.registry = DealRegistry(self.pool)
-        self._crash = crash_hook(self.settings.crash_at)
-        self.spans = SpanStore(self.pool)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -126,7 +131,8 @@ class DealService:
         with self._locked(row.thread_id):
             snapshot = self._waiting(row, "waiting_review", "a review")
             try:
-                parsed = parse_review_answer(answer, review_kind(deal_state_of(snapshot)))
+                parsed = parse_review_answer(
+                    answer, review_kind(deal_state_of(snapshot, self.workflow)))
             except ReviewAnswerError as exc:
                 raise InvalidInput(f"thread {row.thread_id}: {exc}") from None
             return self._drive(row.thread_id, Command(resume=parsed.model_dump()), on_step,
@@ -162,7 +168,7 @@ class DealService:
         snapshot = self._snapshot(row.thread_id)
         if snapshot.created_at is None:
             raise NotFound(f"thread {row.thread_id} has not run yet; start it with dealflow run")
-        return build_report(row.thread_id, snapshot)
+        return build_report(row.thread_id, snapshot, self.workflow)
 
     def threads(self, status: str | None = None) -> list[tuple[DealRow, bool]]:
         """Registered deals, newest first, each with whether a live process drives it."""
@@ -181,7 +187,8 @@ class DealService:
                 "step": metadata.get("step"), "source": metadata.get("source"),
                 "created_at": snapshot.created_at, "next": list(snapshot.next),
                 "completed_steps": list(values.get("completed_steps", [])),
-                "status": status_of(snapshot) if values.get("deal") else "running",
+                "status": status_of(snapshot, self.workflow) if values.get("deal")
+                else "running",
             })
         entries.reverse()
         return entries
@@ -191,8 +198,44 @@ class DealService:
         return self._row(ref)
 
     def records(self, ref: str) -> dict[str, list[dict[str, Any]]]:
-        """What each system of record holds for the deal (by deal id or thread id)."""
-        return self.systems.records(self._row(ref).deal_id)
+        """What each system of record holds for the deal (by deal id or thread id).
+
+        A thread forked with other terms leaves records of more than one branch:
+        each record says whether the thread's current state uses it
+        (`branch: current`) or a branch the thread has left (`superseded`).
+        """
+        row = self._row(ref)
+        snapshot = self._snapshot(row.thread_id)
+        values = snapshot.values if isinstance(snapshot.values, dict) else {}
+        current = set(values.get("effect_keys") or {})
+        return {label: [{**record, "branch": "current" if record.get("idempotency_key")
+                         in current else "superseded"} for record in records]
+                for label, records in self.systems.records(row.deal_id).items()}
+
+    def facts(self, ref: str) -> dict[str, Any]:
+        """The deal's shared facts as its agents published them, by key."""
+        return {key: fact.value for key, fact in
+                self.data.facts.deal(self._row(ref).deal_id).items()}
+
+    def trace(self, ref: str) -> tuple[DealRow, list[Span]]:
+        """The deal and the spans of its thread (every node attempt, in start order)."""
+        row = self._row(ref)
+        return row, self.data.spans.for_thread(row.thread_id)
+
+    def stats(self, since: timedelta | None = None) -> dict[str, Any]:
+        """Deals by status, and per step and per system: runs, durations, failures, retries."""
+        spans = self.data.spans
+        return {"deals_by_status": spans.deal_statuses(since), "steps": spans.step_stats(since),
+                "systems": spans.system_stats(since)}
+
+    def audited_call(self, ref: str, actor: str, action: str, detail: dict[str, Any]
+                     ) -> DealRow:
+        """Record in the audit trail that `actor` asked for `action` on a deal; the deal."""
+        row = self._row(ref)
+        self.data.audit.append(
+            Origin(deal_id=row.deal_id, agent=actor.split(":", 1)[0][:50], step=None,
+                   thread_id=row.thread_id), action, actor=actor[:200], detail=detail)
+        return row
 
     def audit(self, ref: str, *, agent: str | None = None, key: str | None = None
               ) -> list[AuditEntry]:
@@ -230,14 +273,15 @@ class DealService:
             self._require_model(self.settings.supervisor)
             start = {"deal": DealInput(**row.input), "supervisor": self.settings.supervisor}
             return self._drive(row.thread_id, start, on_step, snapshot)
-        if status_of(snapshot) in ("running", "failed"):
+        status = status_of(snapshot, self.workflow)
+        if status in ("running", "failed"):
             return self._drive(row.thread_id, None, on_step, snapshot)
-        self.registry.set_status(row.thread_id, status_of(snapshot))
-        return build_report(row.thread_id, snapshot)
+        self.registry.set_status(row.thread_id, status)
+        return build_report(row.thread_id, snapshot, self.workflow)
 
     def _waiting(self, row: DealRow, status: str, what: str) -> StateSnapshot:
         snapshot = self._snapshot(row.thread_id)
-        current = status_of(snapshot) if snapshot.created_at else "not started"
+        current = status_of(snapshot, self.workflow) if snapshot.created_at else "not started"
         if current == "running":
             raise NotWaiting(f"thread {row.thread_id} stopped mid-run and is not waiting for "
                              f"{what}; continue it with: dealflow recover")
@@ -253,7 +297,7 @@ class DealService:
         from_checkpoint = (start.config or {}).get("configurable", {}).get("checkpoint_id")
         return {
             "configurable": {"thread_id": thread_id},
-            "callbacks": [SpanRecorder(self.spans, deal_id, thread_id)],
+            "callbacks": [SpanRecorder(self.data.spans, deal_id, thread_id, self.workflow)],
             "run_name": f"deal {deal_id}",
             "metadata": {"deal_id": deal_id, "thread_id": thread_id, "supervisor": mode,
                          "resumed_from_checkpoint": from_checkpoint},
@@ -273,19 +317,13 @@ class DealService:
         finally:
             snapshot = self._snapshot(thread_id)
             if snapshot.created_at is not None:
-                self.registry.set_status(thread_id, status_of(snapshot))
-        return build_report(thread_id, snapshot)
+                self.registry.set_status(thread_id, status_of(snapshot, self.workflow))
+        return build_report(thread_id, snapshot, self.workflow)
 
     def _stream(self, config: RunnableConfig, payload: Any, on_step: StepCallback | None
                 ) -> None:
-        for mode, raw in self.graph.stream(payload, config, context=self.context,
-                                           stream_mode=["updates", "checkpoints"],
-                                           durability="sync"):
-            chunk: dict[str, Any] = raw  # type: ignore[assignment]
-            if mode == "checkpoints":
-                for step in chunk["values"].get("completed_steps", []):
-                    self._crash(step, "after_checkpoint")
-                continue
+        for chunk in self.graph.stream(payload, config, context=self.context,
+                                       stream_mode="updates", durability="sync"):
             for node, update in chunk.items():
                 if on_step is not None and node != "__interrupt__":
                     on_step(node, update if isinstance(update, dict) else {})

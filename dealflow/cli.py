@@ -21,7 +21,7 @@ from dealflow.api import DealService, parse_deal
 from dealflow.cli_parser import build_parser
 from dealflow.errors import DealflowError, InvalidInput
 from dealflow.render import (
-    describe_step,
+    progress_printer,
     render_audit,
     render_history,
     render_records,
@@ -32,7 +32,7 @@ from dealflow.reports import DealReport
 from dealflow.timeline import parse_duration, render_stats, render_trace, trace_json
 from state.config import ConfigError, Settings
 from state.database import DatabaseUnavailable, check_connection, resolve_database_url
-from state.subscriptions import ContextSubscription
+from state.subscriptions import FactSubscription
 
 
 def _load_lead(path: Path | None) -> dict[str, Any]:
@@ -95,7 +95,8 @@ def _cmd_history(service: DealService, args: argparse.Namespace, progress: Progr
 def _cmd_records(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
     deal_id = service.deal(args.deal_id).deal_id
     records = service.records(deal_id)
-    return {"deal_id": deal_id, **records}, render_records(deal_id, records)
+    return {"deal_id": deal_id, **records}, render_records(deal_id, records,
+                                                           service.systems.record_ids())
 
 
 def _cmd_audit(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
@@ -111,10 +112,9 @@ def _cmd_recover(service: DealService, args: argparse.Namespace, progress: Progr
 
 
 def _cmd_trace(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
-    row = service.deal(args.thread)
-    spans = service.spans.for_thread(row.thread_id)
+    row, spans = service.trace(args.thread)
     return trace_json(row.deal_id, row.thread_id, spans), \
-        render_trace(row.deal_id, row.thread_id, spans)
+        render_trace(row.deal_id, row.thread_id, spans, service.workflow)
 
 
 def _cmd_stats(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
@@ -122,11 +122,10 @@ def _cmd_stats(service: DealService, args: argparse.Namespace, progress: Progres
         since = parse_duration(args.since) if args.since else None
     except ValueError as exc:
         raise InvalidInput(f"--since: {exc}") from None
-    statuses = service.spans.deal_statuses(since)
-    steps, systems = service.spans.step_stats(since), service.spans.system_stats(since)
-    data = {"since": args.since, "deals_by_status": statuses, "steps": steps,
-            "systems": systems}
-    return data, render_stats(statuses, steps, systems, args.since)
+    stats = service.stats(since)
+    data = {"since": args.since, **stats}
+    return data, render_stats(stats["deals_by_status"], stats["steps"], stats["systems"],
+                              args.since)
 
 
 COMMANDS: dict[str, Callable[[DealService, argparse.Namespace, Progress], Result]] = {
@@ -147,7 +146,7 @@ def _watch(settings: Settings, args: argparse.Namespace) -> int:
             deadline is not None and time.monotonic() >= deadline)
 
     try:
-        subscription = ContextSubscription(url, deal_id=None if args.key else args.deal_id,
+        subscription = FactSubscription(url, deal_id=None if args.key else args.deal_id,
                                            key=args.key, after=args.since, poll_seconds=0.2)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
@@ -166,10 +165,6 @@ def _watch(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_progress(node: str, update: dict[str, Any]) -> None:
-    line = describe_step(node, update)
-    if line:
-        print(line, flush=True)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -198,8 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from dealflow.demo import run_demo
 
             return run_demo(settings, as_json=bool(args.json))
-        progress = None if args.json else _print_progress
         with DealService(settings) as service:
+            progress = None if args.json else progress_printer(service.workflow)
             data, text = COMMANDS[args.command](service, args, progress)
     except DatabaseUnavailable as exc:
         print(f"dealflow {args.command}: error: {exc}", file=sys.stderr)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+from graph.workflow import DEFAULT_WORKFLOW
 from state.deal_state import STATUSES
 from state.models import SIGNATURE_EVENTS
 
@@ -94,8 +95,8 @@ def _inspection_commands(add: AddCommand) -> None:
     records.add_argument("deal_id", help="deal id")
     audit = add("audit", "show who did what for a deal, in order")
     audit.add_argument("deal_id", help="deal id (or thread id)")
-    audit.add_argument("--agent", help="only this agent (lead, project, contract, finance, "
-                       "supervisor, human, esign)")
+    audit.add_argument("--agent", help="only this agent (" + ", ".join(
+        DEFAULT_WORKFLOW.agents) + ", or mcp)")
     audit.add_argument("--key", help="only writes of this context key, e.g. D-1.qualified")
     trace = add("trace", "show a deal's timeline: every step attempt, waits, failures, retries")
     trace.add_argument("thread", help="thread id (or deal id)")

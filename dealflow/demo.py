@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dealflow.api import DealService, parse_deal
-from dealflow.render import describe_step, render_report, render_table
+from dealflow.render import progress_printer, render_report, render_table
 from dealflow.reports import DealReport
 from state.config import Settings
 from state.database import redact_url
@@ -37,16 +37,8 @@ class _Printer:
         if not self.quiet:
             print(text, flush=True)
 
-    def step(self) -> Callable[[str, dict[str, Any]], None] | None:
-        if self.quiet:
-            return None
-
-        def show(node: str, update: dict[str, Any]) -> None:
-            line = describe_step(node, update)
-            if line:
-                self(line)
-
-        return show
+    def step(self, service: DealService) -> Callable[[str, dict[str, Any]], None] | None:
+        return None if self.quiet else progress_printer(service.workflow, self)
 
 
 def run_demo(settings: Settings, *, as_json: bool = False) -> int:
@@ -81,17 +73,17 @@ def _small_deal(service: DealService, out: _Printer, stamp: str) -> DealReport:
     deal = parse_deal(_deal(stamp, "SMALL", "Northwind Traders", "12500.00",
                             deal_type="subscription"))
     out(f"1) small deal · {deal.client} · {deal.value:,.2f} {deal.currency}")
-    report = service.start(deal, on_step=out.step())
+    report = service.start(deal, on_step=out.step(service))
     out("  … the signer signs: dealflow event "
         f"{report.thread_id} signature.completed")
-    return service.event(report.thread_id, "signature.completed", on_step=out.step())
+    return service.event(report.thread_id, "signature.completed", on_step=out.step(service))
 
 
 def _large_deal(service: DealService, out: _Printer, stamp: str) -> DealReport:
     deal = parse_deal(_deal(stamp, "LARGE", "Globex Corporation", "68000.00"))
     out(f"\n2) large deal · {deal.client} · {deal.value:,.2f} {deal.currency} "
         f"(approval needed over {service.settings.review_threshold_usd:,.0f} USD)")
-    report = service.start(deal, on_step=out.step())
+    report = service.start(deal, on_step=out.step(service))
     out("  " + render_report(report).replace("\n", "\n  "))
     return report
 
@@ -101,11 +93,11 @@ def _outage_deal(service: DealService, out: _Printer, stamp: str) -> DealReport:
     calls = service.settings.sandbox_outage["esign"]
     out(f"\n3) e-sign outage · {deal.client} · {deal.value:,.2f} {deal.currency} "
         f"(e-sign down for {calls} calls)")
-    report = service.start(deal, on_step=out.step())
+    report = service.start(deal, on_step=out.step(service))
     out(f"  ⏸ {report.status}: " + (report.pending or {}).get(
         "action_requests", [{"description": "?"}])[0]["description"])
     out(f"  … the reviewer retries: dealflow resume {report.thread_id} --decision retry")
-    report = service.resume(report.thread_id, {"decision": "retry", "reviewer": "demo reviewer",
-                                               "comment": "e-sign is back"}, on_step=out.step())
+    answer = {"decision": "retry", "reviewer": "demo reviewer", "comment": "e-sign is back"}
+    report = service.resume(report.thread_id, answer, on_step=out.step(service))
     out(f"  … the signer signs: dealflow event {report.thread_id} signature.completed")
-    return service.event(report.thread_id, "signature.completed", on_step=out.step())
+    return service.event(report.thread_id, "signature.completed", on_step=out.step(service))

@@ -11,7 +11,6 @@ from typing import Any
 
 from dealflow.api import DealService
 from dealflow.errors import InvalidInput, NotFound
-from state.audit import Origin
 from state.deal_state import STATUSES
 
 MAX_ID = 200
@@ -48,8 +47,7 @@ class DealTools:
             "invoice": invoice,
             "payment_status": f"invoiced, due {invoice['due_on']}" if invoice else "not invoiced",
             "pending": report.pending,
-            "shared_context": {k: v.value for k, v in
-                               self.service.data.context.deal(report.deal_id).items()},
+            "shared_context": self.service.facts(report.deal_id),
         }
         if include_history:
             data["history"] = [
@@ -84,9 +82,9 @@ class DealTools:
     def submit_review(self, thread_id: str, decision: str, comment: str, caller: str
                       ) -> dict[str, Any]:
         """Answer a pending review as `caller`; audited with the caller's identity."""
-        row = self.service.deal(_ref(thread_id, "thread_id"))
-        self._audit_call(row.deal_id, row.thread_id, caller, "mcp.submit_review",
-                         {"decision": decision, "comment": comment[:500]})
+        row = self.service.audited_call(_ref(thread_id, "thread_id"), caller,
+                                        "mcp.submit_review",
+                                        {"decision": decision, "comment": comment[:500]})
         report = self.service.resume(row.thread_id, {"decision": decision,
                                                      "comment": comment[:2000],
                                                      "reviewer": caller[:200]})
@@ -95,9 +93,8 @@ class DealTools:
 
     def record_signature_event(self, thread_id: str, event: str, caller: str) -> dict[str, Any]:
         """Deliver a signature event as `caller`; audited with the caller's identity."""
-        row = self.service.deal(_ref(thread_id, "thread_id"))
-        self._audit_call(row.deal_id, row.thread_id, caller, "mcp.signature_event",
-                         {"event": event[:100]})
+        row = self.service.audited_call(_ref(thread_id, "thread_id"), caller,
+                                        "mcp.signature_event", {"event": event[:100]})
         report = self.service.event(row.thread_id, event)
         return report.model_dump(mode="json", include={"thread_id", "deal_id", "status",
                                                        "completed_steps", "pending"})
@@ -108,9 +105,3 @@ class DealTools:
         if not contracts:
             raise NotFound(f"deal {deal_id!r} has no contract yet")
         return str(contracts[0]["body"])
-
-    def _audit_call(self, deal_id: str, thread_id: str, caller: str, action: str,
-                    detail: dict[str, Any]) -> None:
-        self.service.data.audit.append(
-            Origin(deal_id=deal_id, agent="mcp", step=None, thread_id=thread_id), action,
-            actor=caller[:200], detail=detail)

@@ -3,66 +3,56 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic import BaseModel
-
 from dealflow.reports import DealReport
-from graph.workflow import STEPS
+from graph.nodes import HUMAN_REVIEW, SUPERVISOR, handled_step
+from graph.workflow import Workflow
 from state.audit import AuditEntry
 from state.registry import DealRow
 
-AGENT_OF = {spec.name: f"{spec.agent} agent" for spec in STEPS}
-AGENT_OF["human_review"] = "reviewer"
-AGENT_OF["await_signature"] = "signer"
-ERROR_HANDLER_PREFIX = "__error_handler__"
+
+def who(node: str, workflow: Workflow) -> str:
+    """Who acts at a node, as the CLI names it (`lead agent`, `reviewer`, `signer`)."""
+    step = handled_step(node) or node
+    agent = workflow.agent_of(step)
+    is_agent_step = any(s.name == step and s.kind == "agent" for s in workflow.steps)
+    return f"{agent} agent" if is_agent_step else agent
 
 
-def _fact(update: dict[str, Any], key: str) -> Any:
-    value = update.get(key)
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    return value
-
-
-def describe_step(node: str, update: dict[str, Any]) -> str | None:
+def describe_step(node: str, update: dict[str, Any], workflow: Workflow) -> str | None:
     """One progress line for a finished node, or None for routing-only updates."""
-    if node.startswith(ERROR_HANDLER_PREFIX):
-        step = node.removeprefix(ERROR_HANDLER_PREFIX)
+    step = handled_step(node)
+    if step is not None:
         failure = next(iter((update.get("failures") or {}).values()), None)
         error = failure.error if failure is not None else "unknown error"
-        return f"  ✗ {AGENT_OF.get(step, 'agent'):<15} {step:<19} failed after retries: {error}"
-    if node == "supervisor":
+        return f"  ✗ {who(step, workflow):<15} {step:<19} failed after retries: {error}"
+    if node == SUPERVISOR:
         outcome = update.get("outcome")
         return f"  ■ {'supervisor':<15} {'end':<19} outcome: {outcome}" if outcome else None
-    detail = _DETAILS.get(node, lambda u: "")(update)
-    return f"  ✓ {AGENT_OF.get(node, node):<15} {node:<19} {detail}".rstrip()
+    if node == HUMAN_REVIEW:
+        reviews = update.get("reviews") or []
+        detail = f"{reviews[0].decision} by {reviews[0].reviewer}" if reviews else ""
+    else:
+        spec = workflow.step(node)
+        output = update.get(spec.output)
+        detail = spec.describe(output) if output is not None else ""
+    return f"  ✓ {who(node, workflow):<15} {node:<19} {detail}".rstrip()
 
 
-_DETAILS = {
-    "qualify_lead": lambda u: (
-        f"score {_fact(u, 'qualification')['score']}/10, "
-        + ("qualified" if _fact(u, "qualification")["qualified"] else "not qualified")
-    ),
-    "create_project": lambda u: (
-        f"{_fact(u, 'project')['project_id']} with {len(_fact(u, 'project')['tasks'])} tasks"
-    ),
-    "generate_contract": lambda u: (
-        f"{_fact(u, 'contract')['contract_id']} sha256 {_fact(u, 'contract')['sha256'][:12]}…"
-    ),
-    "send_for_signature": lambda u: (
-        f"envelope {_fact(u, 'envelope')['envelope_id']} to {_fact(u, 'envelope')['signer_email']}"
-    ),
-    "await_signature": lambda u: f"{_fact(u, 'signature')['event']}",
-    "generate_invoice": lambda u: (
-        f"invoice {_fact(u, 'invoice')['number']} total {_fact(u, 'invoice')['total']} "
-        f"{_fact(u, 'invoice')['currency']} due {_fact(u, 'invoice')['due_on']}"
-    ),
-    "human_review": lambda u: (
-        f"{u['reviews'][0].decision} by {u['reviews'][0].reviewer}" if u.get("reviews") else ""
-    ),
-}
+def progress_printer(workflow: Workflow,
+                     write: Callable[[str], None] | None = None
+                     ) -> Callable[[str, dict[str, Any]], None]:
+    """A progress callback: one line per finished node of `workflow` (to stdout by default)."""
+    def show(node: str, update: dict[str, Any]) -> None:
+        line = describe_step(node, update, workflow)
+        if line:
+            if write is None:
+                print(line, flush=True)
+            else:
+                write(line)
+    return show
 
 
 def next_steps(report: DealReport) -> list[str]:
@@ -168,12 +158,23 @@ def render_history(entries: Sequence[dict[str, Any]]) -> str:
     )
 
 
-def render_records(deal_id: str, records: dict[str, list[dict[str, Any]]]) -> str:
-    """The `records` listing: one line per record per system."""
-    ids = {"crm": "id", "projects": "project_id", "contracts": "contract_id",
-           "envelopes": "envelope_id", "invoices": "number"}
+def render_records(deal_id: str, records: dict[str, list[dict[str, Any]]],
+                   record_ids: dict[str, str]) -> str:
+    """The `records` listing: one line per system; records of a left branch are marked."""
     lines = [f"systems of record for deal {deal_id}:"]
-    for system, rows in records.items():
-        names = ", ".join(str(row[ids[system]]) for row in rows) or "-"
-        lines.append(f"  {system:<10} {len(rows)}  {names}")
+    for label, rows in records.items():
+        names = ", ".join(
+            str(row.get(record_ids.get(label, "id"))) + _branch_mark(row) for row in rows) or "-"
+        lines.append(f"  {label:<13} {len(rows)}  {names}")
+    if any(row.get("branch") == "superseded" for rows in records.values() for row in rows):
+        lines.append("  (superseded: made on a branch of the thread that a fork replaced)")
     return "\n".join(lines)
+
+
+def _branch_mark(row: dict[str, Any]) -> str:
+    marks = []
+    if row.get("branch") == "superseded":
+        marks.append("superseded")
+    if row.get("status") == "voided":
+        marks.append("voided")
+    return f" ({', '.join(marks)})" if marks else ""

@@ -7,8 +7,7 @@ from typing import Any
 from langgraph.types import StateSnapshot
 from pydantic import BaseModel
 
-from graph.router import REVIEW_NODE
-from graph.signature import STEP as SIGNATURE_STEP
+from graph.workflow import Workflow
 from state.deal_state import DealState, Status
 
 
@@ -26,13 +25,12 @@ class DealReport(BaseModel):
     summary: str | None = None
 
 
-def status_of(snapshot: StateSnapshot) -> Status:
+def status_of(snapshot: StateSnapshot, workflow: Workflow) -> Status:
     """The thread's status as users see it."""
-    waiting = {task.name for task in snapshot.tasks if task.interrupts}
-    if REVIEW_NODE in waiting:
-        return "waiting_review"
-    if SIGNATURE_STEP in waiting:
-        return "waiting_signature"
+    for task in snapshot.tasks:
+        waiting = workflow.waiting_status(task.name) if task.interrupts else None
+        if waiting is not None:
+            return waiting
     if snapshot.next:
         return "failed" if any(task.error for task in snapshot.tasks) else "running"
     outcome = snapshot.values.get("outcome") if isinstance(snapshot.values, dict) else None
@@ -48,29 +46,29 @@ def pending_of(snapshot: StateSnapshot) -> dict[str, Any] | None:
     return None
 
 
-def deal_state_of(snapshot: StateSnapshot) -> DealState:
-    """The snapshot's values as the typed state."""
-    return DealState.model_validate(snapshot.values)
+def deal_state_of(snapshot: StateSnapshot, workflow: Workflow) -> DealState:
+    """The snapshot's values as the workflow's typed state."""
+    return workflow.state_schema.model_validate(snapshot.values)
 
 
 def context_of_state(state: DealState) -> dict[str, Any]:
     """The deal's current facts as JSON-ready data (contract text left out; see records)."""
     data = state.model_dump(mode="json", exclude={
         "completed_steps", "supervisor_messages", "pending_tool_calls", "llm_usage",
-        "llm_refused_turns", "llm_summary", "supervisor"})
+        "llm_refused_turns", "llm_summary", "supervisor", "effect_keys"})
     if data.get("contract"):
         data["contract"].pop("text", None)
     data["failures"] = list(data["failures"].values())
     return data
 
 
-def build_report(thread_id: str, snapshot: StateSnapshot) -> DealReport:
+def build_report(thread_id: str, snapshot: StateSnapshot, workflow: Workflow) -> DealReport:
     """Assemble the report of a thread from its latest snapshot."""
-    state = deal_state_of(snapshot)
+    state = deal_state_of(snapshot, workflow)
     return DealReport(
         thread_id=thread_id,
         deal_id=state.deal.deal_id,
-        status=status_of(snapshot),
+        status=status_of(snapshot, workflow),
         completed_steps=list(state.completed_steps),
         pending=pending_of(snapshot),
         context=context_of_state(state),

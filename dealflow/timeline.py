@@ -8,10 +8,11 @@ from dataclasses import asdict
 from datetime import timedelta
 from typing import Any
 
+from graph.nodes import ERROR_HANDLER_PREFIX
+from graph.workflow import Workflow
 from state.spans import Span
 
 WIDTH = 40
-WAIT_KIND = {"human_review": "review", "await_signature": "signature"}
 
 
 def parse_duration(text: str) -> timedelta:
@@ -36,7 +37,7 @@ def waits(spans: Sequence[Span]) -> dict[int, float]:
     return found
 
 
-def render_trace(deal_id: str, thread_id: str, spans: Sequence[Span]) -> str:
+def render_trace(deal_id: str, thread_id: str, spans: Sequence[Span], workflow: Workflow) -> str:
     """A waterfall: one row per node attempt, waits shown apart and left out of the scale."""
     if not spans:
         return f"no spans for thread {thread_id}"
@@ -55,7 +56,7 @@ def render_trace(deal_id: str, thread_id: str, spans: Sequence[Span]) -> str:
         start = int(offset / total * WIDTH)
         length = max(1, round(span.duration_ms / 1000 / total * WIDTH))
         bar = " " * start + ("▒" if span.status == "waiting" else "█") * length
-        node = span.node.replace("__error_handler__", "escalate ") + (
+        node = span.node.replace(ERROR_HANDLER_PREFIX, "escalate ") + (
             f" (attempt {span.attempt})" if span.attempt > 1 else "")
         took = f"{span.duration_ms:.0f}ms" if span.duration_ms < 10_000 else \
             f"{span.duration_ms / 1000:.1f}s"
@@ -64,8 +65,8 @@ def render_trace(deal_id: str, thread_id: str, spans: Sequence[Span]) -> str:
         if span.error:
             lines.append(f"{'':>21}✗ {span.error[:100]}")
         if index in waited:
-            lines.append(f"{'':>21}⏸ waited {waited[index]:.1f}s for the "
-                         f"{WAIT_KIND.get(span.node, 'event')}")
+            kind = (workflow.waiting_status(span.node) or "event").removeprefix("waiting_")
+            lines.append(f"{'':>21}⏸ waited {waited[index]:.1f}s for the {kind}")
     return "\n".join(lines)
 
 

@@ -1,5 +1,7 @@
-"""Orchestration: the deal StateGraph, its supervisor router and interrupt nodes."""
+"""Orchestration: the deal StateGraph, its supervisor and interrupt nodes, the workflow."""
 
 from graph.builder import build_graph
+from graph.runtime import DealContext
+from graph.workflow import DEFAULT_WORKFLOW, StepSpec, Workflow
 
-__all__ = ["build_graph"]
+__all__ = ["DEFAULT_WORKFLOW", "DealContext", "StepSpec", "Workflow", "build_graph"]

@@ -1,41 +1,82 @@
-"""Build the deal `StateGraph` from the workflow declaration."""
+"""Build the deal `StateGraph` from the workflow declaration, handing each node what it needs.
+
+Every step's node is wrapped so it receives a ready `StepRun` (its origin, its
+declared system of record, the data layer, the settings) and returns only its
+output; the wrapper turns that into the state update. The graph's own nodes
+(supervisor, review, failure handler) get the workflow and the way to find the
+runtime context from here too. Nothing is looked up from a global.
+"""
 
 from __future__ import annotations
 
-from langgraph.graph import END, START, StateGraph
+from collections.abc import Callable
+from typing import Any
 
-from agents.context import DealContext
-from graph.failures import escalate_failure, retry_policy
-from graph.review import human_review
-from graph.router import REVIEW_NODE, SUPERVISOR_NODE, supervisor
-from graph.workflow import STEPS
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+
+from agents.step_run import StepRun
+from graph.failures import make_failure_handler, retry_policy
+from graph.nodes import HUMAN_REVIEW, SUPERVISOR
+from graph.review import make_human_review
+from graph.runtime import ContextResolver, ContextSource, DealContext, origin_of
+from graph.supervisor import make_supervisor
+from graph.workflow import DEFAULT_WORKFLOW, StepSpec, Workflow
 from state.config import Settings
 from state.deal_state import DealState
 
+StepNode = Callable[[DealState, Runtime[DealContext]], dict[str, Any]]
 
-def build_graph(settings: Settings | None = None) -> StateGraph[DealState, DealContext]:
-    """The uncompiled deal graph; compile it with your own checkpointer.
 
-    `settings` fixes the retry policy (attempts, backoff); everything else is read
-    at run time from the `DealContext` passed to `invoke`/`stream`.
+def build_graph(settings: Settings | None = None, *, workflow: Workflow = DEFAULT_WORKFLOW,
+                fallback_context: ContextSource | None = None
+                ) -> StateGraph[DealState, DealContext]:
+    """The uncompiled deal graph of `workflow`; compile it with your own checkpointer.
+
+    `settings` fixes the retry policy (attempts, backoff); everything else comes
+    at run time from the `DealContext` passed to `invoke`/`stream`, which is
+    required unless `fallback_context` supplies one (LangGraph Server only: the
+    graph then declares no context schema, so the server makes no context of its own).
     """
     settings = settings or Settings.from_env()
-    builder = StateGraph(DealState, context_schema=DealContext)
-    builder.add_node(
-        SUPERVISOR_NODE, supervisor, error_handler=escalate_failure,
-        destinations=(*(spec.name for spec in STEPS), REVIEW_NODE, END),
+    contexts = ContextResolver(fallback_context)
+    schema = workflow.state_schema
+    on_failure = make_failure_handler(workflow, contexts)
+    builder = StateGraph(schema, context_schema=None if fallback_context else DealContext)
+    add: Any = builder.add_node  # every node takes the workflow's schema, not its own hint
+    add(
+        SUPERVISOR, make_supervisor(workflow, contexts), input_schema=schema,
+        error_handler=on_failure,
+        destinations=(*(spec.name for spec in workflow.steps), HUMAN_REVIEW, END),
     )
-    builder.add_edge(START, SUPERVISOR_NODE)
+    builder.add_edge(START, SUPERVISOR)
     retry = retry_policy(settings)
-    for spec in STEPS:
+    for spec in workflow.steps:
+        metadata = {"agent": spec.agent, "system": spec.system}
         if spec.kind == "agent":
-            builder.add_node(
-                spec.name, spec.node, retry_policy=retry, error_handler=escalate_failure,
-                metadata={"agent": spec.agent, "system": spec.system},
-            )
+            add(spec.name, step_node(spec, contexts), input_schema=schema,
+                             retry_policy=retry, error_handler=on_failure, metadata=metadata)
         else:
-            builder.add_node(spec.name, spec.node, metadata={"agent": spec.agent})
-        builder.add_edge(spec.name, SUPERVISOR_NODE)
-    builder.add_node(REVIEW_NODE, human_review, metadata={"agent": "human"})
-    builder.add_edge(REVIEW_NODE, SUPERVISOR_NODE)
+            add(spec.name, step_node(spec, contexts), input_schema=schema,
+                             metadata=metadata)
+        builder.add_edge(spec.name, SUPERVISOR)
+    add(HUMAN_REVIEW, make_human_review(contexts), input_schema=schema,
+                     metadata={"agent": workflow.agent_of(HUMAN_REVIEW)})
+    builder.add_edge(HUMAN_REVIEW, SUPERVISOR)
     return builder
+
+
+def step_node(spec: StepSpec, contexts: ContextResolver) -> StepNode:
+    """The graph node of a declared step: hand it its `StepRun`, store its output."""
+    def node(state: DealState, runtime: Runtime[DealContext]) -> dict[str, Any]:
+        context = contexts(runtime)
+        origin = origin_of(runtime, state.deal.deal_id, spec.agent, spec.name)
+        run = StepRun(origin=origin, data=context.data, settings=context.settings,
+                      system_of_record=context.systems[spec.system] if spec.system else None)
+        output = spec.node(state, run)
+        return {spec.output: output, "completed_steps": [spec.name],
+                "effect_keys": dict.fromkeys(run.used_keys, spec.name)}
+
+    node.__name__ = spec.name
+    node.__doc__ = spec.description
+    return node

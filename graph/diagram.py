@@ -10,15 +10,14 @@ from __future__ import annotations
 from langchain_core.runnables.graph import Graph, Node
 
 from graph.builder import build_graph
+from graph.nodes import handled_step
 from state.config import Settings
-
-ERROR_HANDLER_PREFIX = "__error_handler__"
 
 
 def mermaid() -> str:
     """Mermaid source of the compiled deal graph, without error-handler nodes."""
     drawn = build_graph(Settings()).compile().get_graph()
-    handlers = {n for n in drawn.nodes if n.startswith(ERROR_HANDLER_PREFIX)}
+    handlers = {n for n in drawn.nodes if handled_step(n)}
     clean = Graph()
     for node_id, node in drawn.nodes.items():
         if node_id not in handlers:

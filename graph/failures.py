@@ -6,6 +6,7 @@ back to the supervisor, which routes the thread to human review.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import psycopg
@@ -13,21 +14,16 @@ from langgraph.errors import NodeError
 from langgraph.runtime import Runtime
 from langgraph.types import Command, RetryPolicy
 
-from agents.context import DealContext, context_of, data_for, once_key, origin_of
 from agents.systems import SystemUnavailable
-from graph.router import SUPERVISOR_NODE
+from graph.nodes import SUPERVISOR
+from graph.runtime import ContextResolver, DealContext, once_key, origin_of
+from graph.workflow import Workflow
 from state.config import Settings
 from state.deal_state import DealState
 from state.models import Failure
 
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (SystemUnavailable, psycopg.OperationalError)
-
-
-def agent_of(step_name: str) -> str:
-    """The agent that runs a declared step (`supervisor` for anything else)."""
-    from graph.workflow import STEPS  # the workflow imports the nodes, not the other way
-
-    return next((spec.agent for spec in STEPS if spec.name == step_name), "supervisor")
+FailureHandler = Callable[[DealState, NodeError, Runtime[DealContext]], Command[str]]
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -42,24 +38,22 @@ def retry_policy(settings: Settings) -> RetryPolicy:
     )
 
 
-def escalate_failure(
-    state: DealState, error: NodeError, runtime: Runtime[DealContext]
-) -> Command[str]:
-    """Record the failed step with its error and let the supervisor send it to review."""
-    exc = error.error
-    attempts = context_of(runtime).settings.max_attempts if isinstance(
-        exc, TRANSIENT_ERRORS) else 1
-    failure = Failure(
-        step=error.node,
-        error_type=type(exc).__name__,
-        error=str(exc)[:500],
-        system=getattr(exc, "system", None),
-        attempts=attempts,
-        failed_at=datetime.now(UTC),
-    )
-    data_for(runtime).audit.append(
-        origin_of(runtime, state.deal.deal_id, agent_of(error.node), error.node), "step.failed",
-        reason=failure.error, detail=failure.model_dump(mode="json"),
-        dedupe_key=once_key(runtime, "failed"),
-    )
-    return Command(update={"failures": {error.node: failure}}, goto=SUPERVISOR_NODE)
+def make_failure_handler(workflow: Workflow, contexts: ContextResolver) -> FailureHandler:
+    """The error handler of `workflow`'s nodes: record the failure, let the supervisor route."""
+    def escalate_failure(state: DealState, error: NodeError,
+                         runtime: Runtime[DealContext]) -> Command[str]:
+        """Record the failed step with its error and hand it to the supervisor (review)."""
+        context = contexts(runtime)
+        exc = error.error
+        attempts = context.settings.max_attempts if isinstance(exc, TRANSIENT_ERRORS) else 1
+        failure = Failure(step=error.node, error_type=type(exc).__name__, error=str(exc)[:500],
+                          system=getattr(exc, "system", None), attempts=attempts,
+                          failed_at=datetime.now(UTC))
+        context.data.audit.append(
+            origin_of(runtime, state.deal.deal_id, workflow.agent_of(error.node), error.node),
+            "step.failed", reason=failure.error, detail=failure.model_dump(mode="json"),
+            dedupe_key=once_key(runtime, "failed"),
+        )
+        return Command(update={"failures": {error.node: failure}}, goto=SUPERVISOR)
+
+    return escalate_failure

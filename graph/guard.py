@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from langchain_core.messages import ToolCall
 from pydantic import BaseModel, ValidationError
 
-from graph import workflow
-from graph.router import REVIEW_NODE
+from graph.nodes import HUMAN_REVIEW
 from graph.tools import REVIEW_TOOL, ReviewArgs, agent_tools
+from graph.workflow import Workflow
 from state.config import Settings
 from state.deal_state import DealState
+from state.validation import first_error
 
 
 @dataclass(frozen=True)
@@ -41,19 +42,18 @@ def _validate(model: type[BaseModel], args: object) -> tuple[BaseModel | None, s
     try:
         return model.model_validate(args), ""
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "arguments"
-        return None, f"malformed arguments: {field}: {first['msg']}"
+        return None, f"malformed arguments: {first_error(exc, 'arguments')}"
 
 
-def check_call(call: ToolCall, state: DealState, settings: Settings) -> Verdict:
+def check_call(call: ToolCall, state: DealState, settings: Settings,
+               workflow: Workflow) -> Verdict:
     """Check one call in isolation (see `check_turn` for a whole model turn)."""
     name, call_id = call.get("name", ""), call.get("id") or ""
 
     def refuse(reason: str) -> Verdict:
         return Verdict(call_id, name, None, reason)
 
-    tools = agent_tools()
+    tools = agent_tools(workflow)
     if name != REVIEW_TOOL and name not in tools:
         return refuse(f"unknown tool {name!r:.60}; available: {', '.join([*tools, REVIEW_TOOL])}")
     args, problem = _validate(ReviewArgs if name == REVIEW_TOOL else tools[name].args,
@@ -66,13 +66,13 @@ def check_call(call: ToolCall, state: DealState, settings: Settings) -> Verdict:
     if outcome is not None:
         return refuse(f"the deal has ended ({outcome}); nothing more may run")
     if name == REVIEW_TOOL:
-        return Verdict(call_id, name, REVIEW_NODE, f"review requested: {args.reason}")  # type: ignore[attr-defined]
+        return Verdict(call_id, name, HUMAN_REVIEW, f"review requested: {args.reason}")  # type: ignore[attr-defined]
     spec = workflow.step(args.step)  # type: ignore[attr-defined]
     if state.failures:
         return refuse("a failed step is waiting for human review")
     if spec.done(state):
         return refuse(f"{spec.name} is already done; a step never runs twice")
-    unmet = spec.unmet(state)
+    unmet = workflow.unmet(spec, state)
     if unmet:
         return refuse(f"{spec.name} depends on {', '.join(unmet)}, which is not done yet")
     if spec.approval_gated and workflow.needs_approval(state, settings):
@@ -81,14 +81,15 @@ def check_call(call: ToolCall, state: DealState, settings: Settings) -> Verdict:
     return Verdict(call_id, name, spec.name, f"allowed: {spec.name}")
 
 
-def check_turn(calls: Sequence[ToolCall], state: DealState, settings: Settings) -> list[Verdict]:
+def check_turn(calls: Sequence[ToolCall], state: DealState, settings: Settings,
+               workflow: Workflow) -> list[Verdict]:
     """Check every call of one model turn; a review request runs alone, nothing runs twice."""
-    verdicts = [check_call(call, state, settings) for call in calls]
-    wants_review = any(v.node == REVIEW_NODE for v in verdicts)
+    verdicts = [check_call(call, state, settings, workflow) for call in calls]
+    wants_review = any(v.node == HUMAN_REVIEW for v in verdicts)
     seen: set[str] = set()
     checked = []
     for verdict in verdicts:
-        if verdict.allowed and wants_review and verdict.node != REVIEW_NODE:
+        if verdict.allowed and wants_review and verdict.node != HUMAN_REVIEW:
             verdict = Verdict(verdict.call_id, verdict.tool, None,
                               "a human review was requested in the same turn; wait for it")
         elif verdict.allowed and verdict.node in seen:

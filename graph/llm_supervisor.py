@@ -1,99 +1,103 @@
 """The LLM supervisor (`llm` and `hybrid` modes): a tool-calling model chooses, the guard decides.
 
-Facts are not choices: an ended deal, a failed step (review), the wait for the
-signer are taken from the rules without asking the model. In `hybrid` mode, so
-is any moment where the rules allow exactly one next step. Otherwise the model
-is asked, and every tool call it makes passes the guard (`graph.guard`) first.
+Facts are not choices: an ended deal, a failed step (review), a wait for an
+outside event are taken from the rules without asking the model. In `hybrid`
+mode, so is any moment where the rules allow exactly one next step. Otherwise
+the model is asked, and every tool call it makes passes the guard
+(`graph.guard`) first. Either way the answer is a `Decision`, as in rules mode.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
-from langgraph.graph import END
-from langgraph.runtime import Runtime
-from langgraph.types import Command
 
-from agents import models
-from agents.context import DealContext, context_of, data_for, origin_of
-from graph import workflow
+from agents import chat_model
+from graph.decision import Decision
 from graph.guard import Verdict, check_turn
+from graph.nodes import HUMAN_REVIEW
 from graph.prompts import system_prompt
-from graph.router import REVIEW_NODE, Route, decide
-from graph.signature import STEP as SIGNATURE_STEP
+from graph.router import decide
 from graph.tools import openai_tools
+from graph.workflow import Workflow
 from state.config import Settings
 from state.deal_state import DealState
 from state.models import Escalation, LLMUsage
 
+AuditTurn = Callable[[list[Verdict]], None]
 NUDGE = ("The deal is not finished. Call the tool(s) for the next step(s) the rules allow, or "
          "request_human_review if a person must decide.")
 
 
-def facts_message(state: DealState) -> HumanMessage:
+def facts_message(state: DealState, workflow: Workflow) -> HumanMessage:
     """The deal's current facts for the model (data, never instructions)."""
-    facts = state.model_dump(mode="json", include={
-        "deal", "qualification", "project", "envelope", "signature", "invoice", "reviews"})
+    facts: dict[str, Any] = state.model_dump(mode="json", include={"deal", "reviews"})
+    for spec in workflow.steps:
+        facts[spec.output] = _brief(getattr(state, spec.output, None))
     facts["completed_steps"] = state.completed_steps
-    if state.contract:
-        facts["contract"] = {"contract_id": state.contract.contract_id}
     return HumanMessage(f"Current deal state (JSON data):\n{json.dumps(facts, default=str)}")
 
 
-def tool_results(state: DealState) -> list[ToolMessage]:
+def tool_results(state: DealState, workflow: Workflow) -> list[ToolMessage]:
     """Answers to the tool calls that ran since the model last spoke."""
     answers = []
     for node, call_id in state.pending_tool_calls.items():
         if node in state.failures:
             text = f"FAILED after retries: {state.failures[node].error}"
-        elif node == REVIEW_NODE:
+        elif node == HUMAN_REVIEW:
             last = state.reviews[-1] if state.reviews else None
             text = f"reviewer decided: {last.decision} ({last.comment})" if last else "pending"
         else:
-            output = getattr(state, workflow.step(node).output)
+            output = getattr(state, workflow.step(node).output, None)
             text = f"done: {json.dumps(_brief(output), default=str)}"
         answers.append(ToolMessage(content=text, tool_call_id=call_id))
     return answers
 
 
 def _brief(output: Any) -> Any:
+    """An output as data for the model, without long texts (the contract's body)."""
     data = output.model_dump(mode="json") if hasattr(output, "model_dump") else output
     if isinstance(data, dict):
         data.pop("text", None)
     return data
 
 
-def _forced(state: DealState, route: Route, mode: str) -> bool:
-    if state.failures or route.goto == (SIGNATURE_STEP,):
+def _forced(state: DealState, decision: Decision, mode: str, workflow: Workflow) -> bool:
+    waits = [name for name in decision.goto if name != HUMAN_REVIEW]
+    if state.failures or (waits and all(workflow.step(n).kind == "event" for n in waits)):
         return True
-    return mode == "hybrid" and len(route.goto) == 1
+    return mode == "hybrid" and len(decision.goto) == 1
 
 
-def llm_supervise(state: DealState, runtime: Runtime[DealContext], mode: str) -> Command[str]:
-    """One supervisor visit in `llm` or `hybrid` mode."""
-    settings = context_of(runtime).settings
-    route = decide(state, settings)
-    answered = tool_results(state)
+def llm_decide(state: DealState, settings: Settings, workflow: Workflow,
+               audit_turn: AuditTurn) -> Decision:
+    """One supervisor visit in `llm` or `hybrid` mode; `audit_turn` records the guard's verdicts."""
+    mode = state.supervisor
+    rules = decide(state, settings, workflow)
+    answered = tool_results(state, workflow)
     base: dict[str, Any] = {"supervisor_messages": answered,
                             "pending_tool_calls": dict.fromkeys(state.pending_tool_calls)}
-    if route.outcome is not None:
-        summary, usage, said = _summary(state, settings, route, answered, mode)
-        return Command(goto=END, update={**base, "supervisor_messages": [*answered, *said],
-                                         "outcome": route.outcome, "llm_summary": summary,
-                                         "llm_usage": usage})
-    if _forced(state, route, mode):
-        return Command(goto=list(route.goto), update=base)
-    return _ask_model(state, runtime, settings, answered, base)
+    if rules.outcome is not None:
+        summary, usage, said = _summary(state, settings, workflow, rules, answered)
+        return Decision(outcome=rules.outcome, reason=f"{mode} supervisor: outcome {rules.outcome}",
+                        update={**base, "supervisor_messages": [*answered, *said],
+                                "llm_summary": summary, "llm_usage": usage})
+    if _forced(state, rules, mode, workflow):
+        return Decision(goto=rules.goto, reason=f"{mode} supervisor (rules): {rules.reason}",
+                        update=base)
+    return _ask_model(state, settings, workflow, answered, base, audit_turn)
 
 
-def _ask_model(state: DealState, runtime: Runtime[DealContext], settings: Settings,
-               answered: list[ToolMessage], base: dict[str, Any]) -> Command[str]:
-    model = models.build_chat_model(settings).bind_tools(openai_tools())
-    history: list[AnyMessage] = [SystemMessage(system_prompt(settings)),
+def _ask_model(state: DealState, settings: Settings, workflow: Workflow,
+               answered: list[ToolMessage], base: dict[str, Any],
+               audit_turn: AuditTurn) -> Decision:
+    model = chat_model.build_chat_model(settings).bind_tools(openai_tools(workflow))
+    history: list[AnyMessage] = [SystemMessage(system_prompt(settings, workflow)),
                                  *state.supervisor_messages]
-    said: list[AnyMessage] = [*answered, facts_message(state)]
+    said: list[AnyMessage] = [*answered, facts_message(state, workflow)]
     usage, refused = LLMUsage(), state.llm_refused_turns
     while True:
         spent = state.llm_usage + usage
@@ -105,15 +109,15 @@ def _ask_model(state: DealState, runtime: Runtime[DealContext], settings: Settin
                              f"(limit {settings.llm_max_turns})", "guard")
         answer = model.invoke([*history, *said])
         assert isinstance(answer, AIMessage)
-        usage = usage + models.usage_of(answer, settings)
+        usage = usage + chat_model.usage_of(answer, settings)
         said.append(answer)
-        verdicts = check_turn(answer.tool_calls, state, settings)
-        _audit_turn(runtime, state, verdicts)
+        verdicts = check_turn(answer.tool_calls, state, settings, workflow)
+        audit_turn(verdicts)
         said.extend(ToolMessage(content=f"REFUSED: {v.reason}", tool_call_id=v.call_id)
                     for v in verdicts if not v.allowed)
         allowed = [v for v in verdicts if v.allowed]
         if allowed:
-            return _run(state, settings, base, said, usage, allowed)
+            return _run(state, settings, workflow, base, said, usage, allowed)
         refused += 1
         if not answer.tool_calls:
             said.append(HumanMessage(NUDGE))
@@ -122,21 +126,23 @@ def _ask_model(state: DealState, runtime: Runtime[DealContext], settings: Settin
                              "by the workflow rules", "guard")
 
 
-def _run(state: DealState, settings: Settings, base: dict[str, Any], said: list[AnyMessage],
-         usage: LLMUsage, allowed: list[Verdict]) -> Command[str]:
+def _run(state: DealState, settings: Settings, workflow: Workflow, base: dict[str, Any],
+         said: list[AnyMessage], usage: LLMUsage, allowed: list[Verdict]) -> Decision:
     update = {**base, "supervisor_messages": said, "llm_usage": usage, "llm_refused_turns": 0,
               "pending_tool_calls": {**base["pending_tool_calls"],
                                      **{v.node: v.call_id for v in allowed if v.node}}}
-    nodes = [v.node for v in allowed if v.node]
-    if nodes == [REVIEW_NODE] and not workflow.needs_approval(state, settings):
+    nodes = tuple(v.node for v in allowed if v.node)
+    reason = f"{state.supervisor} supervisor chose " + ", ".join(nodes)
+    if nodes == (HUMAN_REVIEW,) and not workflow.needs_approval(state, settings):
         update["escalation"] = Escalation(reason=allowed[0].reason, requested_by="model")
-    return Command(goto=nodes, update=update)
+        reason = allowed[0].reason
+    return Decision(goto=nodes, reason=reason, update=update)
 
 
 def _escalate(base: dict[str, Any], said: list[AnyMessage], usage: LLMUsage, reason: str,
-              by: Literal["model", "guard", "budget"]) -> Command[str]:
+              by: Literal["model", "guard", "budget"]) -> Decision:
     history = tuple(_line(m) for m in said[-8:])
-    return Command(goto=REVIEW_NODE, update={
+    return Decision(goto=(HUMAN_REVIEW,), reason=reason, update={
         **base, "supervisor_messages": said, "llm_usage": usage, "llm_refused_turns": 0,
         "escalation": Escalation(reason=reason, requested_by=by, history=history)})
 
@@ -148,26 +154,17 @@ def _line(message: AnyMessage) -> str:
     return f"{message.type}: {str(message.content)[:300]}"
 
 
-def _summary(state: DealState, settings: Settings, route: Route, answered: list[ToolMessage],
-             mode: str) -> tuple[str, LLMUsage, list[AnyMessage]]:
+def _summary(state: DealState, settings: Settings, workflow: Workflow, route: Decision,
+             answered: list[ToolMessage]) -> tuple[str, LLMUsage, list[AnyMessage]]:
     plain = (f"Deal {state.deal.deal_id} for {state.deal.client} ended {route.outcome} after "
              f"{', '.join(state.completed_steps) or 'no steps'}.")
     spent = state.llm_usage
-    if mode != "llm" or spent.cost_usd >= settings.llm_budget_usd or spent.calls == 0:
+    if state.supervisor != "llm" or spent.cost_usd >= settings.llm_budget_usd or spent.calls == 0:
         return plain, LLMUsage(), []
     closing = HumanMessage(f"The deal has ended: {route.outcome}. Summarize it in two sentences.")
-    answer = models.build_chat_model(settings).bind_tools(openai_tools()).invoke(
-        [SystemMessage(system_prompt(settings)), *state.supervisor_messages, *answered,
-         facts_message(state), closing])
+    answer = chat_model.build_chat_model(settings).bind_tools(openai_tools(workflow)).invoke(
+        [SystemMessage(system_prompt(settings, workflow)), *state.supervisor_messages,
+         *answered, facts_message(state, workflow), closing])
     assert isinstance(answer, AIMessage)
     text = answer.content if isinstance(answer.content, str) and answer.content.strip() else plain
-    return text, models.usage_of(answer, settings), [closing, AIMessage(content=text)]
-
-
-def _audit_turn(runtime: Runtime[DealContext], state: DealState, verdicts: list[Verdict]) -> None:
-    audit = data_for(runtime).audit
-    origin = origin_of(runtime, state.deal.deal_id, "supervisor", "supervisor")
-    for verdict in verdicts:
-        audit.append(origin, "guard.allowed" if verdict.allowed else "guard.refused",
-                     reason=verdict.reason, detail={"tool": verdict.tool,
-                                                    "call_id": verdict.call_id})
+    return text, chat_model.usage_of(answer, settings), [closing, AIMessage(content=text)]

@@ -23,20 +23,11 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 from langgraph.errors import GraphBubbleUp
 
-from graph.workflow import STEPS
+from graph.workflow import Workflow
 from state.config import Settings
 from state.spans import Span, SpanStore
 
 log = logging.getLogger(__name__)
-ERROR_HANDLER_PREFIX = "__error_handler__"
-AGENTS = {spec.name: (spec.agent, spec.system) for spec in STEPS}
-AGENTS.update({"supervisor": ("supervisor", None), "human_review": ("human", None)})
-
-
-def agent_of_node(node: str) -> tuple[str, str | None]:
-    """`(agent, system)` of a graph node (an error handler: its node's agent, no system)."""
-    agent, system = AGENTS.get(node.removeprefix(ERROR_HANDLER_PREFIX), ("graph", None))
-    return agent, None if node.startswith(ERROR_HANDLER_PREFIX) else system
 
 
 class SpanRecorder(BaseCallbackHandler):
@@ -44,9 +35,11 @@ class SpanRecorder(BaseCallbackHandler):
 
     raise_error = False
 
-    def __init__(self, spans: SpanStore, deal_id: str, thread_id: str) -> None:
-        """Write spans of `thread_id` (deal `deal_id`) to `spans`."""
+    def __init__(self, spans: SpanStore, deal_id: str, thread_id: str,
+                 workflow: Workflow) -> None:
+        """Write spans of `thread_id` (deal `deal_id`) to `spans`; agents from `workflow`."""
         self._spans, self._deal_id, self._thread_id = spans, deal_id, thread_id
+        self._workflow = workflow
         self._open: dict[UUID, dict[str, Any]] = {}
         self._parent: dict[UUID, UUID] = {}
         self._attempts: Counter[str] = Counter()
@@ -113,7 +106,8 @@ class SpanRecorder(BaseCallbackHandler):
             span = self._open.pop(run_id, None)
         if span is None:
             return
-        agent, system = agent_of_node(span["node"])
+        agent = self._workflow.agent_of(span["node"])
+        system = self._workflow.system_of(span["node"])
         try:
             self._spans.record(Span(
                 deal_id=self._deal_id, thread_id=self._thread_id, node=span["node"],

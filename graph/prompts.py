@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from graph.tools import REVIEW_TOOL, agent_tools
-from graph.workflow import STEPS
+from graph.workflow import Workflow
 from state.config import Settings
 
 SYSTEM_PROMPT = """You are the supervisor of a lead-to-contract business process. You coordinate \
@@ -28,11 +28,12 @@ Every tool call is checked against these rules before it runs; a refused call co
 the reason."""
 
 
-def describe_steps() -> str:
+def describe_steps(workflow: Workflow) -> str:
     """The declared steps as prompt lines: tool, step, dependencies, description."""
-    tool_of = {spec.name: tool.name for tool in agent_tools().values() for spec in tool.steps}
+    tool_of = {spec.name: tool.name for tool in agent_tools(workflow).values()
+               for spec in tool.steps}
     lines = []
-    for number, spec in enumerate(STEPS, start=1):
+    for number, spec in enumerate(workflow.steps, start=1):
         needs = ", ".join(spec.requires) or "nothing"
         how = f"{tool_of[spec.name]}(step={spec.name!r})" if spec.name in tool_of \
             else "automatic (an external event)"
@@ -40,8 +41,8 @@ def describe_steps() -> str:
     return "\n".join(lines)
 
 
-def system_prompt(settings: Settings) -> str:
-    """The system prompt for the current settings."""
-    return SYSTEM_PROMPT.format(steps=describe_steps(),
+def system_prompt(settings: Settings, workflow: Workflow) -> str:
+    """The system prompt for the current settings and workflow."""
+    return SYSTEM_PROMPT.format(steps=describe_steps(workflow),
                                 threshold=f"{settings.review_threshold_usd:,.0f}",
                                 review_tool=REVIEW_TOOL)

@@ -9,6 +9,7 @@ approving a failure review's `retry_failed_step` action means `retry`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,15 +18,19 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from agents.context import DealContext, context_of, data_for, once_key, origin_of
+from graph.nodes import HUMAN_REVIEW
+from graph.runtime import ContextResolver, DealContext, once_key, origin_of
 from state.config import Settings
 from state.deal_state import DealState
-from state.models import Decision, Name, ReviewDecision, ReviewKind
+from state.models import Name, ReviewChoice, ReviewDecision, ReviewKind
+from state.validation import first_error
+
+ReviewNode = Callable[[DealState, Runtime[DealContext]], dict[str, Any]]
 
 APPROVE_ACTION = "approve_deal"
 RETRY_ACTION = "retry_failed_step"
 ESCALATION_ACTION = "resolve_escalation"
-ALLOWED: dict[ReviewKind, tuple[Decision, ...]] = {
+ALLOWED: dict[ReviewKind, tuple[ReviewChoice, ...]] = {
     "approval": ("approve", "reject"),
     "failure": ("retry", "reject"),
     "escalation": ("approve", "reject"),
@@ -41,7 +46,7 @@ class ReviewAnswer(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    decision: Decision
+    decision: ReviewChoice
     comment: str = Field(default="", max_length=2000)
     reviewer: Name = "reviewer"
 
@@ -113,9 +118,7 @@ def parse_review_answer(value: Any, kind: ReviewKind) -> ReviewAnswer:
     try:
         answer = ReviewAnswer.model_validate(value)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "answer"
-        raise ReviewAnswerError(f"review answer {field}: {first['msg']}") from None
+        raise ReviewAnswerError(f"review answer {first_error(exc, 'answer')}") from None
     if answer.decision not in ALLOWED[kind]:
         raise ReviewAnswerError(
             f"decision {answer.decision!r} does not fit the pending {kind} review "
@@ -140,33 +143,43 @@ def _from_hitl_response(value: dict[str, Any], kind: ReviewKind) -> dict[str, An
     return {"decision": kind_map[chosen["type"]], "comment": str(chosen.get("message", ""))}
 
 
-def human_review(state: DealState, runtime: Runtime[DealContext]) -> dict[str, Any]:
-    """Stop for a person's decision; record it (a retry clears the failures)."""
-    kind = review_kind(state)
-    origin = origin_of(runtime, state.deal.deal_id, "human", "human_review")
-    request = review_request(state, context_of(runtime).settings)
-    raw = interrupt(request)
-    while True:
-        try:
-            answer = parse_review_answer(raw, kind)
-            break
-        except ReviewAnswerError as exc:
-            raw = interrupt({**request, "error": str(exc)})
-    decision = ReviewDecision(
-        kind=kind, decision=answer.decision, comment=answer.comment, reviewer=answer.reviewer,
-        steps=tuple(sorted(state.failures)), decided_at=datetime.now(UTC),
-    )
-    data_for(runtime).audit.append(
-        origin, "review.decision",
-        actor=answer.reviewer, reason=answer.comment or None,
-        detail={"kind": kind, "decision": answer.decision, "steps": list(decision.steps)},
-        dedupe_key=once_key(runtime, "review"),
-    )
+def make_human_review(contexts: ContextResolver) -> ReviewNode:
+    """The review node: stop for a person's decision, record it (a retry clears failures)."""
+    def human_review(state: DealState, runtime: Runtime[DealContext]) -> dict[str, Any]:
+        """Ask a person (an interrupt), validate the answer, record and audit it."""
+        context = contexts(runtime)
+        origin = origin_of(runtime, state.deal.deal_id, "reviewer", HUMAN_REVIEW)
+        kind = review_kind(state)
+        request = review_request(state, context.settings)
+        raw = interrupt(request)
+        while True:
+            try:
+                answer = parse_review_answer(raw, kind)
+                break
+            except ReviewAnswerError as exc:
+                raw = interrupt({**request, "error": str(exc)})
+        decision = ReviewDecision(
+            kind=kind, decision=answer.decision, comment=answer.comment,
+            reviewer=answer.reviewer, steps=tuple(sorted(state.failures)),
+            decided_at=datetime.now(UTC),
+        )
+        context.data.audit.append(
+            origin, "review.decision",
+            actor=answer.reviewer, reason=answer.comment or None,
+            detail={"kind": kind, "decision": answer.decision, "steps": list(decision.steps)},
+            dedupe_key=once_key(runtime, "review"),
+        )
+        return _update_for(state, kind, decision)
+
+    return human_review
+
+
+def _update_for(state: DealState, kind: ReviewKind, decision: ReviewDecision) -> dict[str, Any]:
     update: dict[str, Any] = {"reviews": [decision]}
-    if answer.decision == "retry":
+    if decision.decision == "retry":
         update["failures"] = dict.fromkeys(state.failures)
     if kind == "escalation":
         update["escalation"] = None
-        if answer.decision == "approve":
+        if decision.decision == "approve":
             update["supervisor"] = "rules"  # a person took over: the rules finish the deal
     return update

@@ -9,15 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
-from agents.context import DealContext, data_for, origin_of
-from state.context_store import context_key
+from agents.step_run import StepRun
 from state.deal_state import DealState
 from state.models import SIGNATURE_EVENTS, SignatureEvent, SignatureEventName
-
-STEP = "await_signature"
 
 
 class SignatureEventError(ValueError):
@@ -47,9 +43,8 @@ def signature_request(state: DealState) -> dict[str, Any]:
     }
 
 
-def await_signature(state: DealState, runtime: Runtime[DealContext]) -> dict[str, Any]:
-    """Wait for the signer's answer, then record it (state, shared context, audit)."""
-    origin = origin_of(runtime, state.deal.deal_id, "esign", STEP)
+def await_signature(state: DealState, run: StepRun) -> SignatureEvent:
+    """Wait for the signer's answer, then record it (state, shared facts, audit)."""
     request = signature_request(state)
     raw = interrupt(request)
     while True:
@@ -58,10 +53,5 @@ def await_signature(state: DealState, runtime: Runtime[DealContext]) -> dict[str
             break
         except SignatureEventError as exc:
             raw = interrupt({**request, "error": str(exc)})
-    data_for(runtime).context.write(
-        context_key(state.deal.deal_id, "signature"), {"event": event}, agent="esign",
-        expected_version=0, origin=origin)
-    return {
-        "signature": SignatureEvent(event=event, received_at=datetime.now(UTC)),
-        "completed_steps": [STEP],
-    }
+    run.write("signature", {"event": event})
+    return SignatureEvent(event=event, received_at=datetime.now(UTC))

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from graph.workflow import STEPS, StepSpec
+from graph.workflow import StepSpec, Workflow
 
 REVIEW_TOOL = "request_human_review"
 
@@ -57,10 +57,10 @@ def _agent_tool(agent: str, steps: tuple[StepSpec, ...]) -> AgentTool:
 
 
 @cache
-def agent_tools() -> dict[str, AgentTool]:
-    """The agent tools, by name, in declaration order (built once: the declaration is fixed)."""
+def agent_tools(workflow: Workflow) -> dict[str, AgentTool]:
+    """The agent tools of a workflow, by name, in declaration order (built once per workflow)."""
     agents: dict[str, list[StepSpec]] = {}
-    for spec in STEPS:
+    for spec in workflow.steps:
         if spec.kind == "agent":
             agents.setdefault(spec.agent, []).append(spec)
     tools = [_agent_tool(agent, tuple(steps)) for agent, steps in agents.items()]
@@ -68,10 +68,11 @@ def agent_tools() -> dict[str, AgentTool]:
 
 
 @cache
-def openai_tools() -> list[dict[str, Any]]:
+def openai_tools(workflow: Workflow) -> list[dict[str, Any]]:
     """The tools in OpenAI's function-calling format, for `bind_tools` (built once)."""
-    specs = [convert_to_openai_tool(tool.args) | {} for tool in agent_tools().values()]
-    for spec, tool in zip(specs, agent_tools().values(), strict=True):
+    tools = agent_tools(workflow).values()
+    specs = [convert_to_openai_tool(tool.args) | {} for tool in tools]
+    for spec, tool in zip(specs, tools, strict=True):
         spec["function"]["name"] = tool.name
     review = convert_to_openai_tool(ReviewArgs)
     review["function"]["name"] = REVIEW_TOOL

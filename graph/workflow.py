@@ -1,83 +1,206 @@
-"""The workflow, declared once: steps, what each needs, and the policies.
+"""The workflow, declared once: each step with everything that belongs to it, and the policies.
 
-This declaration drives the rules router (`graph.router`), builds the graph's
-nodes (`graph.builder`), and is what any other supervisor is checked against.
-Adding a step means one agent node and one `StepSpec` here.
+A `StepSpec` is the only registry of a step: its agent, node, system of record,
+output (field and model), the conditions it establishes, the outcome it may
+imply, how the CLI summarises it, and whether it waits for an event. The
+router, the LLM supervisor's tools, prompt and guard, the graph builder, the
+state schema, the checkpoint allowlist, the CLI's rendering, spans, audit and
+failures all derive from the `Workflow`. Adding a step means writing its node
+and declaring it here (or `DEFAULT_WORKFLOW.with_step(...)` in your own code).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any, Literal
+
+from pydantic import BaseModel, create_model
 
 from agents.contract.node import generate_contract, send_for_signature
 from agents.finance.node import generate_invoice
 from agents.lead.node import qualify_lead
 from agents.project.node import create_project
+from graph.nodes import HUMAN_REVIEW, SUPERVISOR, handled_step
 from graph.signature import await_signature
 from state.config import Settings
-from state.deal_state import DealState, Outcome
+from state.deal_state import DealState, Outcome, Status
+from state.models import Contract, Envelope, Invoice, Project, Qualification, SignatureEvent
 
-Fact = Literal["qualified", "project", "contract", "envelope", "signature_completed"]
+Condition = Callable[[DealState], bool]
 
-FACTS: dict[Fact, Callable[[DealState], bool]] = {
-    "qualified": lambda s: s.qualification is not None and s.qualification.qualified,
-    "project": lambda s: s.project is not None,
-    "contract": lambda s: s.contract is not None,
-    "envelope": lambda s: s.envelope is not None,
-    "signature_completed": lambda s: (
-        s.signature is not None and s.signature.event == "signature.completed"
-    ),
-}
+
+class WorkflowError(ValueError):
+    """The declaration contradicts itself (a duplicate step, an unknown condition)."""
 
 
 @dataclass(frozen=True)
 class StepSpec:
-    """One step of the process."""
+    """One step of the process, declared once.
+
+    `node(state, run) -> output_model` does the work; the builder stores the
+    result in the state field `output`. The step establishes the condition
+    named `output` when it is done, and each of `conditions` (name, predicate
+    on the output); other steps `require` conditions by name. `outcome` maps
+    the output to a terminal outcome, if it implies one. An `event` step waits
+    (with `interrupt`) in `waiting_status` for something from outside.
+    """
 
     name: str
     agent: str
-    node: Callable[..., Any]
-    requires: tuple[Fact, ...]
+    node: Callable[..., BaseModel]
     output: str
-    system: str | None
+    output_model: type[BaseModel]
     description: str
+    requires: tuple[str, ...] = ()
+    system: str | None = None
+    summary: Callable[[Any], str] = field(default=lambda output: "", compare=False)
+    conditions: tuple[tuple[str, Callable[[Any], bool]], ...] = ()
+    outcome: Callable[[Any], Outcome | None] | None = None
     kind: Literal["agent", "event"] = "agent"
+    waiting_status: Status | None = None
     approval_gated: bool = True
 
     def done(self, state: DealState) -> bool:
         """Whether the step's output is already in the state."""
-        return getattr(state, self.output) is not None
+        return getattr(state, self.output, None) is not None
 
-    def unmet(self, state: DealState) -> list[Fact]:
-        """The facts this step still waits for."""
-        return [fact for fact in self.requires if not FACTS[fact](state)]
-
-
-STEPS: tuple[StepSpec, ...] = (
-    StepSpec("qualify_lead", "lead", qualify_lead, (), "qualification", "crm",
-             "Score the lead 0-10 and update the CRM lead record.", approval_gated=False),
-    StepSpec("create_project", "project", create_project, ("qualified",), "project", "pm",
-             "Create the delivery project and its tasks from the deal type's template."),
-    StepSpec("generate_contract", "contract", generate_contract, ("qualified",), "contract",
-             "contracts", "Render the contract from the template and store it with its hash."),
-    StepSpec("send_for_signature", "contract", send_for_signature, ("contract",), "envelope",
-             "esign", "Send the contract to the signer as an e-signature envelope."),
-    StepSpec("await_signature", "contract", await_signature, ("envelope",), "signature", None,
-             "Wait for signature.completed or signature.declined.", kind="event"),
-    StepSpec("generate_invoice", "finance", generate_invoice,
-             ("project", "signature_completed"), "invoice", "billing",
-             "Issue the invoice (net terms, tax, gap-free number)."),
-)
+    def describe(self, output: Any) -> str:
+        """The CLI's one-line summary of an output (a model, or its JSON data)."""
+        if not isinstance(output, self.output_model):
+            output = self.output_model.model_validate(output)
+        return self.summary(output)
 
 
-def step(name: str) -> StepSpec:
-    """The declared step called `name`."""
-    for spec in STEPS:
-        if spec.name == name:
-            return spec
-    raise KeyError(f"unknown step {name!r}")
+@dataclass(frozen=True)
+class Workflow:
+    """The declared steps, in order, and everything derived from them."""
+
+    steps: tuple[StepSpec, ...]
+
+    def __post_init__(self) -> None:
+        """Refuse a declaration that contradicts itself, naming the problem."""
+        names = [spec.name for spec in self.steps]
+        outputs = [spec.output for spec in self.steps]
+        for label, values in (("step", names), ("output", outputs)):
+            twice = {v for v in values if values.count(v) > 1}
+            if twice:
+                raise WorkflowError(f"{label} declared twice: {', '.join(sorted(twice))}")
+        for spec in self.steps:
+            unknown = [c for c in spec.requires if c not in self.conditions]
+            if unknown:
+                raise WorkflowError(f"{spec.name} requires unknown condition(s) "
+                                    f"{', '.join(unknown)} (known: {', '.join(self.conditions)})")
+            if spec.kind == "event" and spec.waiting_status is None:
+                raise WorkflowError(f"event step {spec.name} needs a waiting_status")
+
+    # -- declaration ------------------------------------------------------------
+    def step(self, name: str) -> StepSpec:
+        """The declared step called `name`."""
+        for spec in self.steps:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"unknown step {name!r}")
+
+    def with_step(self, spec: StepSpec, *, after: str | None = None,
+                  required_by: Iterable[str] = ()) -> Workflow:
+        """A copy of the workflow with `spec` added (after step `after`, else last).
+
+        Each step named in `required_by` comes to require the new step's output.
+        """
+        needing = set(required_by)
+        steps = [replace(s, requires=(*s.requires, spec.output)) if s.name in needing else s
+                 for s in self.steps]
+        position = len(steps) if after is None else [s.name for s in steps].index(after) + 1
+        return Workflow((*steps[:position], spec, *steps[position:]))
+
+    @cached_property
+    def conditions(self) -> dict[str, Condition]:
+        """Every condition a step can require, by name, as a predicate on the state."""
+        found: dict[str, Condition] = {}
+        for spec in self.steps:
+            found[spec.output] = spec.done
+            for name, holds in spec.conditions:
+                found[name] = _on_output(spec.output, holds)
+        return found
+
+    @cached_property
+    def state_schema(self) -> type[DealState]:
+        """`DealState`, with a field for every declared output it does not have yet."""
+        missing: dict[str, Any] = {
+            spec.output: (spec.output_model | None, None) for spec in self.steps
+            if spec.output not in DealState.model_fields}
+        if not missing:
+            return DealState
+        return create_model(f"DealState_{'_'.join(missing)}", __base__=DealState, **missing)
+
+    # -- who does what ----------------------------------------------------------
+    def agent_of(self, node: str) -> str:
+        """The agent behind a graph node (a step's error handler: the step's agent)."""
+        node = handled_step(node) or node
+        if node == SUPERVISOR:
+            return "supervisor"
+        if node == HUMAN_REVIEW:
+            return "reviewer"
+        return next((spec.agent for spec in self.steps if spec.name == node), "graph")
+
+    def system_of(self, node: str) -> str | None:
+        """The system of record a step's node acts on (none for anything else)."""
+        return next((spec.system for spec in self.steps if spec.name == node), None)
+
+    @property
+    def agents(self) -> tuple[str, ...]:
+        """Every agent name that can appear in the audit trail and spans."""
+        return tuple(dict.fromkeys([*(spec.agent for spec in self.steps), "supervisor",
+                                    "reviewer"]))
+
+    @property
+    def effect_steps(self) -> tuple[StepSpec, ...]:
+        """The steps that act on a system of record."""
+        return tuple(spec for spec in self.steps if spec.system is not None)
+
+    def waiting_status(self, node: str) -> Status | None:
+        """The status of a thread stopped at `node`'s interrupt."""
+        if node == HUMAN_REVIEW:
+            return "waiting_review"
+        return next((s.waiting_status for s in self.steps if s.name == node), None)
+
+    # -- the rules --------------------------------------------------------------
+    def unmet(self, spec: StepSpec, state: DealState) -> list[str]:
+        """The conditions `spec` still waits for."""
+        return [name for name in spec.requires if not self.conditions[name](state)]
+
+    def ready_steps(self, state: DealState) -> list[StepSpec]:
+        """Steps not done whose requirements all hold (they may run in parallel)."""
+        return [spec for spec in self.steps if not spec.done(state) and not
+                self.unmet(spec, state)]
+
+    def needs_approval(self, state: DealState, settings: Settings) -> bool:
+        """The large-deal policy: over the threshold (in USD) and not yet approved."""
+        return state.deal.value_usd > settings.review_threshold_usd and not approved(state)
+
+    def outcome_of(self, state: DealState) -> Outcome | None:
+        """The terminal outcome the state has reached, if any (first rule wins)."""
+        if state.reviews and state.reviews[-1].decision == "reject":
+            return "rejected"
+        for spec in self.steps:
+            output = getattr(state, spec.output, None)
+            if spec.outcome is not None and output is not None:
+                outcome = spec.outcome(output)
+                if outcome is not None:
+                    return outcome
+        if all(spec.done(state) for spec in self.steps):
+            return "completed"
+        return None
+
+
+def _on_output(output: str, holds: Callable[[Any], bool]) -> Condition:
+    def condition(state: DealState) -> bool:
+        value = getattr(state, output, None)
+        return value is not None and holds(value)
+
+    return condition
 
 
 def approved(state: DealState) -> bool:
@@ -85,24 +208,35 @@ def approved(state: DealState) -> bool:
     return any(r.kind == "approval" and r.decision == "approve" for r in state.reviews)
 
 
-def needs_approval(state: DealState, settings: Settings) -> bool:
-    """The large-deal policy: over the threshold (in USD) and not yet approved."""
-    return state.deal.value_usd > settings.review_threshold_usd and not approved(state)
-
-
-def outcome_of(state: DealState) -> Outcome | None:
-    """The terminal outcome the state has reached, if any (first rule wins)."""
-    if state.reviews and state.reviews[-1].decision == "reject":
-        return "rejected"
-    if state.qualification is not None and not state.qualification.qualified:
-        return "disqualified"
-    if state.signature is not None and state.signature.event == "signature.declined":
-        return "declined"
-    if all(spec.done(state) for spec in STEPS):
-        return "completed"
-    return None
-
-
-def ready_steps(state: DealState) -> list[StepSpec]:
-    """Steps not done whose requirements all hold (they may run in parallel)."""
-    return [spec for spec in STEPS if not spec.done(state) and not spec.unmet(state)]
+DEFAULT_WORKFLOW = Workflow((
+    StepSpec("qualify_lead", "lead", qualify_lead, "qualification", Qualification,
+             "Score the lead 0-10 and update the CRM lead record.", system="crm",
+             summary=lambda q: f"score {q.score}/10, "
+             + ("qualified" if q.qualified else "not qualified"),
+             conditions=(("qualified", lambda q: q.qualified),),
+             outcome=lambda q: None if q.qualified else "disqualified",
+             approval_gated=False),
+    StepSpec("create_project", "project", create_project, "project", Project,
+             "Create the delivery project and its tasks from the deal type's template.",
+             requires=("qualified",), system="pm",
+             summary=lambda p: f"{p.project_id} with {len(p.tasks)} tasks"),
+    StepSpec("generate_contract", "contract", generate_contract, "contract", Contract,
+             "Render the contract from the template and store it with its hash.",
+             requires=("qualified",), system="contracts",
+             summary=lambda c: f"{c.contract_id} sha256 {c.sha256[:12]}…"),
+    StepSpec("send_for_signature", "contract", send_for_signature, "envelope", Envelope,
+             "Send the contract to the signer as an e-signature envelope.",
+             requires=("contract",), system="esign",
+             summary=lambda e: f"envelope {e.envelope_id} to {e.signer_email}"),
+    StepSpec("await_signature", "signer", await_signature, "signature", SignatureEvent,
+             "Wait for signature.completed or signature.declined.", requires=("envelope",),
+             summary=lambda e: e.event,
+             conditions=(("signature_completed", lambda e: e.event == "signature.completed"),),
+             outcome=lambda e: "declined" if e.event == "signature.declined" else None,
+             kind="event", waiting_status="waiting_signature"),
+    StepSpec("generate_invoice", "finance", generate_invoice, "invoice", Invoice,
+             "Issue the invoice (net terms, tax, gap-free number).",
+             requires=("project", "signature_completed"), system="billing",
+             summary=lambda i: f"invoice {i.number} total {i.total} {i.currency} due {i.due_on}"),
+))
+STEPS = DEFAULT_WORKFLOW.steps

@@ -26,8 +26,7 @@ NOTEBOOKS = {
         ("md", "# Quickstart\nBuild the deal graph, compile it with the Postgres checkpointer, "
                "run a deal over $50,000 to its review interrupt, and resume it."),
         ("code", SETUP),
-        ("code", '''from agents.context import DealContext
-from graph import build_graph
+        ("code", '''from graph import DealContext, build_graph
 from state.checkpointer import make_checkpointer, setup_database
 from state.database import open_pool, resolve_database_url
 from state.models import DealInput
@@ -35,7 +34,7 @@ from state.models import DealInput
 pool = open_pool(resolve_database_url(settings))
 setup_database(pool)                       # checkpoint tables + dealflow's migrations
 graph = build_graph(settings).compile(checkpointer=make_checkpointer(pool))
-context = DealContext(settings=settings)
+context = DealContext.on(pool, settings)  # systems of record + data layer, handed to every node
 from graph.diagram import mermaid
 print(mermaid())'''),
         ("md", "Stream the node updates of a new deal (one thread per deal)."),
@@ -114,6 +113,24 @@ print("original:", original.status, original.completed_steps)
 print("fork:    ", "waiting_review" if fork.next == ("human_review",) else fork.next,
       fork.values["completed_steps"])
 print(fork.interrupts[0].value["action_requests"][0]["description"])'''),
+        ("md", "Approve the fork's review and let the signer sign: the fork runs to completion. "
+               "Its effects are keyed by what they ask for, so the fork stores its own contract "
+               "(75,000) and sends its own envelope, the first branch's envelope is voided, and "
+               "the project (the same request on both branches) is reused, not made twice."),
+        ("code", '''service.resume(deal.deal_id, {"decision": "approve", "reviewer": "notebook"})
+done = service.event(deal.deal_id, "signature.completed")
+print("fork:", done.status, done.completed_steps)
+print(done.context["contract"]["contract_id"], "·", done.context["invoice"]["total"],
+      done.context["invoice"]["currency"])'''),
+        ("md", "What the systems hold for the deal: records of both branches, each marked with the "
+               "branch it belongs to (the thread's current one, or the superseded first one)."),
+        ("code", '''ids = service.systems.record_ids()
+for system, rows in service.records(deal.deal_id).items():
+    for row in rows:
+        print(f"{system:<10} {row[ids[system]]!s:<11} {row['branch']:<11} {row.get('status', '')}")
+for entry in service.audit(deal.deal_id):
+    if entry.action.startswith("effect."):
+        print(entry.action, entry.detail["effect"])'''),
         ("code", '''branches = {}
 for snapshot in graph.get_state_history(config):
     parent = snapshot.parent_config["configurable"]["checkpoint_id"] if snapshot.parent_config else None
@@ -136,10 +153,11 @@ service.start(parse_deal({"deal_id": deal_id, "client": "Hooli", "value": "15000
                           "lead": {"company_size": 300, "budget": "30000"}}))
 report = service.event(deal_id, "signature.completed")
 print(report.status)
-for key, value in service.data.context.deal(deal_id).items():
-    print(f"{key:<28} v{value.version} by {value.writer:<9} {value.value}")'''),
+for key, value in service.facts(deal_id).items():
+    print(f"{key:<28} {value}")'''),
         ("code", "print(render_audit(service.audit(deal_id)))"),
-        ("code", '''print(render_trace(deal_id, report.thread_id, service.spans.for_thread(report.thread_id)))
+        ("code", '''row, spans = service.trace(deal_id)
+print(render_trace(deal_id, row.thread_id, spans, service.workflow))
 service.close()'''),
     ],
 }

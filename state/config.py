@@ -2,20 +2,48 @@
 
 This is the only module that reads the environment. Everything else receives a
 `Settings` (LangGraph passes it to nodes inside the runtime context).
+
+`Settings.from_env()` reads it through pydantic-settings: a `DEALFLOW_` prefix on
+the field name (`DEALFLOW_MAX_ATTEMPTS`), and aliases for the variables named
+otherwise: `DATABASE_URL`, `OPENAI_API_KEY`, `OPENAI_BASE_URL` and
+`DEALFLOW_SYSTEMS` (`systems_factory`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    ValidationError,
+    create_model,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
-SANDBOX_SYSTEMS = ("crm", "pm", "esign", "billing")
-SupervisorMode = Literal["rules", "llm", "hybrid"]
+from state.models import SupervisorMode
+from state.validation import first_error
+
+_SYSTEM = "[a-z][a-z0-9_]*"
+_OUTAGE_PART = re.compile(rf"\s*({_SYSTEM})\s*:\s*([0-9]+)\s*")
+_SystemName = Annotated[str, StringConstraints(pattern=f"^{_SYSTEM}$")]
+_Outage = dict[_SystemName, Annotated[int, Field(ge=0)]]
 
 
 class ConfigError(ValueError):
@@ -26,7 +54,8 @@ class Settings(BaseModel):
     """Everything dealflow can be configured with.
 
     Build it with `Settings.from_env()` to take the environment fallbacks, or
-    construct it directly (tests, notebooks) to be explicit.
+    construct it directly (tests, notebooks) to be explicit: that never reads
+    the environment.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -48,7 +77,7 @@ class Settings(BaseModel):
     retry_jitter: bool = True
     tax_rate: Decimal = Field(default=Decimal("0.08"), ge=0, lt=1)
     payment_terms_days: int = Field(default=30, ge=0, le=365)
-    sandbox_outage: dict[str, int] = Field(
+    sandbox_outage: _Outage = Field(
         default_factory=dict, description="System name → number of calls that fail."
     )
     sandbox_latency_ms: int = Field(default=0, ge=0, le=60_000)
@@ -85,101 +114,131 @@ class Settings(BaseModel):
             parse_crash_point(value)
         return value
 
-    @field_validator("sandbox_outage")
-    @classmethod
-    def _known_systems(cls, value: dict[str, int]) -> dict[str, int]:
-        for system, calls in value.items():
-            if system not in SANDBOX_SYSTEMS:
-                raise ValueError(
-                    f"unknown system {system!r} (known: {', '.join(SANDBOX_SYSTEMS)})"
-                )
-            if calls < 0:
-                raise ValueError(f"outage calls for {system!r} must be >= 0")
-        return value
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Read the `DEALFLOW_*` and `DATABASE_URL` variables; explicit overrides win."""
+        """Read `os.environ` (or `environ`) through pydantic-settings; explicit overrides win.
+
+        Blank values and unknown `DEALFLOW_*` variables are ignored; an override that
+        is not None replaces its variable, which is then not read at all. A bad value
+        is a `ConfigError` of one line naming the field and its variable.
+        """
+        given = {name: value for name, value in overrides.items() if value is not None}
+        shadowed = {_env_var(name) for name in given}
         env = os.environ if environ is None else environ
-        values: dict[str, object] = {}
-        for field, var in _ENV_VARS.items():
-            raw = env.get(var)
-            if raw is not None and raw.strip() != "":
-                values[field] = _parse_env(field, var, raw.strip())
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        unread = {var: value for var, value in env.items() if var not in shadowed}
         try:
-            return cls(**values)
-        except ValueError as exc:
-            raise ConfigError(_first_error(exc)) from exc
-
-
-_ENV_VARS = {
-    "database_url": "DATABASE_URL",
-    "data_dir": "DEALFLOW_DATA_DIR",
-    "supervisor": "DEALFLOW_SUPERVISOR",
-    "review_threshold_usd": "DEALFLOW_REVIEW_THRESHOLD_USD",
-    "max_attempts": "DEALFLOW_MAX_ATTEMPTS",
-    "retry_initial_interval": "DEALFLOW_RETRY_INITIAL_INTERVAL",
-    "retry_backoff_factor": "DEALFLOW_RETRY_BACKOFF_FACTOR",
-    "retry_max_interval": "DEALFLOW_RETRY_MAX_INTERVAL",
-    "retry_jitter": "DEALFLOW_RETRY_JITTER",
-    "tax_rate": "DEALFLOW_TAX_RATE",
-    "payment_terms_days": "DEALFLOW_PAYMENT_TERMS_DAYS",
-    "sandbox_outage": "DEALFLOW_SANDBOX_OUTAGE",
-    "sandbox_latency_ms": "DEALFLOW_SANDBOX_LATENCY_MS",
-    "systems_factory": "DEALFLOW_SYSTEMS",
-    "busy_wait_seconds": "DEALFLOW_BUSY_WAIT_SECONDS",
-    "crash_at": "DEALFLOW_CRASH_AT",
-    "openai_api_key": "OPENAI_API_KEY",
-    "mcp_token": "DEALFLOW_MCP_TOKEN",
-    "openai_base_url": "OPENAI_BASE_URL",
-    "llm_model": "DEALFLOW_LLM_MODEL",
-    "llm_timeout_seconds": "DEALFLOW_LLM_TIMEOUT_SECONDS",
-    "llm_max_retries": "DEALFLOW_LLM_MAX_RETRIES",
-    "llm_max_turns": "DEALFLOW_LLM_MAX_TURNS",
-    "llm_max_refused_turns": "DEALFLOW_LLM_MAX_REFUSED_TURNS",
-    "llm_budget_usd": "DEALFLOW_LLM_BUDGET_USD",
-    "llm_price_input_per_mtok": "DEALFLOW_LLM_PRICE_INPUT_PER_MTOK",
-    "llm_price_output_per_mtok": "DEALFLOW_LLM_PRICE_OUTPUT_PER_MTOK",
-}
-
-
-def _parse_env(field: str, var: str, raw: str) -> object:
-    if field == "sandbox_outage":
-        return parse_outage(raw, source=var)
-    if field == "retry_jitter":
-        if raw.lower() in ("1", "true", "yes", "on"):
-            return True
-        if raw.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ConfigError(f"{var}: expected true or false, got {raw!r}")
-    return raw
+            found = _EnvSettings.model_validate(_EnvSource(_EnvSettings, unread)())
+        except ValidationError as exc:
+            raise _config_error(exc, from_env=True) from exc
+        values = {name.lower(): getattr(found, name) for name in found.model_fields_set}
+        try:
+            return cls.model_validate(values | given)
+        except ValidationError as exc:
+            raise _config_error(exc) from exc
 
 
 def parse_outage(raw: str, source: str = "DEALFLOW_SANDBOX_OUTAGE") -> dict[str, int]:
-    """Parse `"esign:2,pm:1"` into `{"esign": 2, "pm": 1}` with a clear error."""
+    """Parse `"esign:2, pm:1"` into `{"esign": 2, "pm": 1}` with a clear error.
+
+    Only the format is checked (a lowercase system name, a count of calls); which
+    systems exist is for whoever builds them to say.
+    """
     outage: dict[str, int] = {}
     for part in raw.split(","):
-        part = part.strip()
-        if not part:
+        if not part.strip():
             continue
-        system, sep, calls = part.partition(":")
-        if not sep or not calls.strip().isdigit():
-            raise ConfigError(f"{source}: expected system:calls (e.g. esign:2), got {part!r}")
-        if system.strip() not in SANDBOX_SYSTEMS:
+        match = _OUTAGE_PART.fullmatch(part)
+        if match is None:
             raise ConfigError(
-                f"{source}: unknown system {system.strip()!r} "
-                f"(known: {', '.join(SANDBOX_SYSTEMS)})"
+                f"{source}: expected system:calls (e.g. esign:2), got {part.strip()!r}"
             )
-        outage[system.strip()] = int(calls)
+        outage[match[1]] = int(match[2])
     return outage
 
 
-def _first_error(exc: ValueError) -> str:
-    errors = getattr(exc, "errors", None)
-    if callable(errors):
-        first = errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        var = _ENV_VARS.get(str(first["loc"][0]), field) if first["loc"] else field
-        return f"configuration {field} ({var}): {first['msg']}"
-    return str(exc)
+_ENV_PREFIX = "DEALFLOW_"
+# The fields whose variable is not `DEALFLOW_` + the field name in upper case.
+_ENV_ALIASES = {
+    "database_url": "DATABASE_URL",
+    "openai_api_key": "OPENAI_API_KEY",
+    "openai_base_url": "OPENAI_BASE_URL",
+    "systems_factory": "DEALFLOW_SYSTEMS",
+}
+# In the environment an outage is `esign:2, pm:1`, not the JSON pydantic-settings decodes.
+_ENV_TYPES: dict[str, Any] = {
+    "sandbox_outage": Annotated[_Outage, NoDecode, BeforeValidator(parse_outage)],
+}
+
+
+def _env_var(field: str) -> str:
+    """The variable `from_env` reads `field` from (for messages; pydantic-settings reads)."""
+    return _ENV_ALIASES.get(field, _ENV_PREFIX + field.upper())
+
+
+class _EnvBase(BaseSettings):
+    """What `from_env` reads, before `Settings` validates it.
+
+    Case-sensitive names: the fields are the `Settings` fields in upper case, so the
+    prefix makes `DEALFLOW_MAX_ATTEMPTS` exactly, and an alias names a variable
+    without the prefix. Only the types are parsed here; bounds and validators stay
+    `Settings`' own.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=_ENV_PREFIX,
+        case_sensitive=True,
+        extra="ignore",
+        loc_by_alias=False,
+        validate_default=False,  # an unset field is not read: `Settings` has the default
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """No implicit source (`os.environ`, `.env`, secrets): `from_env` gives `_EnvSource`."""
+        return (init_settings,)
+
+
+# One field per `Settings` field, with its type; upper case, see `_EnvBase`.
+_ENV_FIELDS: dict[str, Any] = {
+    name.upper(): (
+        _ENV_TYPES.get(name, info.annotation),
+        Field(default=None, validation_alias=_ENV_ALIASES.get(name)),
+    )
+    for name, info in Settings.model_fields.items()
+}
+_EnvSettings = create_model("_EnvSettings", __base__=_EnvBase, **_ENV_FIELDS)
+
+
+class _EnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source over a given mapping; blank values are unset."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {var: value.strip() for var, value in self._environ.items() if value.strip()}
+
+
+def _config_error(exc: ValidationError, from_env: bool = False) -> ConfigError:
+    """One line for the first error, naming the field and its environment variable."""
+    first = exc.errors()[0]
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, ConfigError):  # parse_outage's message names the variable already
+        return ConfigError(str(cause))
+    if from_env:  # `_EnvSettings` names its fields in upper case, and none is nested
+        field = str(first["loc"][0]).lower()
+        return ConfigError(f"configuration {field} ({_env_var(field)}): {first['msg']}")
+    detail = first_error(exc, "settings")  # `field.path: message`, an odd path quoted
+    field = str(first["loc"][0]) if first["loc"] else ""
+    if field not in Settings.model_fields:  # an unknown override has no variable
+        return ConfigError(f"configuration {detail}")
+    where = detail.removesuffix(f": {first['msg']}")
+    return ConfigError(f"configuration {where} ({_env_var(field)}): {first['msg']}")

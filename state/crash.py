@@ -11,6 +11,10 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from langgraph.checkpoint.postgres import PostgresSaver
 
 PHASES = ("before_effect", "after_effect", "after_receipt", "after_checkpoint")
 
@@ -34,3 +38,25 @@ def crash_hook(spec: str | None) -> Callable[[str, str], None]:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return hook
+
+
+def crashing_checkpointer(saver: PostgresSaver, spec: str | None) -> PostgresSaver:
+    """`saver`, made to SIGKILL the process once a checkpoint holds the `spec` step.
+
+    The `after_checkpoint` kill point lives here, in the checkpointer the crash
+    tests use, so the normal run path pays nothing for it. Without a `spec` the
+    saver is returned as it is.
+    """
+    if not spec:
+        return saver
+    hook = crash_hook(spec)
+    put = saver.put
+
+    def put_then_crash(config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+        saved = put(config, checkpoint, metadata, new_versions)
+        for step in checkpoint.get("channel_values", {}).get("completed_steps", []):
+            hook(step, "after_checkpoint")
+        return saved
+
+    saver.put = put_then_crash  # type: ignore[method-assign]
+    return saver

@@ -1,13 +1,14 @@
-"""The shared data layer in one object: context store, audit trail, effect ledger."""
+"""The shared data layer in one object: fact store, audit trail, effect ledger, spans."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from state.audit import AuditTrail
-from state.context_store import ContextStore
 from state.database import Pool
-from state.effects import CrashHook, EffectLedger, _no_crash
+from state.effects import CrashHook, EffectLedger, no_crash
+from state.fact_store import FactStore
+from state.spans import SpanStore
 
 
 @dataclass(frozen=True)
@@ -15,12 +16,13 @@ class DataLayer:
     """What agents and the supervisor read, write and append to."""
 
     audit: AuditTrail
-    context: ContextStore
+    facts: FactStore
     effects: EffectLedger
+    spans: SpanStore
 
     @classmethod
-    def on(cls, pool: Pool, crash_hook: CrashHook = _no_crash) -> DataLayer:
-        """All three on one pool."""
+    def on(cls, pool: Pool, crash_hook: CrashHook = no_crash) -> DataLayer:
+        """All four on one pool."""
         audit = AuditTrail(pool)
-        return cls(audit=audit, context=ContextStore(pool, audit),
-                   effects=EffectLedger(pool, audit, crash_hook))
+        return cls(audit=audit, facts=FactStore(pool, audit),
+                   effects=EffectLedger(pool, audit, crash_hook), spans=SpanStore(pool))

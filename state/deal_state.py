@@ -25,10 +25,10 @@ from state.models import (
     Qualification,
     ReviewDecision,
     SignatureEvent,
+    SupervisorMode,
 )
 
 Outcome = Literal["completed", "disqualified", "declined", "rejected"]
-SupervisorMode = Literal["rules", "llm", "hybrid"]
 Status = Literal[
     "running",
     "waiting_review",
@@ -58,6 +58,7 @@ def merge_or_clear(current: dict[str, V], update: dict[str, V | None]) -> dict[s
 
 merge_failures = merge_or_clear  # failures by step
 merge_pending = merge_or_clear  # tool calls awaiting their result, by node
+merge_effect_keys = merge_or_clear  # idempotency key of each effect this branch used → step
 
 
 def add_usage(current: LLMUsage | None, update: LLMUsage | None) -> LLMUsage:
@@ -88,3 +89,4 @@ class DealState(BaseModel):
     llm_refused_turns: int = 0
     llm_summary: str | None = None
     escalation: Escalation | None = None
+    effect_keys: Annotated[dict[str, str], merge_effect_keys] = {}

@@ -1,17 +1,25 @@
-"""The effect ledger: each external effect of a deal's step happens once.
+"""The effect ledger: each external effect of a deal happens once per request.
 
-`perform` claims the effect in Postgres, calls the system, and records the
-receipt together with its audit entry. A step that runs again (retry, resume,
-crash recovery) gets the recorded receipt instead of a second call. If an
-earlier attempt crashed between the call and the receipt, the system's own
-`lookup` (by idempotency key) decides whether the call happened; a system that
-cannot tell makes the step fail into review rather than risk a duplicate.
+An effect is keyed by what it asks for: the deal, the step, the effect and a
+fingerprint of the request (the terms the system is asked to act on). A step
+that runs again with the same request (retry, resume, crash recovery) gets the
+recorded receipt instead of a second call; a fork of the thread with other
+terms has another fingerprint, so it performs its own effect. The same key
+coming back with another request is a conflict, never a silent reuse.
+
+`perform` claims the effect, calls the system, and records the receipt together
+with its audit entry. If an earlier attempt crashed between the call and the
+receipt, the system's own `lookup` (by idempotency key) decides whether the call
+happened; a system that cannot tell makes the step fail into review rather than
+risk a duplicate.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+import hashlib
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel
@@ -21,20 +29,38 @@ from state.database import Pool
 
 M = TypeVar("M", bound=BaseModel)
 CrashHook = Callable[[str, str], None]
+FINGERPRINT_CHARS = 16  # of the SHA-256 in the idempotency key: 64 bits per deal and step
 
 
 class EffectUncertain(RuntimeError):
     """An earlier attempt may have performed the effect, and the system cannot tell."""
 
 
-def _no_crash(step: str, phase: str) -> None:
+class EffectConflict(RuntimeError):
+    """An idempotency key came back with a request other than the one it was made for."""
+
+
+def no_crash(step: str, phase: str) -> None:
+    """The crash hook outside crash tests: does nothing."""
     return None
+
+
+def fingerprint(effect: str, request: Mapping[str, Any]) -> str:
+    """SHA-256 of the effect's name and its request, as canonical JSON."""
+    canonical = json.dumps({"effect": effect, "request": request}, sort_keys=True,
+                           separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def effect_key(deal_id: str, step: str, digest: str) -> str:
+    """The idempotency key a system of record is given for one request."""
+    return f"{deal_id}:{step}:{digest[:FINGERPRINT_CHARS]}"
 
 
 class EffectLedger:
     """Reads and writes `dealflow_effects`."""
 
-    def __init__(self, pool: Pool, audit: AuditTrail, crash_hook: CrashHook = _no_crash) -> None:
+    def __init__(self, pool: Pool, audit: AuditTrail, crash_hook: CrashHook = no_crash) -> None:
         """Use `pool`; receipts are audited in `audit`; `crash_hook` is for crash tests."""
         self._pool = pool
         self._audit = audit
@@ -44,62 +70,79 @@ class EffectLedger:
         self,
         origin: Origin,
         effect: str,
+        request: Mapping[str, Any],
         model: type[M],
-        call: Callable[[], M],
-        lookup: Callable[[], M | None] | None = None,
-    ) -> M:
-        """Perform `effect` of `origin.step` at most once and return its receipt."""
+        call: Callable[[str], M],
+        lookup: Callable[[str], M | None] | None = None,
+    ) -> tuple[M, str]:
+        """Perform `effect` for `request` at most once; return its receipt and key.
+
+        `call(key)` performs it with the idempotency key; `lookup(key)` asks the
+        system whether an interrupted earlier call went through.
+        """
         step = origin.step or origin.agent
-        ident = (origin.deal_id, step, effect)
-        with self._pool.connection() as conn:
-            conn.execute(
-                "INSERT INTO dealflow_effects (deal_id, step, effect, status)"
-                " VALUES (%s, %s, %s, 'claimed') ON CONFLICT DO NOTHING", ident)
-            row = conn.execute(
-                "SELECT status, attempts, receipt FROM dealflow_effects"
-                " WHERE deal_id = %s AND step = %s AND effect = %s", ident).fetchone()
-        assert row is not None
+        digest = fingerprint(effect, request)
+        key = effect_key(origin.deal_id, step, digest)
+        row = self._claim(origin, step, effect, key, digest, request)
         if row["status"] == "performed":
-            self._audit.append(origin, "effect.reused", detail={"effect": effect})
-            return model.model_validate(row["receipt"])
+            self._audit.append(origin, "effect.reused", detail={"effect": effect, "key": key})
+            return model.model_validate(row["receipt"]), key
         if row["attempts"] > 0:
-            found = lookup() if lookup is not None else None
+            found = lookup(key) if lookup is not None else None
             if found is not None:
-                return self._record(origin, effect, found, how="effect.reconciled")
+                return self._record(origin, effect, key, found, how="effect.reconciled"), key
             if lookup is None:
                 raise EffectUncertain(
                     f"{effect} for deal {origin.deal_id} was attempted before without a "
                     "receipt, and the system cannot be asked whether it happened"
                 )
         with self._pool.connection() as conn:
-            conn.execute(
-                "UPDATE dealflow_effects SET attempts = attempts + 1"
-                " WHERE deal_id = %s AND step = %s AND effect = %s", ident)
+            conn.execute("UPDATE dealflow_effects SET attempts = attempts + 1"
+                         " WHERE idempotency_key = %s", (key,))
         self._crash(step, "before_effect")
-        receipt = call()
+        receipt = call(key)
         self._crash(step, "after_effect")
-        recorded = self._record(origin, effect, receipt, how="effect.performed")
+        recorded = self._record(origin, effect, key, receipt, how="effect.performed")
         self._crash(step, "after_receipt")
-        return recorded
+        return recorded, key
 
-    def _record(self, origin: Origin, effect: str, receipt: M, *, how: str) -> M:
+    def _claim(self, origin: Origin, step: str, effect: str, key: str, digest: str,
+               request: Mapping[str, Any]) -> dict[str, Any]:
+        with self._pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO dealflow_effects (idempotency_key, fingerprint, deal_id, step,"
+                " effect, status, request, thread_id, checkpoint_id)"
+                " VALUES (%s, %s, %s, %s, %s, 'claimed', %s, %s, %s) ON CONFLICT DO NOTHING",
+                (key, digest, origin.deal_id, step, effect,
+                 Jsonb(json.loads(json.dumps(request, default=str))), origin.thread_id,
+                 origin.checkpoint_id))
+            row = conn.execute(
+                "SELECT fingerprint, status, attempts, receipt FROM dealflow_effects"
+                " WHERE idempotency_key = %s", (key,)).fetchone()
+        assert row is not None
+        if row["fingerprint"] != digest:
+            raise EffectConflict(
+                f"{effect} for deal {origin.deal_id}: idempotency key {key} was used for "
+                "another request; refusing to reuse its receipt")
+        return dict(row)
+
+    def _record(self, origin: Origin, effect: str, key: str, receipt: M, *, how: str) -> M:
         data = receipt.model_dump(mode="json")
-        step = origin.step or origin.agent
         with self._pool.connection() as conn, conn.transaction():
             conn.execute(
                 "UPDATE dealflow_effects SET status = 'performed', receipt = %s,"
                 " performed_at = clock_timestamp()"
-                " WHERE deal_id = %s AND step = %s AND effect = %s AND status = 'claimed'",
-                (Jsonb(data), origin.deal_id, step, effect))
-            self._audit.append(origin, how, detail={"effect": effect, "receipt": data},
-                               conn=conn)
+                " WHERE idempotency_key = %s AND status = 'claimed'", (Jsonb(data), key))
+            self._audit.append(origin, how, detail={"effect": effect, "key": key,
+                                                    "receipt": data}, conn=conn)
         return receipt
 
     def effects(self, deal_id: str) -> list[dict[str, object]]:
-        """The ledger rows of a deal."""
+        """The ledger rows of a deal, oldest first."""
         with self._pool.connection() as conn:
             rows = conn.execute(
-                "SELECT step, effect, status, attempts, receipt, claimed_at, performed_at"
-                " FROM dealflow_effects WHERE deal_id = %s ORDER BY claimed_at", (deal_id,)
+                "SELECT idempotency_key, step, effect, status, attempts, request, receipt,"
+                " thread_id, checkpoint_id, claimed_at, performed_at FROM dealflow_effects"
+                " WHERE deal_id = %s ORDER BY claimed_at", (deal_id,)
             ).fetchall()
         return [dict(row) for row in rows]

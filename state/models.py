@@ -16,6 +16,7 @@ Currency = Literal["USD", "EUR", "GBP", "CAD", "AUD"]
 DealType = Literal["subscription", "implementation", "consulting"]
 SignatureEventName = Literal["signature.completed", "signature.declined"]
 SIGNATURE_EVENTS: tuple[SignatureEventName, ...] = ("signature.completed", "signature.declined")
+SupervisorMode = Literal["rules", "llm", "hybrid"]
 
 # Indicative rates used only by the review policy (a threshold stated in USD).
 USD_PER_UNIT: dict[str, Decimal] = {
@@ -219,14 +220,14 @@ class Escalation(Frozen):
 
 
 ReviewKind = Literal["approval", "failure", "escalation"]
-Decision = Literal["approve", "reject", "retry"]
+ReviewChoice = Literal["approve", "reject", "retry"]
 
 
 class ReviewDecision(Frozen):
     """A person's decision on a review interrupt."""
 
     kind: ReviewKind
-    decision: Decision
+    decision: ReviewChoice
     comment: str = ""
     reviewer: str = "reviewer"
     steps: tuple[str, ...] = ()

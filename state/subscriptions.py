@@ -14,10 +14,10 @@ from collections.abc import Callable, Iterator
 import psycopg
 from psycopg.rows import dict_row
 
-from state.context_store import NOTIFY_CHANNEL, Change, fetch_changes, split_key
+from state.fact_store import NOTIFY_CHANNEL, Change, fetch_changes, split_key
 
 
-class ContextSubscription:
+class FactSubscription:
     """An iterator over the changes of one deal or one key, in commit order."""
 
     def __init__(

@@ -1,47 +1,53 @@
-"""The `generate_contract` and `send_for_signature` nodes."""
+"""The contract agent's steps: render and store the contract, send it for signature."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from langgraph.runtime import Runtime
-
-from agents.context import DealContext, step_run
 from agents.contract.templates import TEMPLATE_VERSION, render_contract
+from agents.step_run import StepRun
+from agents.systems import ContractRepository, ESign
 from state.deal_state import DealState
 from state.models import Contract, Envelope
 
-GENERATE = "generate_contract"
-SEND = "send_for_signature"
+SUPERSEDED = "superseded by another branch of the deal's thread"
 
 
-def generate_contract(state: DealState, runtime: Runtime[DealContext]) -> dict[str, Any]:
+def generate_contract(state: DealState, run: StepRun) -> Contract:
     """Render the contract from the template and store its text and hash."""
     deal = state.deal
-    run = step_run(runtime, deal.deal_id, "contract", GENERATE)
     text, digest = render_contract(deal, run.settings.payment_terms_days)
-    repo = run.systems.contracts
+    repo = run.system(ContractRepository)
     contract = run.effect(
         "contracts.store_contract", Contract,
-        lambda: repo.store_contract(deal.deal_id, text, digest, TEMPLATE_VERSION, key=run.key),
+        {"sha256": digest, "template_version": TEMPLATE_VERSION},
+        lambda key: repo.store_contract(deal.deal_id, text, digest, TEMPLATE_VERSION, key=key),
         repo.lookup,
     )
     run.write("contract", {"contract_id": contract.contract_id, "sha256": contract.sha256})
-    return {"contract": contract, "completed_steps": [GENERATE]}
+    return contract
 
 
-def send_for_signature(state: DealState, runtime: Runtime[DealContext]) -> dict[str, Any]:
-    """Send the stored contract to the lead's contact for e-signature."""
+def send_for_signature(state: DealState, run: StepRun) -> Envelope:
+    """Send the stored contract to the lead's contact; void any envelope it supersedes."""
     if state.contract is None:
         raise ValueError("send_for_signature needs a contract")
     deal, contract = state.deal, state.contract
-    run = step_run(runtime, deal.deal_id, "contract", SEND)
-    esign = run.systems.esign
+    esign = run.system(ESign)
+    signer = (deal.lead.contact_name, deal.lead.contact_email)
     envelope = run.effect(
         "esign.send_envelope", Envelope,
-        lambda: esign.send_envelope(deal.deal_id, contract, deal.lead.contact_name,
-                                    deal.lead.contact_email, key=run.key),
+        {"contract_id": contract.contract_id, "sha256": contract.sha256,
+         "signer_name": signer[0], "signer_email": signer[1]},
+        lambda key: esign.send_envelope(deal.deal_id, contract, *signer, key=key),
         esign.lookup,
     )
+    for stale in esign.open_envelopes(deal.deal_id):
+        if stale != envelope.envelope_id:
+            _void(run, esign, stale)
     run.write("envelope", {"envelope_id": envelope.envelope_id, "status": "sent"})
-    return {"envelope": envelope, "completed_steps": [SEND]}
+    return envelope
+
+
+def _void(run: StepRun, esign: ESign, envelope_id: str) -> None:
+    run.effect("esign.void_envelope", Envelope, {"envelope_id": envelope_id, "reason": SUPERSEDED},
+               lambda key: esign.void_envelope(envelope_id, reason=SUPERSEDED, key=key),
+               esign.lookup)

@@ -1,32 +1,29 @@
-"""The `create_project` node."""
+"""The project agent's step: the delivery project and its tasks."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from langgraph.runtime import Runtime
-
-from agents.context import DealContext, MissingContext, step_run
 from agents.project.templates import PROJECT_TEMPLATES
+from agents.step_run import MissingFact, StepRun
+from agents.systems import ProjectTool
 from state.deal_state import DealState
 from state.models import Project
 
-STEP = "create_project"
 
-
-def create_project(state: DealState, runtime: Runtime[DealContext]) -> dict[str, Any]:
+def create_project(state: DealState, run: StepRun) -> Project:
     """Create the delivery project and its tasks, for a deal the lead agent qualified."""
     deal = state.deal
-    run = step_run(runtime, deal.deal_id, "project", STEP)
     if not run.require("qualified")["qualified"]:
-        raise MissingContext(f"{deal.deal_id}.qualified says the lead is not qualified")
-    pm = run.systems.pm
+        raise MissingFact(f"{deal.deal_id}.qualified says the lead is not qualified")
+    pm = run.system(ProjectTool)
+    name = f"{deal.client} – {deal.deal_type} ({deal.deal_id})"
+    tasks = PROJECT_TEMPLATES[deal.deal_type]
+    request = {"name": name, "template": deal.deal_type,
+               "tasks": [task.model_dump(mode="json") for task in tasks]}
     project = run.effect(
-        "pm.create_project", Project,
-        lambda: pm.create_project(
-            deal.deal_id, name=f"{deal.client} – {deal.deal_type} ({deal.deal_id})",
-            template=deal.deal_type, tasks=PROJECT_TEMPLATES[deal.deal_type], key=run.key),
+        "pm.create_project", Project, request,
+        lambda key: pm.create_project(deal.deal_id, name=name, template=deal.deal_type,
+                                      tasks=tasks, key=key),
         pm.lookup,
     )
     run.write("project", {"project_id": project.project_id, "tasks": len(project.tasks)})
-    return {"project": project, "completed_steps": [STEP]}
+    return project

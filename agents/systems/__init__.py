@@ -9,7 +9,9 @@ from agents.systems.base import (
     Billing,
     ContractRepository,
     ESign,
+    IdempotencyConflict,
     ProjectTool,
+    SystemOfRecord,
     Systems,
     SystemUnavailable,
 )
@@ -19,7 +21,9 @@ __all__ = [
     "Billing",
     "ContractRepository",
     "ESign",
+    "IdempotencyConflict",
     "ProjectTool",
+    "SystemOfRecord",
     "SystemUnavailable",
     "Systems",
 ]

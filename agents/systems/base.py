@@ -1,6 +1,7 @@
 """Interfaces of the systems of record and the error they raise when down.
 
-Every mutating call takes an idempotency `key` (deal and step). The effect
+Every mutating call takes an idempotency `key` (deal, step and a fingerprint of
+the request). The effect
 ledger makes sure a call happens once; `lookup(key)` lets it ask a system whether
 an interrupted call went through. The sandbox is idempotent by key as well; a
 real provider need not be.
@@ -8,8 +9,11 @@ real provider need not be.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel
 
 from state.models import (
     Contract,
@@ -34,6 +38,33 @@ class SystemUnavailable(ConnectionError):
         self.system = system
 
 
+class IdempotencyConflict(ValueError):
+    """A system got an idempotency key again with other arguments (nothing was done)."""
+
+
+@runtime_checkable
+class SystemOfRecord(Protocol):
+    """What every system of record offers, whatever it does.
+
+    `name` is how the workflow declaration and `DEALFLOW_SANDBOX_OUTAGE` refer to
+    it (`pm`); `records_label` is its key in `dealflow records` (`projects`);
+    `record_id` the field that names one of its records (`project_id`).
+    """
+
+    name: str
+    records_label: str
+    record_id: str
+
+    def lookup(self, key: str) -> BaseModel | None:
+        """What the call made with idempotency `key` produced, if the system has it."""
+        ...
+
+    def records(self, deal_id: str) -> list[Record]:
+        """Everything the system holds for the deal."""
+        ...
+
+
+@runtime_checkable
 class CRM(Protocol):
     """The CRM holding lead records."""
 
@@ -52,6 +83,7 @@ class CRM(Protocol):
         ...
 
 
+@runtime_checkable
 class ProjectTool(Protocol):
     """The project-management tool."""
 
@@ -70,6 +102,7 @@ class ProjectTool(Protocol):
         ...
 
 
+@runtime_checkable
 class ContractRepository(Protocol):
     """Where rendered contracts are stored."""
 
@@ -88,6 +121,7 @@ class ContractRepository(Protocol):
         ...
 
 
+@runtime_checkable
 class ESign(Protocol):
     """The e-signature provider."""
 
@@ -97,8 +131,16 @@ class ESign(Protocol):
         """Send the contract to the signer."""
         ...
 
+    def void_envelope(self, envelope_id: str, *, reason: str, key: str) -> Envelope:
+        """Void an envelope that was sent, so it can no longer be signed (idempotent)."""
+        ...
+
+    def open_envelopes(self, deal_id: str) -> list[str]:
+        """Ids of the deal's envelopes that were sent and are not voided."""
+        ...
+
     def lookup(self, key: str) -> Envelope | None:
-        """The envelope sent with idempotency `key`, if any."""
+        """The envelope sent, or voided, with idempotency `key`, if any."""
         ...
 
     def records(self, deal_id: str) -> list[Record]:
@@ -106,6 +148,7 @@ class ESign(Protocol):
         ...
 
 
+@runtime_checkable
 class Billing(Protocol):
     """The billing system; it numbers invoices without gaps."""
 
@@ -124,20 +167,37 @@ class Billing(Protocol):
 
 @dataclass(frozen=True)
 class Systems:
-    """The set of systems one deal runs against."""
+    """The systems of record one deal runs against, by name."""
 
-    crm: CRM
-    pm: ProjectTool
-    contracts: ContractRepository
-    esign: ESign
-    billing: Billing
+    by_name: Mapping[str, SystemOfRecord] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, *systems: SystemOfRecord) -> Systems:
+        """The given systems, each under its own `name`."""
+        return cls({system.name: system for system in systems})
+
+    def with_system(self, system: SystemOfRecord) -> Systems:
+        """These systems plus (or with a replaced) `system`."""
+        return Systems({**self.by_name, system.name: system})
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The systems' names, in the order they were given."""
+        return tuple(self.by_name)
+
+    def __getitem__(self, name: str) -> SystemOfRecord:
+        """The system called `name`, or a KeyError naming the ones there are."""
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise KeyError(f"no system of record {name!r} (configured: "
+                           f"{', '.join(self.names) or 'none'})") from None
+
+    def record_ids(self) -> dict[str, str]:
+        """For each system's `records_label`, the field that names one of its records."""
+        return {system.records_label: system.record_id for system in self.by_name.values()}
 
     def records(self, deal_id: str) -> dict[str, list[Record]]:
-        """What each system holds for the deal, keyed as the CLI shows it."""
-        return {
-            "crm": self.crm.records(deal_id),
-            "projects": self.pm.records(deal_id),
-            "contracts": self.contracts.records(deal_id),
-            "envelopes": self.esign.records(deal_id),
-            "invoices": self.billing.records(deal_id),
-        }
+        """What each system holds for the deal, keyed as `dealflow records` shows it."""
+        return {system.records_label: system.records(deal_id)
+                for system in self.by_name.values()}

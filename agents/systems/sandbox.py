@@ -2,21 +2,20 @@
 
 Each call first passes the fault injector (simulated outage or latency), then
 inserts with `ON CONFLICT (idempotency_key) DO NOTHING`; a repeated key returns
-the row written the first time.
+the row written the first time. A repeated key with other arguments is refused
+(`IdempotencyConflict`), as a payment provider refuses a reused key.
+`agents.systems.sandbox_base.SandboxSystem` is the base to build another on.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
 
-from psycopg import Connection
-from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from agents.systems.base import Record, Systems
 from agents.systems.faults import FaultInjector
+from agents.systems.sandbox_base import RequestLog, SandboxSystem
 from state.database import Pool
 from state.models import (
     Contract,
@@ -30,41 +29,17 @@ from state.models import (
     Qualification,
 )
 
-RequestLog = Callable[[Connection[DictRow], str, str], None]
 
-
-class _SandboxSystem:
-    system = ""
-
-    def __init__(self, pool: Pool, faults: FaultInjector, log: RequestLog | None = None) -> None:
-        self._pool = pool
-        self._faults = faults
-        self._log = log
-
-    def _served(self, conn: Connection[DictRow], key: str) -> None:
-        """Report a served request inside its own transaction (see `sandbox_systems`)."""
-        if self._log is not None:
-            self._log(conn, self.system, key)
-
-    def _rows(self, sql: str, *params: Any) -> list[Record]:
-        with self._pool.connection() as conn:
-            return [dict(row) for row in conn.execute(sql, params).fetchall()]
-
-    def _by_key(self, table: str, key: str) -> Record | None:
-        rows = self._rows(f"SELECT * FROM {table} WHERE idempotency_key = %s", key)
-        return rows[0] if rows else None
-
-
-class SandboxCRM(_SandboxSystem):
+class SandboxCRM(SandboxSystem):
     """Lead records."""
 
-    system = "crm"
+    name, records_label, record_id = "crm", "crm", "id"
 
     def record_qualification(
         self, deal: DealInput, result: Qualification, *, key: str
     ) -> LeadRecord:
         """Record the score on the lead once per key; a repeated key returns the first."""
-        self._faults.before_call(self.system)
+        self.before_call()
         with self._pool.connection() as conn, conn.transaction():
             conn.execute(
                 "INSERT INTO sandbox_crm_leads (deal_id, idempotency_key, client, contact_email,"
@@ -73,7 +48,7 @@ class SandboxCRM(_SandboxSystem):
                 (deal.deal_id, key, deal.client, deal.lead.contact_email, result.score,
                  result.qualified, result.icp_fit, Jsonb(list(result.reasons))),
             )
-            self._served(conn, key)
+            self.accept(conn, key, {"deal_id": deal.deal_id, "result": result.model_dump()})
         found = self.lookup(key)
         assert found is not None
         return found
@@ -91,16 +66,16 @@ class SandboxCRM(_SandboxSystem):
         return self._rows("SELECT * FROM sandbox_crm_leads WHERE deal_id = %s ORDER BY id", deal_id)
 
 
-class SandboxProjectTool(_SandboxSystem):
+class SandboxProjectTool(SandboxSystem):
     """Projects and their tasks."""
 
-    system = "pm"
+    name, records_label, record_id = "pm", "projects", "project_id"
 
     def create_project(
         self, deal_id: str, name: str, template: str, tasks: tuple[ProjectTask, ...], *, key: str
     ) -> Project:
         """Create the project with its tasks in one transaction, once per key."""
-        self._faults.before_call(self.system)
+        self.before_call()
         with self._pool.connection() as conn, conn.transaction():
             row = conn.execute(
                 "INSERT INTO sandbox_pm_projects (project_id, deal_id, idempotency_key, name,"
@@ -117,7 +92,8 @@ class SandboxProjectTool(_SandboxSystem):
                         [(row["project_id"], i, t.title, t.owner_role, t.due_in_days)
                          for i, t in enumerate(tasks, start=1)],
                     )
-            self._served(conn, key)
+            self.accept(conn, key, {"deal_id": deal_id, "name": name, "template": template,
+                                    "tasks": [t.model_dump() for t in tasks]})
         found = self.lookup(key)
         assert found is not None
         return found
@@ -146,15 +122,16 @@ class SandboxProjectTool(_SandboxSystem):
         return projects
 
 
-class SandboxContracts(_SandboxSystem):
-    """The contract repository (not subject to simulated outages)."""
+class SandboxContracts(SandboxSystem):
+    """The contract repository."""
 
-    system = "contracts"
+    name, records_label, record_id = "contracts", "contracts", "contract_id"
 
     def store_contract(
         self, deal_id: str, text: str, sha256: str, template_version: str, *, key: str
     ) -> Contract:
         """Store the rendered contract once per key; return the stored one."""
+        self.before_call()
         with self._pool.connection() as conn, conn.transaction():
             conn.execute(
                 "INSERT INTO sandbox_contracts (contract_id, deal_id, idempotency_key,"
@@ -163,7 +140,8 @@ class SandboxContracts(_SandboxSystem):
                 " ON CONFLICT (idempotency_key) DO NOTHING",
                 (deal_id, key, template_version, sha256, text),
             )
-            self._served(conn, key)
+            self.accept(conn, key, {"deal_id": deal_id, "sha256": sha256,
+                                    "template_version": template_version})
         found = self.lookup(key)
         assert found is not None
         return found
@@ -182,16 +160,16 @@ class SandboxContracts(_SandboxSystem):
             "SELECT * FROM sandbox_contracts WHERE deal_id = %s ORDER BY created_at", deal_id)
 
 
-class SandboxESign(_SandboxSystem):
+class SandboxESign(SandboxSystem):
     """Signature envelopes."""
 
-    system = "esign"
+    name, records_label, record_id = "esign", "envelopes", "envelope_id"
 
     def send_envelope(
         self, deal_id: str, contract: Contract, signer_name: str, signer_email: str, *, key: str
     ) -> Envelope:
         """Send the envelope once per key; return the one sent."""
-        self._faults.before_call(self.system)
+        self.before_call()
         with self._pool.connection() as conn, conn.transaction():
             conn.execute(
                 "INSERT INTO sandbox_esign_envelopes (envelope_id, deal_id, idempotency_key,"
@@ -200,34 +178,52 @@ class SandboxESign(_SandboxSystem):
                 " ON CONFLICT (idempotency_key) DO NOTHING",
                 (deal_id, key, contract.contract_id, signer_name, signer_email),
             )
-            self._served(conn, key)
+            self.accept(conn, key, {"deal_id": deal_id, "contract_id": contract.contract_id,
+                                    "signer_name": signer_name, "signer_email": signer_email})
         found = self.lookup(key)
         assert found is not None
         return found
 
-    def lookup(self, key: str) -> Envelope | None:
-        """The envelope sent with `key`."""
-        row = self._by_key("sandbox_esign_envelopes", key)
-        if row is None:
-            return None
-        return Envelope(envelope_id=row["envelope_id"], contract_id=row["contract_id"],
-                        signer_name=row["signer_name"], signer_email=row["signer_email"],
-                        sent_at=row["sent_at"])
+    def void_envelope(self, envelope_id: str, *, reason: str, key: str) -> Envelope:
+        """Void a sent envelope once; voiding it again returns it as it is."""
+        self.before_call()
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "UPDATE sandbox_esign_envelopes SET status = 'voided', void_key = %s,"
+                " void_reason = %s, voided_at = now() WHERE envelope_id = %s"
+                " AND status = 'sent'", (key, reason, envelope_id))
+            self.accept(conn, key, {"envelope_id": envelope_id, "reason": reason})
+        found = self._rows("SELECT * FROM sandbox_esign_envelopes WHERE envelope_id = %s",
+                           envelope_id)
+        if not found:
+            raise KeyError(f"esign: no envelope {envelope_id}")
+        return _envelope(found[0])
 
+    def open_envelopes(self, deal_id: str) -> list[str]:
+        """The deal's envelopes that are sent and not voided."""
+        return [row["envelope_id"] for row in self._rows(
+            "SELECT envelope_id FROM sandbox_esign_envelopes WHERE deal_id = %s"
+            " AND status = 'sent' ORDER BY sent_at", deal_id)]
+
+    def lookup(self, key: str) -> Envelope | None:
+        """The envelope sent, or voided, with `key`."""
+        rows = self._rows("SELECT * FROM sandbox_esign_envelopes WHERE idempotency_key = %s"
+                          " OR void_key = %s", key, key)
+        return _envelope(rows[0]) if rows else None
     def records(self, deal_id: str) -> list[Record]:
         """Envelopes of the deal."""
         return self._rows(
             "SELECT * FROM sandbox_esign_envelopes WHERE deal_id = %s ORDER BY sent_at", deal_id)
 
 
-class SandboxBilling(_SandboxSystem):
+class SandboxBilling(SandboxSystem):
     """Invoices with gap-free numbers."""
 
-    system = "billing"
+    name, records_label, record_id = "billing", "invoices", "number"
 
     def issue_invoice(self, deal_id: str, draft: InvoiceDraft, *, key: str) -> Invoice:
         """Number and store the invoice once per key; the counter moves only on success."""
-        self._faults.before_call(self.system)
+        self.before_call()
         with self._pool.connection() as conn, conn.transaction():
             counter = conn.execute(
                 "SELECT last_number FROM sandbox_billing_counter FOR UPDATE").fetchone()
@@ -246,7 +242,7 @@ class SandboxBilling(_SandboxSystem):
                      draft.tax, draft.total, draft.issued_on, draft.due_on),
                 )
                 conn.execute("UPDATE sandbox_billing_counter SET last_number = %s", (seq,))
-            self._served(conn, key)
+            self.accept(conn, key, {"deal_id": deal_id, "draft": draft.model_dump(mode="json")})
         found = self.lookup(key)
         assert found is not None
         return found
@@ -268,6 +264,12 @@ class SandboxBilling(_SandboxSystem):
             "SELECT * FROM sandbox_billing_invoices WHERE deal_id = %s ORDER BY seq", deal_id)
 
 
+def _envelope(row: Record) -> Envelope:
+    return Envelope(envelope_id=row["envelope_id"], contract_id=row["contract_id"],
+                    signer_name=row["signer_name"], signer_email=row["signer_email"],
+                    sent_at=row["sent_at"])
+
+
 def _lines_json(draft: InvoiceDraft) -> str:
     return json.dumps([line.model_dump(mode="json") for line in draft.lines])
 
@@ -282,10 +284,5 @@ def sandbox_systems(
     only if it took effect (tests count real calls with it).
     """
     faults = faults or FaultInjector()
-    return Systems(
-        crm=SandboxCRM(pool, faults, log),
-        pm=SandboxProjectTool(pool, faults, log),
-        contracts=SandboxContracts(pool, faults, log),
-        esign=SandboxESign(pool, faults, log),
-        billing=SandboxBilling(pool, faults, log),
-    )
+    return Systems.of(*(kind(pool, faults, log) for kind in (
+        SandboxCRM, SandboxProjectTool, SandboxContracts, SandboxESign, SandboxBilling)))

@@ -22,14 +22,24 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from graph.workflow import DEFAULT_WORKFLOW, Workflow
 from state.crash import PHASES
 from state.database import open_pool
 from tests.integration.counting import call_counts
 
 ROOT = Path(__file__).resolve().parents[2]
-EFFECT_STEPS = ("qualify_lead", "create_project", "generate_contract", "send_for_signature",
-                "generate_invoice")
-SYSTEMS = ("crm", "pm", "contracts", "esign", "billing")
+SYSTEMS = tuple(spec.system or "" for spec in DEFAULT_WORKFLOW.effect_steps)
+
+
+def kill_points(workflow: Workflow) -> list[tuple[str, str]]:
+    """Every (step, phase) to kill at: each phase of each step that acts on a system."""
+    return [(spec.name, phase) for spec in workflow.effect_steps for phase in PHASES]
+
+
+def after_a_wait(workflow: Workflow, step: str) -> bool:
+    """Whether `step` runs only after an event (so it is reached by `dealflow event`)."""
+    names = [spec.name for spec in workflow.steps]
+    return any(spec.kind == "event" for spec in workflow.steps[:names.index(step)])
 LEAD = json.dumps({"company_size": 300, "industry": "software", "engagement": 80,
                    "budget": "100000"})
 
@@ -95,7 +105,7 @@ def run_case(url: str, lead_file: str, step: str, phase: str, index: int) -> Cas
     run = ["run", "--deal-id", deal_id, "--client", "Crash Co", "--value", "9000",
            "--lead", lead_file]
     crash = _env(url, DEALFLOW_CRASH_AT=f"{step}:{phase}")
-    if step == "generate_invoice":
+    if after_a_wait(DEFAULT_WORKFLOW, step):
         _dealflow(run, _env(url))
         command = ["event", deal_id, "signature.completed"]
     else:
@@ -133,12 +143,8 @@ def run_matrix(url: str, workdir: Path, random_cases: int = 6, seed: int = 7
     """Every step x kill point, then `random_cases` random kills."""
     lead_file = workdir / "lead.json"
     lead_file.write_text(LEAD)
-    results = []
-    index = 0
-    for step in EFFECT_STEPS:
-        for phase in PHASES:
-            results.append(run_case(url, str(lead_file), step, phase, index))
-            index += 1
+    results = [run_case(url, str(lead_file), step, phase, index)
+               for index, (step, phase) in enumerate(kill_points(DEFAULT_WORKFLOW))]
     rng = random.Random(seed)
     for n in range(random_cases):
         results.append(run_random_case(url, str(lead_file), n, rng))

@@ -11,7 +11,7 @@ import uuid
 
 from pydantic import SecretStr
 
-from agents import models
+from agents import chat_model
 from dealflow.api import DealService
 from state.config import Settings
 from tests.fakes import ScriptedChatModel
@@ -26,7 +26,7 @@ def measure(url: str) -> list[tuple[str, str, dict[str, object]]]:
     rows = []
     for mode in ("llm", "hybrid"):
         model = ScriptedChatModel(policy=sensible, estimate_tokens=True)
-        models.build_chat_model = lambda settings, model=model: model  # type: ignore[misc]
+        chat_model.build_chat_model = lambda settings, model=model: model  # type: ignore[misc]
         settings = Settings(database_url=url, supervisor=mode,
                             openai_api_key=SecretStr("sk-scripted"))
         with DealService(settings) as service:

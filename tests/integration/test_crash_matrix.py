@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.integration.crash_matrix import EFFECT_STEPS, PHASES, run_matrix, summary
+from graph.workflow import DEFAULT_WORKFLOW
+from tests.integration.crash_matrix import kill_points, run_matrix, summary
 
 
 def test_crash_matrix(database_url: str, tmp_path: Path) -> None:
     results = run_matrix(database_url, tmp_path, random_cases=4)
     report = summary(results)
     scheduled = [r for r in results if not r.name.startswith("random")]
-    assert len(scheduled) == len(EFFECT_STEPS) * len(PHASES)
+    assert [r.name for r in scheduled] == [f"{s}:{p}" for s, p in kill_points(DEFAULT_WORKFLOW)]
     assert all(r.killed for r in scheduled), report
     assert sum(r.duplicates for r in results) == 0, report
     assert [r.name for r in results if r.lost] == [], report

@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 from dealflow.api import DealService, parse_deal
 from dealflow.errors import InvalidInput, NotFound
 from state.config import Settings
-from state.context_store import ContextKeyError
+from state.fact_store import FactKeyError
 from tests.conftest import cli_env, run_cli
 from tests.helpers import ONE_EACH, counts, make_deal
 from tests.unit.test_properties import deal_inputs
@@ -38,8 +38,8 @@ def test_lookups_with_hostile_strings_find_nothing_and_break_nothing(service: De
         assert service.audit("SAFE-1", agent=ref) == []
         assert service.audit("SAFE-1", key=ref) == []
         try:
-            assert service.data.context.changes(deal_id=ref) == []
-        except ContextKeyError:
+            assert service.data.facts.changes(deal_id=ref) == []
+        except FactKeyError:
             assert "\x00" in ref
     assert [row.deal_id for row, _ in service.threads()] == ["SAFE-1"]
     assert service.status("SAFE-1").status == "waiting_signature"

@@ -6,10 +6,11 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from langgraph.types import Command
 
-from agents.context import DealContext
-from graph import build_graph
+from graph import DealContext, build_graph
+from graph.runtime import MissingContext
 from state.checkpointer import make_checkpointer
 from state.config import Settings
 from state.database import open_pool
@@ -25,7 +26,7 @@ def _compiled(settings: Settings):  # type: ignore[no-untyped-def]
 def test_invoke_stream_interrupt_and_resume(settings: Settings) -> None:
     pool, graph = _compiled(settings)
     config = {"configurable": {"thread_id": "lg-1"}}
-    context = DealContext(settings=settings)
+    context = DealContext.on(pool, settings)
     try:
         updates = list(graph.stream({"deal": make_deal("LG-1", "75000.00")}, config,
                                     context=context, stream_mode="updates"))
@@ -64,7 +65,7 @@ def test_typed_state_round_trips_in_a_new_process(settings: Settings) -> None:
     pool, graph = _compiled(settings)
     config = {"configurable": {"thread_id": "lg-2"}}
     try:
-        graph.invoke({"deal": make_deal("LG-2")}, config, context=DealContext(settings=settings))
+        graph.invoke({"deal": make_deal("LG-2")}, config, context=DealContext.on(pool, settings))
     finally:
         pool.close()
     script = textwrap.dedent(f"""
@@ -88,3 +89,12 @@ def test_typed_state_round_trips_in_a_new_process(settings: Settings) -> None:
                           check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok 12000.00"
+
+
+def test_a_graph_run_without_its_context_is_a_clear_error(settings: Settings) -> None:
+    pool, graph = _compiled(settings)
+    try:
+        with pytest.raises(MissingContext, match=r"context=DealContext\.on\(pool, settings\)"):
+            graph.invoke({"deal": make_deal("LG-3")}, {"configurable": {"thread_id": "lg-3"}})
+    finally:
+        pool.close()

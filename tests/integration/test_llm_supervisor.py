@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from agents import models
+from agents import chat_model
 from dealflow.api import DealService
 from dealflow.errors import InvalidInput
 from state.config import Settings
@@ -20,7 +20,7 @@ from tests.llm_script import agent, sensible
 def _service(settings: Settings, monkeypatch: pytest.MonkeyPatch, policy: Any, mode: str = "llm",
              **overrides: Any) -> tuple[DealService, ScriptedChatModel]:
     model = ScriptedChatModel(policy=policy)
-    monkeypatch.setattr(models, "build_chat_model", lambda settings: model)
+    monkeypatch.setattr(chat_model, "build_chat_model", lambda settings: model)
     llm = settings.model_copy(update={"supervisor": mode, "openai_api_key": SecretStr("sk-test"),
                                       **overrides})
     return DealService(llm), model

@@ -84,7 +84,7 @@ def test_span_timeline_shows_outage_retries_review_and_waits(settings: Settings)
         service.start(make_deal("SPAN-1"))
         service.resume("SPAN-1", {"decision": "retry"})
         service.event("SPAN-1", "signature.completed")
-        spans = service.spans.for_thread("deal-SPAN-1")
+        _, spans = service.trace("deal-SPAN-1")
         sends = [s for s in spans if s.node == "send_for_signature"]
         assert [(s.attempt, s.status) for s in sends] == [
             (1, "error"), (2, "error"), (3, "error"), (1, "ok")]
@@ -97,11 +97,12 @@ def test_span_timeline_shows_outage_retries_review_and_waits(settings: Settings)
         end = min(project.started_at + timedelta(milliseconds=project.duration_ms),
                   contract.started_at + timedelta(milliseconds=contract.duration_ms))
         assert max(project.started_at, contract.started_at) < end  # parallel: they overlap
-        esign = next(r for r in service.spans.system_stats() if r["system"] == "esign")
+        stats = service.stats()
+        esign = next(r for r in stats["systems"] if r["system"] == "esign")
         assert (esign["failures"], esign["retries"]) == (3, 2)
-        steps = {r["node"]: r for r in service.spans.step_stats()}
+        steps = {r["node"]: r for r in stats["steps"]}
         assert steps["send_for_signature"]["median_ms"] >= 40
-        assert service.spans.deal_statuses() == {"completed": 1}
+        assert stats["deals_by_status"] == {"completed": 1}
 
 
 def test_trace_and_stats_commands(database_url: str) -> None:

@@ -51,7 +51,7 @@ def test_two_concurrent_resumes_one_decision(service: DealService, database_url:
     assert expected in err2 and out2 == ""
     report = service.status("RACE")
     assert [r["decision"] for r in report.context["reviews"]] == ["approve"]
-    assert [e.action for e in service.audit("RACE", agent="human")] == ["review.decision"]
+    assert [e.action for e in service.audit("RACE", agent="reviewer")] == ["review.decision"]
     _single_line(service)
 
 

@@ -43,7 +43,7 @@ def test_subscriber_survives_a_dropped_connection(service: DealService, database
     assert watcher.returncode == 0, err
     assert "connection lost; reconnecting" in err
     received = [json.loads(line) for line in out.splitlines()]
-    expected = service.data.context.changes(deal_id="SUB-1")
+    expected = service.data.facts.changes(deal_id="SUB-1")
     assert [(c["change_id"], c["key"], c["version"]) for c in received] == [
         (c.change_id, c.key, c.version) for c in expected]
     assert len(expected) == 6

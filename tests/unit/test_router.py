@@ -1,33 +1,32 @@
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
-from graph.router import REVIEW_NODE, WorkflowStuck, decide
-from graph.workflow import STEPS
+from graph.decision import Decision, WorkflowStuck
+from graph.nodes import HUMAN_REVIEW as REVIEW_NODE
+from graph.router import decide as decide_with
+from graph.workflow import DEFAULT_WORKFLOW, STEPS, StepSpec, Workflow, WorkflowError
 from state.config import Settings
 from state.deal_state import DealState, merge_failures
 from state.models import (
-    Contract,
-    Envelope,
     Failure,
-    Invoice,
     Project,
-    Qualification,
-    ReviewDecision,
-    SignatureEvent,
 )
 from tests.helpers import make_deal
+from tests.unit.samples import (
+    APPROVAL,
+    CONTRACT,
+    ENVELOPE,
+    INVOICE,
+    NOW,
+    PROJECT,
+    QUALIFIED,
+    SIGNED,
+)
 
-NOW = datetime(2026, 11, 25, tzinfo=UTC)
 SETTINGS = Settings()
-QUALIFIED = Qualification(score=8, qualified=True, icp_fit=True, reasons=())
-PROJECT = Project(project_id="P", name="n", template="t", tasks=())
-CONTRACT = Contract(contract_id="C", template_version="v", sha256="0" * 64, text="t")
-ENVELOPE = Envelope(envelope_id="E", contract_id="C", signer_name="s", signer_email="s@x.io",
-                    sent_at=NOW)
-SIGNED = SignatureEvent(event="signature.completed", received_at=NOW)
-APPROVAL = ReviewDecision(kind="approval", decision="approve", decided_at=NOW)
+def decide(state: DealState, settings: Settings) -> Decision:
+    return decide_with(state, settings, DEFAULT_WORKFLOW)
 
 
 def state(value: str = "1000.00", **facts: object) -> DealState:
@@ -79,11 +78,8 @@ def test_terminal_outcomes(facts: dict[str, object], outcome: str) -> None:
 
 
 def test_completed_when_every_step_is_done() -> None:
-    invoice = Invoice(number="INV-1", currency="USD", lines=(), subtotal=Decimal(0),
-                      tax_rate=Decimal(0), tax=Decimal(0), total=Decimal(0),
-                      issued_on=NOW.date(), due_on=NOW.date())
     done = state(qualification=QUALIFIED, project=PROJECT, contract=CONTRACT, envelope=ENVELOPE,
-                 signature=SIGNED, invoice=invoice)
+                 signature=SIGNED, invoice=INVOICE)
     assert decide(done, SETTINGS).outcome == "completed"
 
 
@@ -95,13 +91,29 @@ def test_failures_go_to_review_first() -> None:
     assert route.goto == (REVIEW_NODE,) and "create_project failed" in route.reason
 
 
-def test_a_gap_in_the_declaration_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    from graph import workflow
-
-    monkeypatch.setitem(workflow.FACTS, "contract", lambda s: False)  # a fact that never holds
-    blocked = state(qualification=QUALIFIED, project=PROJECT, contract=CONTRACT)
+def test_a_gap_in_the_declaration_is_reported() -> None:
+    never = StepSpec("never", "nobody", lambda s, r: PROJECT, "never_done", Project, "Never.",
+                     requires=("never_done",))
+    gap = DEFAULT_WORKFLOW.with_step(never)  # a step that waits for its own output
+    blocked = state(qualification=QUALIFIED, project=PROJECT, contract=CONTRACT,
+                    envelope=ENVELOPE, signature=SIGNED)
+    blocked = gap.state_schema.model_validate({**blocked.model_dump(), "invoice": INVOICE})
     with pytest.raises(WorkflowStuck, match="no step is ready"):
-        decide(blocked, SETTINGS)
+        decide_with(blocked, SETTINGS, gap)
+
+
+@pytest.mark.parametrize(
+    ("steps", "message"),
+    [
+        ((*STEPS, STEPS[0]), "step declared twice: qualify_lead"),
+        ((StepSpec("x", "a", lambda s, r: PROJECT, "x_out", Project, "X.",
+                   requires=("nothing_makes_this",)),), "requires unknown condition"),
+    ],
+)
+def test_a_contradictory_declaration_is_refused(steps: tuple[StepSpec, ...],
+                                                message: str) -> None:
+    with pytest.raises(WorkflowError, match=message):
+        Workflow(steps)
 
 
 def test_merge_failures_adds_and_clears() -> None:

@@ -1,4 +1,4 @@
-"""The shared context store: versioned facts per deal, with conflict detection.
+"""The shared fact store: versioned facts per deal, with conflict detection.
 
 Keys are `<deal_id>.<name>` (e.g. `D-1.qualified`). Every write bumps the key's
 version, appends to the change log and the audit trail, and notifies
@@ -23,7 +23,7 @@ NOTIFY_CHANNEL = "dealflow_context"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
-class ContextKeyError(ValueError):
+class FactKeyError(ValueError):
     """A key that is not `<deal_id>.<name>`."""
 
 
@@ -38,7 +38,7 @@ class VersionConflict(Exception):
 
 
 @dataclass(frozen=True)
-class ContextValue:
+class FactValue:
     """A key's current value with its version, writer and time."""
 
     key: str
@@ -61,21 +61,21 @@ class Change:
     written_at: datetime
 
 
-def context_key(deal_id: str, name: str) -> str:
+def fact_key(deal_id: str, name: str) -> str:
     """The key of fact `name` of a deal."""
     return f"{deal_id}.{name}"
 
 
 def split_key(key: str) -> tuple[str, str]:
-    """`(deal_id, name)` of a key, or `ContextKeyError`."""
+    """`(deal_id, name)` of a key, or `FactKeyError`."""
     deal_id, dot, name = key.rpartition(".")
     if not dot or not deal_id or not _NAME.match(name) or "\x00" in deal_id:
-        raise ContextKeyError(f"context key must be <deal_id>.<name>, got {key!r:.100}")
+        raise FactKeyError(f"context key must be <deal_id>.<name>, got {key!r:.100}")
     return deal_id, name
 
 
-class ContextStore:
-    """Reads and writes the shared context."""
+class FactStore:
+    """Reads and writes the shared facts of every deal."""
 
     def __init__(self, pool: Pool, audit: AuditTrail) -> None:
         """Use `pool`; every write is also appended to `audit`."""
@@ -90,7 +90,7 @@ class ContextStore:
         expected_version: int | None = None,
         *,
         origin: Origin | None = None,
-    ) -> ContextValue:
+    ) -> FactValue:
         """Write `value`; with `expected_version` (0 = must not exist) check it first.
 
         Writing the value the key already holds, by the same writer, is a no-op
@@ -107,7 +107,7 @@ class ContextStore:
             ).fetchone()
             current = row["version"] if row else 0
             if row and row["value"] == payload and row["writer"] == agent:
-                return ContextValue(key, row["value"], current, agent, row["updated_at"])
+                return FactValue(key, row["value"], current, agent, row["updated_at"])
             if expected_version is not None and expected_version != current:
                 raise VersionConflict(agent, key, expected_version, current)
             version = current + 1
@@ -131,24 +131,24 @@ class ContextStore:
             )
             conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, json.dumps(
                 {"deal_id": deal_id, "key": key, "change_id": change["change_id"]})))
-        return ContextValue(key, payload, version, agent, saved["updated_at"])
+        return FactValue(key, payload, version, agent, saved["updated_at"])
 
-    def read(self, key: str) -> ContextValue | None:
+    def read(self, key: str) -> FactValue | None:
         """The key's current value, or None if it was never written."""
         split_key(key)
         with self._pool.connection() as conn:
             row = conn.execute(
                 "SELECT key, value, version, writer, updated_at FROM dealflow_context"
                 " WHERE key = %s", (key,)).fetchone()
-        return ContextValue(**row) if row else None
+        return FactValue(**row) if row else None
 
-    def deal(self, deal_id: str) -> dict[str, ContextValue]:
+    def deal(self, deal_id: str) -> dict[str, FactValue]:
         """Every current key of a deal."""
         with self._pool.connection() as conn:
             rows = conn.execute(
                 "SELECT key, value, version, writer, updated_at FROM dealflow_context"
                 " WHERE deal_id = %s ORDER BY key", (deal_id,)).fetchall()
-        return {row["key"]: ContextValue(**row) for row in rows}
+        return {row["key"]: FactValue(**row) for row in rows}
 
     def changes(
         self, *, deal_id: str | None = None, key: str | None = None, after: int = 0
@@ -157,7 +157,7 @@ class ContextStore:
         if deal_id is None and key is not None:
             deal_id, _ = split_key(key)
         if deal_id is None or "\x00" in deal_id:
-            raise ContextKeyError("changes() needs a deal_id or a key (without NUL)")
+            raise FactKeyError("changes() needs a deal_id or a key (without NUL)")
         with self._pool.connection() as conn:
             return fetch_changes(conn, deal_id=deal_id, key=key, after=after)
 

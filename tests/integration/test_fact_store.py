@@ -1,4 +1,4 @@
-"""The shared context store, audit trail and effect ledger on real Postgres."""
+"""The shared fact store, audit trail and effect ledger on real Postgres."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 
 from dealflow.api import DealService
 from state.audit import Origin
-from state.context_store import ContextKeyError, VersionConflict
 from state.data import DataLayer
 from state.database import Pool, open_pool
+from state.fact_store import FactKeyError, VersionConflict
 from state.models import Qualification
 from tests.helpers import make_deal
 
@@ -23,7 +23,7 @@ def pool(database_url: str):  # type: ignore[no-untyped-def]
 
 def test_stale_version_is_a_conflict_that_writes_nothing(pool: Pool) -> None:
     data = DataLayer.on(pool)
-    store = data.context
+    store = data.facts
     first = store.write("D-9.qualified", {"qualified": True}, agent="lead", expected_version=0)
     assert first.version == 1
     seen_by_project = store.read("D-9.qualified")
@@ -44,7 +44,7 @@ def test_stale_version_is_a_conflict_that_writes_nothing(pool: Pool) -> None:
 
 
 def test_same_value_by_same_writer_is_not_a_new_version(pool: Pool) -> None:
-    store = DataLayer.on(pool).context
+    store = DataLayer.on(pool).facts
     store.write("D-8.project", {"id": "P1"}, agent="project", expected_version=0)
     again = store.write("D-8.project", {"id": "P1"}, agent="project", expected_version=0)
     assert again.version == 1
@@ -54,8 +54,8 @@ def test_same_value_by_same_writer_is_not_a_new_version(pool: Pool) -> None:
 
 @pytest.mark.parametrize("key", ["nodot", "D-1.", ".name", "D-1.Bad-Name", "D-1.x y"])
 def test_malformed_keys_are_refused(pool: Pool, key: str) -> None:
-    with pytest.raises(ContextKeyError):
-        DataLayer.on(pool).context.write(key, 1, agent="lead")
+    with pytest.raises(FactKeyError):
+        DataLayer.on(pool).facts.write(key, 1, agent="lead")
 
 
 def test_audit_trail_is_append_only(pool: Pool) -> None:
@@ -73,16 +73,41 @@ def test_effect_ledger_calls_once_and_returns_the_receipt(pool: Pool) -> None:
     calls: list[int] = []
     receipt = Qualification(score=5, qualified=False, icp_fit=False, reasons=("r",))
 
-    def call() -> Qualification:
+    def call(key: str) -> Qualification:
         calls.append(1)
         return receipt
 
     origin = Origin(deal_id="D-6", agent="lead", step="qualify_lead")
+    request = {"score": 5}
+    keys = set()
     for _ in range(3):
-        assert data.effects.perform(origin, "crm.x", Qualification, call) == receipt
-    assert len(calls) == 1
+        got, key = data.effects.perform(origin, "crm.x", request, Qualification, call)
+        assert got == receipt
+        keys.add(key)
+    assert len(calls) == 1 and len(keys) == 1
     actions = [e.action for e in data.audit.entries("D-6")]
     assert actions == ["effect.performed", "effect.reused", "effect.reused"]
+    # Other terms (a fork) are another request: performed, not reused.
+    _, other = data.effects.perform(origin, "crm.x", {"score": 6}, Qualification, call)
+    assert len(calls) == 2 and other not in keys
+    assert other.startswith("D-6:qualify_lead:")
+
+
+def test_a_key_that_comes_back_with_another_request_is_a_conflict(pool: Pool) -> None:
+    from state.effects import EffectConflict, effect_key, fingerprint
+
+    data = DataLayer.on(pool)
+    origin = Origin(deal_id="D-4", agent="lead", step="qualify_lead")
+    key = effect_key("D-4", "qualify_lead", fingerprint("crm.x", {"score": 1}))
+    with pool.connection() as conn:  # a row under this key, made for another request
+        conn.execute("INSERT INTO dealflow_effects (idempotency_key, fingerprint, deal_id, step,"
+                     " effect, status, attempts) VALUES (%s, 'f00', 'D-4', 'qualify_lead',"
+                     " 'crm.x', 'claimed', 0)", (key,))
+    calls: list[str] = []
+    with pytest.raises(EffectConflict, match="was used for another request"):
+        data.effects.perform(origin, "crm.x", {"score": 1}, Qualification,
+                             lambda k: calls.append(k) or None)  # type: ignore[func-returns-value]
+    assert calls == []
 
 
 def test_interrupted_effect_is_reconciled_or_escalated(pool: Pool) -> None:
@@ -91,21 +116,29 @@ def test_interrupted_effect_is_reconciled_or_escalated(pool: Pool) -> None:
     data = DataLayer.on(pool)
     origin = Origin(deal_id="D-5", agent="lead", step="qualify_lead")
     receipt = Qualification(score=1, qualified=False, icp_fit=False, reasons=())
+    from state.effects import effect_key, fingerprint
+
     with pool.connection() as conn:  # an earlier attempt claimed and called, then died
-        conn.execute("INSERT INTO dealflow_effects (deal_id, step, effect, status, attempts)"
-                     " VALUES ('D-5', 'qualify_lead', 'crm.x', 'claimed', 1),"
-                     " ('D-5', 'qualify_lead', 'crm.y', 'claimed', 1)")
+        for effect in ("crm.x", "crm.y"):
+            digest = fingerprint(effect, {})
+            conn.execute(
+                "INSERT INTO dealflow_effects (idempotency_key, fingerprint, deal_id, step,"
+                " effect, status, attempts) VALUES (%s, %s, 'D-5', 'qualify_lead', %s,"
+                " 'claimed', 1)", (effect_key("D-5", "qualify_lead", digest), digest, effect))
     calls: list[int] = []
-    got = data.effects.perform(origin, "crm.x", Qualification, lambda: calls.append(1) or receipt,
-                               lookup=lambda: receipt)
+    asked: list[str] = []
+    got, key = data.effects.perform(origin, "crm.x", {}, Qualification,
+                                    lambda k: calls.append(1) or receipt,  # type: ignore[func-returns-value]
+                                    lookup=lambda k: asked.append(k) or receipt)  # type: ignore[func-returns-value]
     assert got == receipt and calls == []  # the system had it: no second call
+    assert asked == [key]
     with pytest.raises(EffectUncertain, match="cannot be asked"):
-        data.effects.perform(origin, "crm.y", Qualification, lambda: receipt)
+        data.effects.perform(origin, "crm.y", {}, Qualification, lambda k: receipt)
 
 
 def test_agents_share_facts_through_the_store(service: DealService) -> None:
     service.start(make_deal("CTX-1"))
-    facts = service.data.context.deal("CTX-1")
+    facts = service.data.facts.deal("CTX-1")
     assert facts["CTX-1.qualified"].value == {"qualified": True, "score": 10, "icp_fit": True}
     assert facts["CTX-1.qualified"].writer == "lead"
     assert facts["CTX-1.project"].writer == "project"
@@ -120,14 +153,14 @@ def test_audit_explains_the_outcome(service: DealService) -> None:
     actions = [(e.agent, e.action) for e in trail]
     assert actions == [
         ("supervisor", "route"), ("lead", "effect.performed"), ("lead", "context.write"),
-        ("supervisor", "route"), ("human", "review.decision"), ("supervisor", "route.end"),
+        ("supervisor", "route"), ("reviewer", "review.decision"), ("supervisor", "route.end"),
     ]
     review = trail[4]
     assert (review.actor, review.reason, review.detail["decision"]) == (
         "cfo", "no budget sign-off", "reject")
     assert "needs approval" in (trail[3].reason or "")
     assert all(e.thread_id == "deal-AUD-1" and e.checkpoint_id for e in trail)
-    assert [e.action for e in service.audit("AUD-1", agent="human")] == ["review.decision"]
+    assert [e.action for e in service.audit("AUD-1", agent="reviewer")] == ["review.decision"]
 
 
 def test_project_agent_refuses_without_the_qualification_fact(service: DealService) -> None:

@@ -1,0 +1,93 @@
+"""One agent step's view of its run, handed to the step's node by the graph builder.
+
+A node never looks anything up: it gets a `StepRun` that already knows who is
+acting and where (`origin`), the system of record the step is declared on, the
+shared data layer and the settings. Through it the node performs its external
+effect once per request (`effect`) and reads and publishes the deal's shared
+facts (`read`, `require`, `write`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
+
+from pydantic import BaseModel
+
+from state.audit import Origin
+from state.config import Settings
+from state.data import DataLayer
+from state.fact_store import fact_key
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+
+class MissingFact(RuntimeError):
+    """A fact an agent needs is not in the shared fact store."""
+
+
+@dataclass(frozen=True)
+class StepRun:
+    """Everything one run of one step may use, and the effects it used."""
+
+    origin: Origin
+    data: DataLayer
+    settings: Settings
+    system_of_record: object | None = None
+    used_keys: list[str] = field(default_factory=list)
+
+    @property
+    def deal_id(self) -> str:
+        """The deal this step runs for."""
+        return self.origin.deal_id
+
+    def system(self, kind: Callable[..., T]) -> T:
+        """The step's declared system of record, checked against the interface `kind`."""
+        system = self.system_of_record
+        if system is None:
+            raise TypeError(f"step {self.origin.step} is declared without a system of record")
+        if not isinstance(system, kind):  # type: ignore[arg-type]
+            raise TypeError(f"step {self.origin.step}: system {getattr(system, 'name', system)!r}"
+                            f" does not implement {getattr(kind, '__name__', kind)}")
+        return cast(T, system)
+
+    def effect(self, name: str, model: type[M], request: Mapping[str, Any],
+               call: Callable[[str], M], lookup: Callable[[str], M | None] | None) -> M:
+        """Perform the external effect `name` for `request` once (see `state.effects`).
+
+        `request` holds the terms the system is asked to act on: the same terms
+        again get the recorded receipt, other terms (a fork) a new effect.
+        """
+        receipt, key = self.data.effects.perform(self.origin, name, request, model, call,
+                                                 lookup)
+        self.used_keys.append(key)
+        return receipt
+
+    def read(self, name: str) -> Any:
+        """The deal's fact `name` from the shared fact store, or None."""
+        found = self.data.facts.read(fact_key(self.deal_id, name))
+        return found.value if found else None
+
+    def require(self, name: str) -> Any:
+        """The deal's fact `name`, or `MissingFact` naming it."""
+        value = self.read(name)
+        if value is None:
+            raise MissingFact(f"{self.origin.agent} agent needs {fact_key(self.deal_id, name)}, "
+                              "which is not in the shared fact store")
+        return value
+
+    def write(self, name: str, value: Any) -> None:
+        """Publish the deal's fact `name` (the same value again is a no-op).
+
+        An agent replaces only its own fact, with a newer version of the truth
+        (a fork of the thread with other terms); the write checks the version it
+        read. A fact another agent holds is a `VersionConflict`, never overwritten.
+        """
+        key = fact_key(self.deal_id, name)
+        current = self.data.facts.read(key)
+        mine = current is not None and current.writer == self.origin.agent
+        self.data.facts.write(key, value, agent=self.origin.agent,
+                              expected_version=current.version if current and mine else 0,
+                              origin=self.origin)

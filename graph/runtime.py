@@ -1,0 +1,111 @@
+"""The deal graph's runtime context, and the helpers that hand it to the nodes.
+
+`DealContext` is the graph's LangGraph `context_schema`: the settings, the
+systems of record and the shared data layer. It must be supplied:
+`graph.invoke(..., context=DealContext.on(pool, settings))`. A run without it
+fails with a clear error, except on LangGraph Server, whose entry module
+(`graph/graph.py`) hands the builder a context built once from the environment.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from langgraph.runtime import Runtime
+from langsmith.run_helpers import get_current_run_tree
+
+from agents.systems import Systems
+from agents.systems.faults import FaultInjector
+from agents.systems.sandbox import sandbox_systems
+from state.audit import Origin
+from state.config import ConfigError, Settings
+from state.crash import crash_hook
+from state.data import DataLayer
+from state.database import Pool
+
+SystemsFactory = Callable[[Pool, Settings], Systems]
+
+
+class MissingContext(RuntimeError):
+    """The graph was invoked without its `DealContext`."""
+
+
+@dataclass(frozen=True)
+class DealContext:
+    """Run-scoped configuration and dependencies of the deal graph."""
+
+    settings: Settings
+    systems: Systems
+    data: DataLayer
+
+    @classmethod
+    def on(cls, pool: Pool, settings: Settings, systems: Systems | None = None) -> DealContext:
+        """The context on `pool`: the systems `settings` name (else the sandbox), data layer."""
+        systems = systems or build_systems(pool, settings)
+        unknown = sorted(set(settings.sandbox_outage) - set(systems.names))
+        if unknown:
+            raise ConfigError(f"DEALFLOW_SANDBOX_OUTAGE: unknown system {unknown[0]!r} "
+                              f"(known: {', '.join(systems.names)})")
+        return cls(settings=settings, systems=systems,
+                   data=DataLayer.on(pool, crash_hook(settings.crash_at)))
+
+
+
+ContextSource = Callable[[], DealContext]
+
+
+def build_systems(pool: Pool, settings: Settings) -> Systems:
+    """The systems `settings` name (`DEALFLOW_SYSTEMS`), else the sandbox."""
+    if settings.systems_factory:
+        module_name, _, attr = settings.systems_factory.partition(":")
+        try:
+            factory: SystemsFactory = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError(f"DEALFLOW_SYSTEMS={settings.systems_factory}: {exc}") from exc
+        return factory(pool, settings)
+    faults = FaultInjector(settings.sandbox_outage, settings.sandbox_latency_ms)
+    return sandbox_systems(pool, faults)
+
+
+@dataclass(frozen=True)
+class ContextResolver:
+    """How every node finds its context: the run's, else the builder's fallback, else an error."""
+
+    fallback: ContextSource | None = None
+
+    def __call__(self, runtime: Runtime[DealContext] | None) -> DealContext:
+        """The run's `DealContext`."""
+        context = runtime.context if runtime is not None else None
+        if isinstance(context, DealContext):
+            return context
+        if self.fallback is not None:
+            return self.fallback()
+        raise MissingContext(
+            "the deal graph needs its runtime context: pass "
+            "context=DealContext.on(pool, settings) to invoke/stream (see the README)")
+
+
+def origin_of(runtime: Runtime[DealContext] | None, deal_id: str, agent: str,
+              step: str) -> Origin:
+    """Who is acting, where: agent and step, with the thread and checkpoint if known.
+
+    When LangSmith tracing is on, the node's run gets the checkpoint id as metadata.
+    """
+    info = getattr(runtime, "execution_info", None)
+    origin = Origin(deal_id=deal_id, agent=agent, step=step,
+                    thread_id=getattr(info, "thread_id", None),
+                    checkpoint_id=getattr(info, "checkpoint_id", None))
+    run = get_current_run_tree()
+    if run is not None and origin.checkpoint_id:
+        run.metadata.setdefault("checkpoint_id", origin.checkpoint_id)
+    return origin
+
+
+def once_key(runtime: Runtime[DealContext] | None, action: str) -> str | None:
+    """A dedupe key for an audit entry made by this task (a re-run of it adds none)."""
+    info = getattr(runtime, "execution_info", None)
+    if info is None or not getattr(info, "thread_id", None):
+        return None
+    return f"{info.thread_id}:{info.task_id}:{action}"

@@ -1,0 +1,65 @@
+"""The supervisor node: asks the rules or the LLM for a `Decision`, audits it, routes by it.
+
+The thread's mode (`state.supervisor`) picks who decides; whoever it is, the
+decision has one shape, is audited by one function, and becomes one `Command`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from langgraph.graph import END
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+
+from graph.decision import Decision
+from graph.guard import Verdict
+from graph.llm_supervisor import llm_decide
+from graph.nodes import SUPERVISOR
+from graph.router import decide
+from graph.runtime import ContextResolver, DealContext, once_key, origin_of
+from graph.workflow import Workflow
+from state.audit import AuditTrail, Origin
+from state.deal_state import DealState
+
+SupervisorNode = Callable[[DealState, Runtime[DealContext]], Command[str]]
+
+
+def audit_decision(audit: AuditTrail, origin: Origin, decision: Decision, mode: str,
+                   dedupe_key: str | None) -> None:
+    """Append the supervisor's decision to the audit trail (once per checkpoint)."""
+    audit.append(origin, "route.end" if decision.outcome else "route", reason=decision.reason,
+                 detail={"goto": list(decision.goto), "outcome": decision.outcome,
+                         "mode": mode, **decision.audit},
+                 dedupe_key=dedupe_key)
+
+
+def audit_verdicts(audit: AuditTrail, origin: Origin) -> Callable[[list[Verdict]], None]:
+    """A recorder of the guard's verdicts on one model turn."""
+    def record(verdicts: list[Verdict]) -> None:
+        for verdict in verdicts:
+            audit.append(origin, "guard.allowed" if verdict.allowed else "guard.refused",
+                         reason=verdict.reason, detail={"tool": verdict.tool,
+                                                        "call_id": verdict.call_id})
+    return record
+
+
+def make_supervisor(workflow: Workflow, contexts: ContextResolver) -> SupervisorNode:
+    """The supervisor node of `workflow`."""
+    def supervisor(state: DealState, runtime: Runtime[DealContext]) -> Command[str]:
+        """Route to the next step(s), to review, or end the thread with its outcome."""
+        context = contexts(runtime)
+        origin = origin_of(runtime, state.deal.deal_id, "supervisor", SUPERVISOR)
+        if state.supervisor == "rules":
+            decision = decide(state, context.settings, workflow)
+        else:
+            decision = llm_decide(state, context.settings, workflow,
+                                  audit_verdicts(context.data.audit, origin))
+        audit_decision(context.data.audit, origin, decision, state.supervisor,
+                       once_key(runtime, "route"))
+        update = dict(decision.update)
+        if decision.outcome is not None:
+            return Command(goto=END, update={**update, "outcome": decision.outcome})
+        return Command(goto=list(decision.goto), update=update or None)
+
+    return supervisor
