@@ -70,7 +70,7 @@ def w1_durable_step(settings: Settings, url: str, repeat: int = 60) -> dict[str,
 
         def once() -> None:
             thread = f"w1-{uuid.uuid4().hex}"
-            graph.invoke({"deal": deal("W1", lead=WEAK)},  # type: ignore[call-overload]
+            graph.invoke({"deal": deal("W1", lead=WEAK)},
                          {"configurable": {"thread_id": thread}}, context=context,
                          durability="sync")
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -19,27 +18,29 @@ from pydantic import ValidationError
 
 from agents.chat_model import require_llm_settings
 from agents.systems import Systems
-from dealflow.errors import Busy, DealConflict, InvalidInput, NotFound, NotWaiting, Unavailable
+from dealflow.errors import Busy, DealConflict, InvalidInput, NotWaiting, Unavailable
+from dealflow.queries import DealQueries
 from dealflow.reports import DealReport, build_report, deal_state_of, status_of
 from graph.builder import build_graph
-from graph.observe import SpanRecorder, traced
+from graph.observe import traced
 from graph.review import ReviewAnswerError, parse_review_answer, review_kind
 from graph.runtime import DealContext
 from graph.signature import SignatureEventError, parse_signature_event
 from graph.workflow import DEFAULT_WORKFLOW, Workflow
-from state.audit import AuditEntry, Origin
 from state.checkpointer import make_checkpointer, setup_database
 from state.config import ConfigError, Settings
 from state.crash import crashing_checkpointer
 from state.database import DatabaseUnavailable, open_pool, resolve_database_url
 from state.embedded import EmbeddedPostgresError
-from state.locks import ThreadBusy, thread_is_held, thread_lock
+from state.locks import ThreadBusy, thread_lock
 from state.models import DealInput
 from state.registry import DealRegistry, DealRow
-from state.spans import Span
 from state.validation import first_error
 
 StepCallback = Callable[[str, dict[str, Any]], None]
+
+
+OPEN_STATUSES = ("running", "waiting_review", "waiting_signature")
 
 
 def thread_id_for(deal_id: str) -> str:
@@ -55,7 +56,7 @@ def parse_deal(data: dict[str, Any]) -> DealInput:
         raise InvalidInput(f"invalid deal: {first_error(exc, 'deal')}") from None
 
 
-class DealService:
+class DealService(DealQueries):
     """Runs deals as durable LangGraph threads on Postgres."""
 
     def __init__(self, settings: Settings | None = None, *, systems: Systems | None = None,
@@ -108,13 +109,21 @@ class DealService:
         """
         self._require_model(self.settings.supervisor)
         row, created = self.registry.claim(deal, thread_id_for(deal.deal_id))
-        if not created and row.input != deal.model_dump(mode="json"):
-            raise DealConflict(
-                f"deal {deal.deal_id} already exists (thread {row.thread_id}) with different "
-                "terms; see: dealflow status " + row.thread_id
-            )
+        if not created:
+            held = self._terms(row)
+            if held != deal:
+                raise DealConflict(
+                    f"deal {deal.deal_id} already exists (thread {row.thread_id}) with different "
+                    f"terms ({held.client}, {held.value:,.2f} {held.currency}); see: "
+                    f"dealflow status {row.thread_id}")
         with self._locked(row.thread_id):
             return self._continue(row, on_step)
+
+    def _terms(self, row: DealRow) -> DealInput:
+        """The deal's terms as its thread holds them now (a fork may have changed them)."""
+        values = self._snapshot(row.thread_id).values
+        held = values.get("deal") if isinstance(values, dict) else None
+        return held if isinstance(held, DealInput) else DealInput.model_validate(row.input)
 
     def _require_model(self, mode: str) -> None:
         if mode != "rules":
@@ -151,113 +160,28 @@ class DealService:
                                snapshot)
 
     def recover(self, on_step: StepCallback | None = None) -> list[DealReport]:
-        """Continue every thread whose process died mid-run; skip those still running."""
+        """Continue every thread that stopped mid-run; skip those a live process drives.
+
+        A thread counts as stopped mid-run by its checkpoint, not by the registry:
+        one edited with `update_state` while it waited is listed as waiting but has
+        a step to run, and is continued too.
+        """
         reports = []
-        for row in self.registry.list("running"):
+        for row in self.registry.list(statuses=OPEN_STATUSES):
             try:
                 with self._locked(row.thread_id, wait=False):
-                    reports.append(self._continue(row, on_step))
+                    snapshot = self._snapshot(row.thread_id)
+                    current = status_of(snapshot, self.workflow) if snapshot.created_at \
+                        else "running"
+                    if current in ("running", "failed"):
+                        reports.append(self._continue(row, on_step))
+                    elif current != row.status:
+                        self.registry.set_status(row.thread_id, current)
             except Busy:
                 continue
         return reports
 
-    # -- queries ----------------------------------------------------------------
-    def status(self, ref: str) -> DealReport:
-        """The thread's status, completed steps, pending interrupt and facts."""
-        row = self._row(ref)
-        snapshot = self._snapshot(row.thread_id)
-        if snapshot.created_at is None:
-            raise NotFound(f"thread {row.thread_id} has not run yet; start it with dealflow run")
-        return build_report(row.thread_id, snapshot, self.workflow)
-
-    def threads(self, status: str | None = None) -> list[tuple[DealRow, bool]]:
-        """Registered deals, newest first, each with whether a live process drives it."""
-        return [(row, row.status == "running" and thread_is_held(self.pool, row.thread_id))
-                for row in self.registry.list(status)]
-
-    def history(self, ref: str) -> list[dict[str, Any]]:
-        """Every checkpoint of the thread, oldest first (step, node, status, next)."""
-        row = self._row(ref)
-        entries = []
-        for snapshot in self.graph.get_state_history(self._config(row.thread_id)):
-            values = snapshot.values if isinstance(snapshot.values, dict) else {}
-            metadata = snapshot.metadata or {}
-            entries.append({
-                "checkpoint_id": snapshot.config["configurable"]["checkpoint_id"],
-                "step": metadata.get("step"), "source": metadata.get("source"),
-                "created_at": snapshot.created_at, "next": list(snapshot.next),
-                "completed_steps": list(values.get("completed_steps", [])),
-                "status": status_of(snapshot, self.workflow) if values.get("deal")
-                else "running",
-            })
-        entries.reverse()
-        return entries
-
-    def deal(self, ref: str) -> DealRow:
-        """The registered deal with this deal id or thread id."""
-        return self._row(ref)
-
-    def records(self, ref: str) -> dict[str, list[dict[str, Any]]]:
-        """What each system of record holds for the deal (by deal id or thread id).
-
-        A thread forked with other terms leaves records of more than one branch:
-        each record says whether the thread's current state uses it
-        (`branch: current`) or a branch the thread has left (`superseded`).
-        """
-        row = self._row(ref)
-        snapshot = self._snapshot(row.thread_id)
-        values = snapshot.values if isinstance(snapshot.values, dict) else {}
-        current = set(values.get("effect_keys") or {})
-        return {label: [{**record, "branch": "current" if record.get("idempotency_key")
-                         in current else "superseded"} for record in records]
-                for label, records in self.systems.records(row.deal_id).items()}
-
-    def facts(self, ref: str) -> dict[str, Any]:
-        """The deal's shared facts as its agents published them, by key."""
-        return {key: fact.value for key, fact in
-                self.data.facts.deal(self._row(ref).deal_id).items()}
-
-    def trace(self, ref: str) -> tuple[DealRow, list[Span]]:
-        """The deal and the spans of its thread (every node attempt, in start order)."""
-        row = self._row(ref)
-        return row, self.data.spans.for_thread(row.thread_id)
-
-    def stats(self, since: timedelta | None = None) -> dict[str, Any]:
-        """Deals by status, and per step and per system: runs, durations, failures, retries."""
-        spans = self.data.spans
-        return {"deals_by_status": spans.deal_statuses(since), "steps": spans.step_stats(since),
-                "systems": spans.system_stats(since)}
-
-    def audited_call(self, ref: str, actor: str, action: str, detail: dict[str, Any]
-                     ) -> DealRow:
-        """Record in the audit trail that `actor` asked for `action` on a deal; the deal."""
-        row = self._row(ref)
-        self.data.audit.append(
-            Origin(deal_id=row.deal_id, agent=actor.split(":", 1)[0][:50], step=None,
-                   thread_id=row.thread_id), action, actor=actor[:200], detail=detail)
-        return row
-
-    def audit(self, ref: str, *, agent: str | None = None, key: str | None = None
-              ) -> list[AuditEntry]:
-        """The deal's audit trail in order, optionally for one agent or context key."""
-        deal_id = self._row(ref).deal_id
-        if any("\x00" in text for text in (agent or "", key or "")):
-            return []  # Postgres text cannot hold NUL, so nothing can match
-        return self.data.audit.entries(deal_id, agent=agent, key=key)
-
     # -- internals --------------------------------------------------------------
-    def _config(self, thread_id: str) -> RunnableConfig:
-        return {"configurable": {"thread_id": thread_id}}
-
-    def _snapshot(self, thread_id: str) -> StateSnapshot:
-        return self.graph.get_state(self._config(thread_id))
-
-    def _row(self, ref: str) -> DealRow:
-        row = None if "\x00" in ref else self.registry.find(ref)
-        if row is None:
-            raise NotFound(f"no deal or thread {ref!r}")
-        return row
-
     @contextmanager
     def _locked(self, thread_id: str, *, wait: bool = True) -> Iterator[None]:
         seconds = self.settings.busy_wait_seconds if wait else 0
@@ -297,7 +221,6 @@ class DealService:
         from_checkpoint = (start.config or {}).get("configurable", {}).get("checkpoint_id")
         return {
             "configurable": {"thread_id": thread_id},
-            "callbacks": [SpanRecorder(self.data.spans, deal_id, thread_id, self.workflow)],
             "run_name": f"deal {deal_id}",
             "metadata": {"deal_id": deal_id, "thread_id": thread_id, "supervisor": mode,
                          "resumed_from_checkpoint": from_checkpoint},

@@ -18,6 +18,7 @@ from langgraph.runtime import Runtime
 from agents.step_run import StepRun
 from graph.failures import make_failure_handler, retry_policy
 from graph.nodes import HUMAN_REVIEW, SUPERVISOR
+from graph.observe import recorded, recorded_handler
 from graph.review import make_human_review
 from graph.runtime import ContextResolver, ContextSource, DealContext, origin_of
 from graph.supervisor import make_supervisor
@@ -41,11 +42,15 @@ def build_graph(settings: Settings | None = None, *, workflow: Workflow = DEFAUL
     settings = settings or Settings.from_env()
     contexts = ContextResolver(fallback_context)
     schema = workflow.state_schema
-    on_failure = make_failure_handler(workflow, contexts)
+    on_failure = recorded_handler(make_failure_handler(workflow, contexts), workflow, contexts)
+
+    def traced(name: str, node: Any) -> Any:
+        return recorded(name, node, workflow, contexts)
+
     builder = StateGraph(schema, context_schema=None if fallback_context else DealContext)
     add: Any = builder.add_node  # every node takes the workflow's schema, not its own hint
     add(
-        SUPERVISOR, make_supervisor(workflow, contexts), input_schema=schema,
+        SUPERVISOR, traced(SUPERVISOR, make_supervisor(workflow, contexts)), input_schema=schema,
         error_handler=on_failure,
         destinations=(*(spec.name for spec in workflow.steps), HUMAN_REVIEW, END),
     )
@@ -54,14 +59,14 @@ def build_graph(settings: Settings | None = None, *, workflow: Workflow = DEFAUL
     for spec in workflow.steps:
         metadata = {"agent": spec.agent, "system": spec.system}
         if spec.kind == "agent":
-            add(spec.name, step_node(spec, contexts), input_schema=schema,
-                             retry_policy=retry, error_handler=on_failure, metadata=metadata)
+            add(spec.name, traced(spec.name, step_node(spec, contexts)), input_schema=schema,
+                retry_policy=retry, error_handler=on_failure, metadata=metadata)
         else:
-            add(spec.name, step_node(spec, contexts), input_schema=schema,
-                             metadata=metadata)
+            add(spec.name, traced(spec.name, step_node(spec, contexts)), input_schema=schema,
+                metadata=metadata)
         builder.add_edge(spec.name, SUPERVISOR)
-    add(HUMAN_REVIEW, make_human_review(contexts), input_schema=schema,
-                     metadata={"agent": workflow.agent_of(HUMAN_REVIEW)})
+    add(HUMAN_REVIEW, traced(HUMAN_REVIEW, make_human_review(contexts)), input_schema=schema,
+        metadata={"agent": workflow.agent_of(HUMAN_REVIEW)})
     builder.add_edge(HUMAN_REVIEW, SUPERVISOR)
     return builder
 

@@ -1,17 +1,24 @@
-"""The compiled deal graph for LangGraph Server (`langgraph.json`), without a checkpointer.
+"""The deal graph for LangGraph Server (`langgraph.json`): the graph and its checkpointer.
 
-The server brings its own checkpointer and passes no `DealContext`, so this one
-module builds the context once from the environment (`DATABASE_URL`, else the
-embedded server; `DEALFLOW_*`), on first use, and hands it to the builder.
+The server passes no `DealContext`, so this one module builds the context once
+from the environment (`DATABASE_URL`, else the embedded server; `DEALFLOW_*`),
+on first use, and hands it to the builder. `checkpointer` gives the server
+dealflow's own Postgres checkpointer (strict serializer, same tables), so a deal
+started through the LangGraph SDK is the same deal the CLI and the service see.
 """
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import cache
+
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from graph.builder import build_graph
 from graph.runtime import DealContext
+from state.checkpointer import make_async_checkpointer, setup_database
 from state.config import Settings
-from state.database import resolve_database_url, shared_pool
-from state.migrate import apply_migrations
+from state.database import open_async_pool, resolve_database_url, shared_pool
 
 
 @cache
@@ -19,8 +26,20 @@ def context_from_environment() -> DealContext:
     """The server's `DealContext`: pool, schema, systems and data layer, built once."""
     settings = Settings.from_env()
     pool = shared_pool(resolve_database_url(settings))
-    apply_migrations(pool)
+    setup_database(pool)
     return DealContext.on(pool, settings)
+
+
+@asynccontextmanager
+async def checkpointer() -> AsyncIterator[AsyncPostgresSaver]:
+    """Dealflow's Postgres checkpointer for the server (`checkpointer.path` in langgraph.json)."""
+    url = resolve_database_url(Settings.from_env())
+    await asyncio.to_thread(context_from_environment)  # tables and migrations, once
+    pool = await open_async_pool(url)
+    try:
+        yield make_async_checkpointer(pool)
+    finally:
+        await pool.close()
 
 
 graph = build_graph(fallback_context=context_from_environment).compile(name="dealflow")

@@ -1,123 +1,109 @@
-"""Observability: local spans of every node attempt, and LangSmith tracing per deal.
+"""Observability: a span for every node attempt, from the graph's own run; LangSmith per deal.
 
-`SpanRecorder` is a LangChain callback handler: LangGraph reports each node
-attempt (retries included) as a chain run, and each interrupt as a
-`GraphInterrupt` error; the recorder turns them into rows of `dealflow_spans`.
-`langsmith_client` builds the LangSmith client with redaction of secrets.
+The builder wraps every node with `recorded`: each attempt (retries included)
+becomes a row of `dealflow_spans` (`ok`, `error`, or `waiting` for an
+interrupt), and the node's LangSmith run gets the deal's ids as metadata. It
+happens inside the graph, so a deal driven from plain LangGraph, a notebook,
+LangGraph Server or the service is traced the same way. `langsmith_client`
+builds the LangSmith client with redaction of secrets.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import threading
 import time
-from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
 
-from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.outputs import LLMResult
-from langgraph.errors import GraphBubbleUp
+from langgraph.errors import GraphBubbleUp, NodeError
+from langgraph.runtime import Runtime
+from langgraph.types import Command
+from langsmith.run_helpers import get_current_run_tree
 
+from graph.nodes import ERROR_HANDLER_PREFIX
+from graph.runtime import ContextResolver, DealContext
 from graph.workflow import Workflow
 from state.config import Settings
-from state.spans import Span, SpanStore
+from state.deal_state import DealState
+from state.models import LLMUsage
+from state.spans import Span
 
 log = logging.getLogger(__name__)
+Node = Callable[[DealState, Runtime[DealContext]], Any]
 
 
-class SpanRecorder(BaseCallbackHandler):
-    """Record one span per node attempt of one thread (never breaks the run)."""
+def recorded(name: str, node: Node, workflow: Workflow, contexts: ContextResolver) -> Node:
+    """`node`, recording a span per attempt and tagging its LangSmith run with the deal."""
+    def traced_node(state: DealState, runtime: Runtime[DealContext]) -> Any:
+        with node_span(name, state, runtime, workflow, contexts) as finish:
+            result = node(state, runtime)
+            finish(result)
+            return result
 
-    raise_error = False
+    traced_node.__name__, traced_node.__doc__ = name, node.__doc__
+    return traced_node
 
-    def __init__(self, spans: SpanStore, deal_id: str, thread_id: str,
-                 workflow: Workflow) -> None:
-        """Write spans of `thread_id` (deal `deal_id`) to `spans`; agents from `workflow`."""
-        self._spans, self._deal_id, self._thread_id = spans, deal_id, thread_id
-        self._workflow = workflow
-        self._open: dict[UUID, dict[str, Any]] = {}
-        self._parent: dict[UUID, UUID] = {}
-        self._attempts: Counter[str] = Counter()
-        self._lock = threading.Lock()
 
-    def on_chain_start(self, serialized: dict[str, Any] | None, inputs: Any, *, run_id: UUID,
-                       parent_run_id: UUID | None = None, metadata: dict[str, Any] | None = None,
-                       **kwargs: Any) -> None:
-        """Open a span when a node's own run starts."""
-        if parent_run_id is not None:
-            self._parent[run_id] = parent_run_id
-        node = (metadata or {}).get("langgraph_node")
-        if node is None or kwargs.get("name") != node:
+def recorded_handler(handler: Callable[[DealState, NodeError, Runtime[DealContext]], Any],
+                     workflow: Workflow, contexts: ContextResolver
+                     ) -> Callable[[DealState, NodeError, Runtime[DealContext]], Any]:
+    """An error handler, recorded as the span of `__error_handler__<step>`."""
+    def traced_handler(state: DealState, error: NodeError, runtime: Runtime[DealContext]) -> Any:
+        name = ERROR_HANDLER_PREFIX + error.node
+        with node_span(name, state, runtime, workflow, contexts) as finish:
+            result = handler(state, error, runtime)
+            finish(result)
+            return result
+
+    traced_handler.__doc__ = handler.__doc__
+    return traced_handler
+
+
+@contextmanager
+def node_span(name: str, state: DealState, runtime: Runtime[DealContext], workflow: Workflow,
+              contexts: ContextResolver) -> Iterator[Callable[[Any], None]]:
+    """Time the block; record it as one span (a thread-less run records nothing)."""
+    info = runtime.execution_info
+    thread_id = getattr(info, "thread_id", None)
+    run = get_current_run_tree()
+    if run is not None:
+        run.metadata.setdefault("deal_id", state.deal.deal_id)
+        run.metadata.setdefault("thread_id", thread_id)
+    started, t0 = datetime.now(UTC), time.perf_counter()
+    usage = [LLMUsage()]
+
+    def finish(result: Any) -> None:
+        update = result.update if isinstance(result, Command) else result
+        if isinstance(update, dict) and isinstance(update.get("llm_usage"), LLMUsage):
+            usage[0] = update["llm_usage"]
+
+    def record(status: str, error: str | None) -> None:
+        if not thread_id:
             return
-        task = (metadata or {}).get("langgraph_checkpoint_ns")
-        with self._lock:
-            self._attempts[task or str(run_id)] += 1
-            self._open[run_id] = {
-                "node": node, "task": task, "attempt": self._attempts[task or str(run_id)],
-                "started_at": datetime.now(UTC), "t0": time.perf_counter(),
-                "llm_calls": 0, "prompt_tokens": 0, "completion_tokens": 0}
-
-    def on_chat_model_start(self, serialized: dict[str, Any], messages: Any, *, run_id: UUID,
-                            parent_run_id: UUID | None = None, **kwargs: Any) -> None:
-        """Remember where a model call sits, to charge its usage to its node."""
-        if parent_run_id is not None:
-            self._parent[run_id] = parent_run_id
-
-    def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
-        """Add a model call's tokens to the node span it ran in."""
-        usage: dict[str, Any] = {}
-        for generation in (g for gens in response.generations for g in gens):
-            usage = dict(getattr(getattr(generation, "message", None), "usage_metadata", None)
-                         or {})
-        with self._lock:
-            span = self._span_above(run_id)
-            if span is not None:
-                span["llm_calls"] += 1
-                span["prompt_tokens"] += int(usage.get("input_tokens", 0))
-                span["completion_tokens"] += int(usage.get("output_tokens", 0))
-
-    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        """Close a node span as `ok`."""
-        self._close(run_id, "ok", None)
-
-    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        """Close a node span as `waiting` (an interrupt) or `error`."""
-        if isinstance(error, GraphBubbleUp):
-            self._close(run_id, "waiting", None)
-        else:
-            self._close(run_id, "error", f"{type(error).__name__}: {error}"[:500])
-
-    def _span_above(self, run_id: UUID) -> dict[str, Any] | None:
-        seen = 0
-        current: UUID | None = run_id
-        while current is not None and seen < 50:
-            if current in self._open:
-                return self._open[current]
-            current, seen = self._parent.get(current), seen + 1
-        return None
-
-    def _close(self, run_id: UUID, status: str, error: str | None) -> None:
-        with self._lock:
-            span = self._open.pop(run_id, None)
-        if span is None:
-            return
-        agent = self._workflow.agent_of(span["node"])
-        system = self._workflow.system_of(span["node"])
         try:
-            self._spans.record(Span(
-                deal_id=self._deal_id, thread_id=self._thread_id, node=span["node"],
-                agent=agent, system=system, task=span["task"], attempt=span["attempt"],
-                started_at=span["started_at"],
-                duration_ms=(time.perf_counter() - span["t0"]) * 1000, status=status,
-                error=error, llm_calls=span["llm_calls"], prompt_tokens=span["prompt_tokens"],
-                completion_tokens=span["completion_tokens"]))
+            contexts(runtime).data.spans.record(Span(
+                deal_id=state.deal.deal_id, thread_id=thread_id, node=name,
+                agent=workflow.agent_of(name), system=workflow.system_of(name),
+                task=getattr(info, "task_id", None), attempt=getattr(info, "node_attempt", 1),
+                started_at=started, duration_ms=(time.perf_counter() - t0) * 1000,
+                status=status, error=error, llm_calls=usage[0].calls,
+                prompt_tokens=usage[0].prompt_tokens,
+                completion_tokens=usage[0].completion_tokens))
         except Exception:  # spans are observability; a failed write must not fail the deal
-            log.exception("could not record span of %s", span["node"])
+            log.exception("could not record span of %s", name)
+
+    try:
+        yield finish
+    except GraphBubbleUp:
+        record("waiting", None)
+        raise
+    except Exception as exc:
+        record("error", f"{type(exc).__name__}: {exc}"[:500])
+        raise
+    record("ok", None)
 
 
 SECRET_PATTERNS = (

@@ -109,6 +109,8 @@ def parse_review_answer(value: Any, kind: ReviewKind) -> ReviewAnswer:
     """Validate a resume value against the pending review kind, or raise a clear error."""
     if isinstance(value, str):
         value = {"decision": value}
+    if isinstance(value, list):
+        value = _from_human_response(value, kind)
     if isinstance(value, dict) and "decisions" in value:
         value = _from_hitl_response(value, kind)
     if not isinstance(value, dict):
@@ -125,6 +127,22 @@ def parse_review_answer(value: Any, kind: ReviewKind) -> ReviewAnswer:
             f"(allowed: {', '.join(ALLOWED[kind])})"
         )
     return answer
+
+
+def _from_human_response(value: list[Any], kind: ReviewKind) -> dict[str, Any]:
+    """LangGraph's older `HumanResponse` list (what LangChain's Agent Inbox sends).
+
+    `accept` approves (retries, for a failed step), `ignore` rejects; a text
+    `response` or an `edit` cannot decide a review here and is refused.
+    """
+    if len(value) != 1 or not isinstance(value[0], dict):
+        raise ReviewAnswerError("a HumanResponse answer must be a list of exactly one response")
+    chosen, args = value[0].get("type"), value[0].get("args")
+    decisions = {"accept": "retry" if kind == "failure" else "approve", "ignore": "reject"}
+    if chosen not in decisions:
+        raise ReviewAnswerError(f"HumanResponse type {chosen!r:.40} cannot decide this review "
+                                "(allowed: accept, ignore)")
+    return {"decision": decisions[chosen], "comment": args if isinstance(args, str) else ""}
 
 
 def _from_hitl_response(value: dict[str, Any], kind: ReviewKind) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from graph.router import decide
 from graph.runtime import ContextResolver, DealContext, once_key, origin_of
 from graph.workflow import Workflow
 from state.audit import AuditTrail, Origin
-from state.deal_state import DealState
+from state.deal_state import DealState, Status
 
 SupervisorNode = Callable[[DealState, Runtime[DealContext]], Command[str]]
 
@@ -44,6 +44,15 @@ def audit_verdicts(audit: AuditTrail, origin: Origin) -> Callable[[list[Verdict]
     return record
 
 
+def status_after(decision: Decision, workflow: Workflow) -> Status:
+    """The status the thread is in once the decision is carried out."""
+    if decision.outcome is not None:
+        return decision.outcome
+    waits = [workflow.waiting_status(node) for node in decision.goto]
+    first = waits[0] if waits else None
+    return first if first is not None and len(set(waits)) == 1 else "running"
+
+
 def make_supervisor(workflow: Workflow, contexts: ContextResolver) -> SupervisorNode:
     """The supervisor node of `workflow`."""
     def supervisor(state: DealState, runtime: Runtime[DealContext]) -> Command[str]:
@@ -57,6 +66,9 @@ def make_supervisor(workflow: Workflow, contexts: ContextResolver) -> Supervisor
                                   audit_verdicts(context.data.audit, origin))
         audit_decision(context.data.audit, origin, decision, state.supervisor,
                        once_key(runtime, "route"))
+        if origin.thread_id:  # the registry follows the graph, however it is driven
+            context.data.registry.record(state.deal, origin.thread_id,
+                                         status_after(decision, workflow))
         update = dict(decision.update)
         if decision.outcome is not None:
             return Command(goto=END, update={**update, "outcome": decision.outcome})

@@ -6,6 +6,7 @@ field of the schema (see `graph.workflow`), so declaring the step is enough for
 its output to come back from a checkpoint as itself. Anything else that is not
 on LangGraph's built-in safe list is refused on load instead of being imported.
 
+`make_checkpointer` (sync) and `make_async_checkpointer` (async) share it.
 `setup_database` creates the checkpointer's tables and applies our own
 migrations; call it once per process before the first run.
 """
@@ -17,10 +18,11 @@ import typing
 from typing import Any
 
 from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from pydantic import BaseModel
 
-from state.database import Pool
+from state.database import AsyncPool, Pool
 from state.deal_state import DealState
 from state.migrate import apply_migrations
 
@@ -57,6 +59,12 @@ def checkpoint_serializer(schema: type[BaseModel] = DealState) -> JsonPlusSerial
 def make_checkpointer(pool: Pool, schema: type[BaseModel] = DealState) -> PostgresSaver:
     """A `PostgresSaver` on `pool` whose serializer allows the types of `schema`."""
     return PostgresSaver(pool, serde=checkpoint_serializer(schema))
+
+
+def make_async_checkpointer(pool: AsyncPool, schema: type[BaseModel] = DealState
+                            ) -> AsyncPostgresSaver:
+    """The async twin (`ainvoke`, `astream`, `aget_state`), with the same strict serializer."""
+    return AsyncPostgresSaver(pool, serde=checkpoint_serializer(schema))
 
 
 def setup_database(pool: Pool) -> list[str]:

@@ -1,4 +1,4 @@
-"""The shared data layer in one object: fact store, audit trail, effect ledger, spans."""
+"""The shared data layer in one object: registry, facts, audit trail, effect ledger, spans."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from state.audit import AuditTrail
 from state.database import Pool
 from state.effects import CrashHook, EffectLedger, no_crash
 from state.fact_store import FactStore
+from state.registry import DealRegistry
 from state.spans import SpanStore
 
 
@@ -19,10 +20,12 @@ class DataLayer:
     facts: FactStore
     effects: EffectLedger
     spans: SpanStore
+    registry: DealRegistry
 
     @classmethod
     def on(cls, pool: Pool, crash_hook: CrashHook = no_crash) -> DataLayer:
-        """All four on one pool."""
+        """All of them on one pool."""
         audit = AuditTrail(pool)
         return cls(audit=audit, facts=FactStore(pool, audit),
-                   effects=EffectLedger(pool, audit, crash_hook), spans=SpanStore(pool))
+                   effects=EffectLedger(pool, audit, crash_hook), spans=SpanStore(pool),
+                   registry=DealRegistry(pool))

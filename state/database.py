@@ -12,12 +12,13 @@ from typing import Any
 import psycopg
 from psycopg import Connection
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from state.config import Settings
 from state.embedded import embedded_database_url
 
 Pool = ConnectionPool[Connection[DictRow]]
+AsyncPool = AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]
 
 CONNECTION_KWARGS: dict[str, Any] = {
     "autocommit": True,
@@ -71,6 +72,22 @@ def open_pool(url: str, *, max_size: int = 10, timeout: float = 10.0) -> Pool:
         raise DatabaseUnavailable(
             f"cannot connect to Postgres at {redact_url(url)}: {exc}"
         ) from exc
+    return pool
+
+
+async def open_async_pool(url: str, *, max_size: int = 10, timeout: float = 10.0) -> AsyncPool:
+    """An async pool with the same settings, for `AsyncPostgresSaver` (`ainvoke`, `astream`)."""
+    check_connection(url)
+    pool: AsyncPool = AsyncConnectionPool(
+        url, min_size=1, max_size=max_size, kwargs=CONNECTION_KWARGS,
+        connection_class=psycopg.AsyncConnection[DictRow],
+        check=AsyncConnectionPool.check_connection, open=False, name="dealflow-async")
+    try:
+        await pool.open(wait=True, timeout=timeout)
+    except Exception as exc:
+        await pool.close()
+        raise DatabaseUnavailable(
+            f"cannot connect to Postgres at {redact_url(url)}: {exc}") from exc
     return pool
 
 

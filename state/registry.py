@@ -1,7 +1,9 @@
-"""The deal registry: which thread runs each deal, and the status it last reached.
+"""The deal registry: which thread runs each deal, its terms, and the status it last reached.
 
 A deal id is claimed once (`INSERT ... ON CONFLICT DO NOTHING`), so starting the
-same deal twice, even from two processes at once, yields one thread.
+same deal twice, even from two processes at once, yields one thread. The graph
+itself keeps its row current (`record`): every supervisor visit writes the
+thread's terms and status, whichever way the graph is driven.
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ class DealRow:
     updated_at: datetime
 
 
+class DealOwnedElsewhere(RuntimeError):
+    """The deal id is registered to another thread."""
+
+
 class DealRegistry:
     """Reads and writes `dealflow_deals`."""
 
@@ -53,6 +59,28 @@ class DealRegistry:
         assert row is not None
         return row, created is not None
 
+    def record(self, deal: DealInput, thread_id: str, status: str) -> None:
+        """Register the deal for `thread_id` or bring its row up to date (terms, status).
+
+        Raises `DealOwnedElsewhere` when another thread runs this deal id.
+        """
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "INSERT INTO dealflow_deals (deal_id, thread_id, client, value, currency, input,"
+                " status) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (deal_id) DO UPDATE"
+                " SET client = EXCLUDED.client, value = EXCLUDED.value,"
+                " currency = EXCLUDED.currency, input = EXCLUDED.input,"
+                " status = EXCLUDED.status, updated_at = now()"
+                " WHERE dealflow_deals.thread_id = EXCLUDED.thread_id RETURNING thread_id",
+                (deal.deal_id, thread_id, deal.client, deal.value, deal.currency,
+                 Jsonb(deal.model_dump(mode="json")), status),
+            ).fetchone()
+        if row is None:
+            other = self.find(deal.deal_id)
+            raise DealOwnedElsewhere(
+                f"deal {deal.deal_id} already runs in thread "
+                f"{other.thread_id if other else '?'}; a deal id has one thread")
+
     def find(self, ref: str) -> DealRow | None:
         """The deal whose deal id or thread id is `ref`."""
         with self._pool.connection() as conn:
@@ -71,12 +99,14 @@ class DealRegistry:
                 (status, thread_id),
             )
 
-    def list(self, status: str | None = None, limit: int = 1000) -> list[DealRow]:
-        """Deals, most recently updated first, optionally only those in `status`."""
+    def list(self, status: str | None = None, limit: int = 1000,
+             statuses: tuple[str, ...] = ()) -> list[DealRow]:
+        """Deals, most recently updated first, optionally only those in `status` (or `statuses`)."""
+        wanted = list(statuses or ((status,) if status else ()))
         with self._pool.connection() as conn:
             rows = conn.execute(
-                "SELECT * FROM dealflow_deals WHERE (%s::text IS NULL OR status = %s)"
-                " ORDER BY updated_at DESC, deal_id LIMIT %s",
-                (status, status, limit),
+                "SELECT * FROM dealflow_deals WHERE (cardinality(%s::text[]) = 0"
+                " OR status = ANY(%s::text[])) ORDER BY updated_at DESC, deal_id LIMIT %s",
+                (wanted, wanted, limit),
             ).fetchall()
         return [DealRow(**row) for row in rows]

@@ -50,11 +50,19 @@ def test_langgraph_dev_runs_a_deal_through_review_and_signature(
         assert request["action_requests"][0]["name"] == "approve_deal"
         client.runs.wait(thread, "dealflow", command={"resume": {"decision": "approve"}})
         assert client.threads.get_state(thread)["next"] == ["await_signature"]
+        # the same deal, read by the Python API / CLI while it waits: one registry, one store
+        waiting = service.status("SRV-1")
+        assert (waiting.thread_id, waiting.status) == (thread, "waiting_signature")
         client.runs.wait(thread, "dealflow", command={"resume": "signature.completed"})
         final = client.threads.get_state(thread)
         assert final["next"] == [] and final["values"]["outcome"] == "completed"
+        assert final["values"]["invoice"]["issued_on"].count("-") == 2  # a date, not a list
+        history = client.threads.get_history(thread, limit=100)
+        assert len(history) > 10 and history[0]["values"]["outcome"] == "completed"
+        assert [d.deal_id for d, _ in service.threads("completed")] == ["SRV-1"]
     finally:
         server.terminate()
         server.wait(timeout=20)
         log.close()
-    assert counts(service.systems.records("SRV-1")) == ONE_EACH
+    assert counts(service.records("SRV-1")) == ONE_EACH
+    assert service.status("SRV-1").status == "completed"

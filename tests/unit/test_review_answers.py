@@ -20,6 +20,15 @@ def test_hitl_response_shape_maps_approve_to_the_review_kind() -> None:
     assert (rejected.decision, rejected.comment) == ("reject", "no")
 
 
+def test_agent_inbox_human_response_list_is_accepted() -> None:
+    accept = [{"type": "accept", "args": None}]
+    assert parse_review_answer(accept, "approval").decision == "approve"
+    assert parse_review_answer(accept, "failure").decision == "retry"
+    assert parse_review_answer(accept, "escalation").decision == "approve"
+    ignored = parse_review_answer([{"type": "ignore", "args": "not this quarter"}], "approval")
+    assert (ignored.decision, ignored.comment) == ("reject", "not this quarter")
+
+
 @pytest.mark.parametrize(
     ("value", "kind", "message"),
     [
@@ -32,6 +41,11 @@ def test_hitl_response_shape_maps_approve_to_the_review_kind() -> None:
         (None, "approval", "must be an object"),
         ({"decisions": []}, "approval", "exactly one decision"),
         ({"decisions": [{"type": "edit"}]}, "approval", "not supported"),
+        ([{"type": "response", "args": "hmm"}], "approval", "cannot decide this review"),
+        ([{"type": "edit", "args": {}}], "approval", "cannot decide this review"),
+        ([], "approval", "exactly one response"),
+        ([{"type": "accept"}, {"type": "ignore"}], "approval", "exactly one response"),
+        (["accept"], "approval", "exactly one response"),
     ],
 )
 def test_bad_answers_are_refused_clearly(value: object, kind: str, message: str) -> None:

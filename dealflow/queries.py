@@ -1,0 +1,132 @@
+"""The read side of `DealService`: status, lists, history, records, facts, audit, trace, stats.
+
+Every query reads Postgres (the checkpointer, the registry, the data layer), so
+it answers the same in any process, whatever drove the deal.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import StateSnapshot
+
+from agents.systems import Systems
+from dealflow.errors import NotFound
+from dealflow.reports import DealReport, build_report, status_of
+from graph.workflow import Workflow
+from state.audit import AuditEntry, Origin
+from state.data import DataLayer
+from state.database import Pool
+from state.locks import thread_is_held
+from state.registry import DealRegistry, DealRow
+from state.spans import Span
+
+
+class DealQueries:
+    """What can be asked about deals; `DealService` adds the commands that change them."""
+
+    pool: Pool
+    graph: CompiledStateGraph[Any, Any, Any, Any]
+    workflow: Workflow
+    systems: Systems
+    data: DataLayer
+    registry: DealRegistry
+
+    # -- queries ----------------------------------------------------------------
+    def status(self, ref: str) -> DealReport:
+        """The thread's status, completed steps, pending interrupt and facts."""
+        row = self._row(ref)
+        snapshot = self._snapshot(row.thread_id)
+        if snapshot.created_at is None:
+            raise NotFound(f"thread {row.thread_id} has not run yet; start it with dealflow run")
+        return build_report(row.thread_id, snapshot, self.workflow)
+
+    def threads(self, status: str | None = None) -> list[tuple[DealRow, bool]]:
+        """Registered deals, newest first, each with whether a live process drives it."""
+        return [(row, row.status == "running" and thread_is_held(self.pool, row.thread_id))
+                for row in self.registry.list(status)]
+
+    def history(self, ref: str) -> list[dict[str, Any]]:
+        """Every checkpoint of the thread, oldest first (step, node, status, next)."""
+        row = self._row(ref)
+        entries = []
+        for snapshot in self.graph.get_state_history(self._config(row.thread_id)):
+            values = snapshot.values if isinstance(snapshot.values, dict) else {}
+            metadata = snapshot.metadata or {}
+            entries.append({
+                "checkpoint_id": snapshot.config["configurable"]["checkpoint_id"],
+                "step": metadata.get("step"), "source": metadata.get("source"),
+                "created_at": snapshot.created_at, "next": list(snapshot.next),
+                "completed_steps": list(values.get("completed_steps", [])),
+                "status": status_of(snapshot, self.workflow) if values.get("deal")
+                else "running",
+            })
+        entries.reverse()
+        return entries
+
+    def deal(self, ref: str) -> DealRow:
+        """The registered deal with this deal id or thread id."""
+        return self._row(ref)
+
+    def records(self, ref: str) -> dict[str, list[dict[str, Any]]]:
+        """What each system of record holds for the deal (by deal id or thread id).
+
+        A thread forked with other terms leaves records of more than one branch:
+        each record says whether the thread's current state uses it
+        (`branch: current`) or a branch the thread has left (`superseded`).
+        """
+        row = self._row(ref)
+        snapshot = self._snapshot(row.thread_id)
+        values = snapshot.values if isinstance(snapshot.values, dict) else {}
+        current = set(values.get("effect_keys") or {})
+        return {label: [{**record, "branch": "current" if record.get("idempotency_key")
+                         in current else "superseded"} for record in records]
+                for label, records in self.systems.records(row.deal_id).items()}
+
+    def facts(self, ref: str) -> dict[str, Any]:
+        """The deal's shared facts as its agents published them, by key."""
+        return {key: fact.value for key, fact in
+                self.data.facts.deal(self._row(ref).deal_id).items()}
+
+    def trace(self, ref: str) -> tuple[DealRow, list[Span]]:
+        """The deal and the spans of its thread (every node attempt, in start order)."""
+        row = self._row(ref)
+        return row, self.data.spans.for_thread(row.thread_id)
+
+    def stats(self, since: timedelta | None = None) -> dict[str, Any]:
+        """Deals by status, and per step and per system: runs, durations, failures, retries."""
+        spans = self.data.spans
+        return {"deals_by_status": spans.deal_statuses(since), "steps": spans.step_stats(since),
+                "systems": spans.system_stats(since)}
+
+    def audited_call(self, ref: str, actor: str, action: str, detail: dict[str, Any]
+                     ) -> DealRow:
+        """Record in the audit trail that `actor` asked for `action` on a deal; the deal."""
+        row = self._row(ref)
+        self.data.audit.append(
+            Origin(deal_id=row.deal_id, agent=actor.split(":", 1)[0][:50], step=None,
+                   thread_id=row.thread_id), action, actor=actor[:200], detail=detail)
+        return row
+
+    def audit(self, ref: str, *, agent: str | None = None, key: str | None = None
+              ) -> list[AuditEntry]:
+        """The deal's audit trail in order, optionally for one agent or context key."""
+        deal_id = self._row(ref).deal_id
+        if any("\x00" in text for text in (agent or "", key or "")):
+            return []  # Postgres text cannot hold NUL, so nothing can match
+        return self.data.audit.entries(deal_id, agent=agent, key=key)
+
+    def _config(self, thread_id: str) -> RunnableConfig:
+        return {"configurable": {"thread_id": thread_id}}
+
+    def _snapshot(self, thread_id: str) -> StateSnapshot:
+        return self.graph.get_state(self._config(thread_id))
+
+    def _row(self, ref: str) -> DealRow:
+        row = None if "\x00" in ref else self.registry.find(ref)
+        if row is None:
+            raise NotFound(f"no deal or thread {ref!r}")
+        return row
