@@ -22,6 +22,7 @@ from dealflow.errors import Busy, DealConflict, InvalidInput, NotWaiting, Unavai
 from dealflow.queries import DealQueries
 from dealflow.reports import DealReport, build_report, deal_state_of, status_of
 from graph.builder import build_graph
+from graph.nodes import SUPERVISOR
 from graph.observe import traced
 from graph.review import ReviewAnswerError, parse_review_answer, review_kind
 from graph.runtime import DealContext
@@ -199,7 +200,10 @@ class DealService(DealQueries):
             return self._drive(row.thread_id, start, on_step, snapshot)
         status = status_of(snapshot, self.workflow)
         if status in ("running", "failed"):
-            return self._drive(row.thread_id, None, on_step, snapshot)
+            # nothing scheduled and no outcome (an edit with update_state at a wait): the
+            # supervisor decides again from the edited state
+            payload = None if snapshot.next else Command(goto=SUPERVISOR)
+            return self._drive(row.thread_id, payload, on_step, snapshot)
         self.registry.set_status(row.thread_id, status)
         return build_report(row.thread_id, snapshot, self.workflow)
 

@@ -57,6 +57,8 @@ def test_langgraph_dev_runs_a_deal_through_review_and_signature(
         final = client.threads.get_state(thread)
         assert final["next"] == [] and final["values"]["outcome"] == "completed"
         assert final["values"]["invoice"]["issued_on"].count("-") == 2  # a date, not a list
+        deal = final["values"]["deal"]  # the deal as the graph holds it, defaults included
+        assert (deal["currency"], deal["deal_type"]) == ("USD", "implementation")
         history = client.threads.get_history(thread, limit=100)
         assert len(history) > 10 and history[0]["values"]["outcome"] == "completed"
         assert [d.deal_id for d, _ in service.threads("completed")] == ["SRV-1"]
