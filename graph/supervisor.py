@@ -70,6 +70,8 @@ def make_supervisor(workflow: Workflow, contexts: ContextResolver) -> Supervisor
             context.data.registry.record(state.deal, origin.thread_id,
                                          status_after(decision, workflow))
         update = dict(decision.update)
+        if not state.completed_steps:  # the input as given may be a dict: keep the typed deal,
+            update["deal"] = state.deal  # defaults included, for every reader of the state
         if decision.outcome is not None:
             return Command(goto=END, update={**update, "outcome": decision.outcome})
         return Command(goto=list(decision.goto), update=update or None)
