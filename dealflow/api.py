@@ -3,7 +3,9 @@
 One `DealService` holds a connection pool, the compiled graph with the Postgres
 checkpointer, the systems of record and the shared data layer. Every method is
 safe to call from a fresh process: all state lives in Postgres. A thread is
-driven by one process at a time (an advisory lock); the others get `Busy`.
+driven by one process at a time, the holder of its fenced lease
+(`state.leases`); the others get `Busy`, and a holder whose lease was taken
+over stops at its next write (`OwnershipLost`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from pydantic import ValidationError
 
 from agents.chat_model import require_llm_settings
 from agents.systems import Systems
-from dealflow.errors import Busy, DealConflict, InvalidInput, NotWaiting, Unavailable
+from dealflow.errors import (
+    Busy,
+    DealConflict,
+    InvalidInput,
+    NotWaiting,
+    OwnershipLost,
+    Unavailable,
+)
 from dealflow.queries import DealQueries
 from dealflow.reports import DealReport, build_report, deal_state_of, status_of
 from graph.builder import build_graph
@@ -32,8 +41,9 @@ from state.checkpointer import make_checkpointer, setup_database
 from state.config import ConfigError, Settings
 from state.crash import crashing_checkpointer
 from state.database import DatabaseUnavailable, open_pool, resolve_database_url
+from state.effects import EffectBusy
 from state.embedded import EmbeddedPostgresError
-from state.locks import ThreadBusy, thread_lock
+from state.leases import LeaseLost, Leases, ThreadBusy
 from state.models import DealInput
 from state.registry import DealRegistry, DealRow
 from state.validation import first_error
@@ -76,7 +86,8 @@ class DealService(DealQueries):
         self.settings = settings.model_copy(update={"database_url": url})
         setup_database(self.pool)
         self.workflow = workflow
-        self.context = DealContext.on(self.pool, self.settings, systems)
+        self.leases = Leases(self.pool, seconds=self.settings.lease_seconds)
+        self.context = DealContext.on(self.pool, self.settings, systems, leases=self.leases)
         missing = [s.system for s in workflow.effect_steps
                    if s.system and s.system not in self.context.systems.names]
         if missing:
@@ -84,13 +95,15 @@ class DealService(DealQueries):
                               f"are not configured ({', '.join(self.context.systems.names)})")
         self.systems, self.data = self.context.systems, self.context.data
         checkpointer = crashing_checkpointer(
-            make_checkpointer(self.pool, workflow.state_schema), self.settings.crash_at)
+            make_checkpointer(self.pool, workflow.state_schema, leases=self.leases),
+            self.settings.crash_at)
         self.graph = build_graph(self.settings, workflow=workflow).compile(
             checkpointer=checkpointer)
         self.registry = DealRegistry(self.pool)
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Stop renewing leases and close the connection pool."""
+        self.leases.close()
         self.pool.close()
 
     def __enter__(self) -> DealService:
@@ -156,9 +169,25 @@ class DealService(DealQueries):
             raise InvalidInput(str(exc)) from None
         row = self._row(ref)
         with self._locked(row.thread_id):
+            delivered = self._delivered(row, name)
+            if delivered is not None:
+                return delivered
             snapshot = self._waiting(row, "waiting_signature", "a signature event")
             return self._drive(row.thread_id, Command(resume={"event": name}), on_step,
                                snapshot)
+
+    def _delivered(self, row: DealRow, name: str) -> DealReport | None:
+        """The report of a thread that already took this event (a repeat is a success)."""
+        snapshot = self._snapshot(row.thread_id)
+        if snapshot.created_at is None:
+            return None
+        state = deal_state_of(snapshot, self.workflow)
+        status = status_of(snapshot, self.workflow)
+        if state.signature is None or state.signature.event != name or status == "running":
+            return None
+        report = build_report(row.thread_id, snapshot, self.workflow)
+        return report.model_copy(update={"note": f"{name} was already delivered; the thread "
+                                                  f"is {status}"})
 
     def recover(self, on_step: StepCallback | None = None) -> list[DealReport]:
         """Continue every thread that stopped mid-run; skip those a live process drives.
@@ -187,7 +216,7 @@ class DealService(DealQueries):
     def _locked(self, thread_id: str, *, wait: bool = True) -> Iterator[None]:
         seconds = self.settings.busy_wait_seconds if wait else 0
         try:
-            with thread_lock(self.pool, thread_id, wait_seconds=seconds):
+            with self.leases.hold(thread_id, wait_seconds=seconds):
                 yield
         except ThreadBusy as exc:
             raise Busy(str(exc)) from None
@@ -238,12 +267,16 @@ class DealService(DealQueries):
             self._require_model(current["supervisor"])
         config = self._run_config(thread_id, start, payload)
         self.registry.set_status(thread_id, "running")
+        owned = True
         try:
             with traced(self.settings, config["metadata"]):
                 self._stream(config, payload, on_step)
+        except (LeaseLost, EffectBusy) as exc:
+            owned = False
+            raise OwnershipLost(str(exc)) from None
         finally:
             snapshot = self._snapshot(thread_id)
-            if snapshot.created_at is not None:
+            if owned and snapshot.created_at is not None:
                 self.registry.set_status(thread_id, status_of(snapshot, self.workflow))
         return build_report(thread_id, snapshot, self.workflow)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -19,8 +21,9 @@ import psycopg
 
 from dealflow.api import DealService, parse_deal
 from dealflow.cli_parser import build_parser
-from dealflow.errors import DealflowError, InvalidInput
+from dealflow.errors import DealflowError, InvalidInput, NotFound
 from dealflow.render import (
+    printable,
     progress_printer,
     render_audit,
     render_history,
@@ -31,19 +34,46 @@ from dealflow.render import (
 from dealflow.reports import DealReport
 from dealflow.timeline import parse_duration, render_stats, render_trace, trace_json
 from state.config import ConfigError, Settings
-from state.database import DatabaseUnavailable, check_connection, resolve_database_url
+from state.database import (
+    DatabaseUnavailable,
+    check_connection,
+    resolve_database_url,
+    shared_pool,
+)
+from state.fact_store import FactKeyError, split_key
+from state.registry import DealRegistry
 from state.subscriptions import FactSubscription
+
+MAX_LEAD_BYTES = 64 * 1024  # a lead is a handful of attributes
+MAX_LEAD_DEPTH = 8
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
 
 
 def _load_lead(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_LEAD_BYTES + 1)
     except OSError as exc:
         raise InvalidInput(f"--lead: cannot read {path}: {exc.strerror}") from None
+    if len(raw) > MAX_LEAD_BYTES:
+        raise InvalidInput(f"--lead: {path} is larger than {MAX_LEAD_BYTES // 1024} KiB")
+    try:
+        data = json.loads(raw.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"--lead: {path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        data = None  # nested deeper than Python's parser goes
+    if data is None or _depth(data) > MAX_LEAD_DEPTH:
+        raise InvalidInput(f"--lead: {path} is nested deeper than {MAX_LEAD_DEPTH} levels")
     if not isinstance(data, dict):
         raise InvalidInput(f"--lead: {path} must hold a JSON object")
     return data
@@ -79,12 +109,16 @@ def _cmd_status(service: DealService, args: argparse.Namespace, progress: Progre
 
 
 def _cmd_threads(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
-    rows = service.threads(args.status)
+    rows, following = service.threads_page(args.status, args.limit, args.cursor)
     data = {"threads": [{"thread_id": r.thread_id, "deal_id": r.deal_id, "client": r.client,
                          "value": str(r.value), "currency": r.currency, "status": r.status,
                          "active": active, "updated_at": r.updated_at.isoformat()}
-                        for r, active in rows]}
-    return data, render_threads(rows)
+                        for r, active in rows], "next_cursor": following}
+    text = render_threads(rows)
+    if following:
+        text += (f"\n… more threads (this page shows {len(rows)}): dealflow threads "
+                 f"{'--status ' + args.status + ' ' if args.status else ''}--cursor {following}")
+    return data, text
 
 
 def _cmd_history(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
@@ -138,6 +172,12 @@ COMMANDS: dict[str, Callable[[DealService, argparse.Namespace, Progress], Result
 def _watch(settings: Settings, args: argparse.Namespace) -> int:
     url = resolve_database_url(settings)
     check_connection(url)
+    try:
+        deal_id = split_key(args.key)[0] if args.key else args.deal_id
+    except FactKeyError as exc:
+        raise InvalidInput(f"--key: {exc}") from None
+    if DealRegistry(shared_pool(url)).find(deal_id) is None:
+        raise NotFound(f"no deal {deal_id!r:.80}; see dealflow threads")
     deadline = time.monotonic() + args.seconds if args.seconds else None
     seen = 0
 
@@ -167,13 +207,46 @@ def _watch(settings: Settings, args: argparse.Namespace) -> int:
 
 
 
+def _after_outage(args: argparse.Namespace) -> str:
+    """The true next step after the database went away mid-command."""
+    if args.command == "run":
+        return (f"every finished step is kept: run the same command again to continue "
+                f"(dealflow status {args.deal_id} shows where it is)")
+    if args.command == "resume":
+        return (f"the decision may not have been recorded: dealflow status {args.thread} "
+                "shows whether it still waits for a review (then answer again)")
+    if args.command == "event":
+        return (f"the event may not have been recorded: send it again (dealflow event "
+                f"{args.thread} {args.event}); a repeat of a delivered event is harmless")
+    if args.command == "recover":
+        return "every finished step is kept: run dealflow recover again"
+    return "nothing was changed: run the same command again"
+
+
+def _quiet_libraries() -> None:
+    """Library log lines (psycopg_pool's reconnect warnings) are not for the terminal."""
+    logging.getLogger("psycopg").setLevel(logging.CRITICAL)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     supervisor = getattr(args, "supervisor", None)
     return Settings.from_env(database_url=args.database_url, supervisor=supervisor)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code."""
+    """Run the CLI; return the exit code (quietly 0 when stdout's reader went away)."""
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:  # `dealflow threads | head`: the reader has all it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    _quiet_libraries()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -187,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from dealflow.mcp_server import serve
 
             with DealService(settings) as service:
-                serve(service, args.transport, args.host, args.port)
+                serve(service, args.transport, args.host, args.port, args.allow_host)
             return 0
         if args.command == "demo":
             from dealflow.demo import run_demo
@@ -202,7 +275,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except psycopg.OperationalError as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         print(f"dealflow {args.command}: error: lost the database connection ({reason}); "
-              "nothing finished is lost: continue with dealflow recover", file=sys.stderr)
+              f"{_after_outage(args)}", file=sys.stderr)
         return 5
     except (DealflowError, ConfigError) as exc:
         print(f"dealflow {args.command}: error: {exc}", file=sys.stderr)
@@ -211,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dealflow {args.command}: interrupted; the thread resumes from its last "
               "checkpoint (dealflow status)", file=sys.stderr)
         return 130
-    print(json.dumps(data, default=str) if args.json else text)
+    print(json.dumps(data, default=str) if args.json else printable(text))
     return 0
 
 

@@ -37,6 +37,16 @@ def _common(parser: argparse.ArgumentParser, default: Any = None) -> None:
 AddCommand = Callable[[str, str], argparse.ArgumentParser]
 
 
+def _page_size(text: str) -> int:
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r:.20}") from None
+    if not 1 <= size <= 1000:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 1000, got {size}")
+    return size
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (exposed for tests and --help)."""
     parser = _Parser(prog="dealflow", description="Run deals from lead to invoice with "
@@ -89,6 +99,11 @@ def _inspection_commands(add: AddCommand) -> None:
     status.add_argument("thread", help="thread id (or deal id)")
     threads = add("threads", "list deals and their threads")
     threads.add_argument("--status", choices=STATUSES, help="only threads in this status")
+    threads.add_argument("--limit", type=_page_size, default=100, metavar="N",
+                         help="at most N threads per page, 1-1000 (default 100); a cut "
+                         "list ends with the command that shows the next page")
+    threads.add_argument("--cursor", metavar="CURSOR",
+                         help="continue after the page that printed this cursor")
     history = add("history", "list a thread's checkpoints, oldest first")
     history.add_argument("thread", help="thread id (or deal id)")
     records = add("records", "show what each system of record holds for a deal")
@@ -108,9 +123,13 @@ def _service_commands(add: AddCommand) -> None:
     mcp = add("mcp", "serve deal context and reviews to MCP clients (stdio, or HTTP with "
               "--transport http)")
     mcp.add_argument("--transport", choices=("stdio", "http"), default="stdio",
-                     help="stdio (default) or streamable HTTP; over HTTP the write tools need "
-                     "DEALFLOW_MCP_TOKEN and a matching bearer token")
+                     help="stdio (default) or streamable HTTP; with DEALFLOW_MCP_TOKEN set, "
+                     "every HTTP request (reads too) needs 'Authorization: Bearer <token>' and "
+                     "the write tools are offered; without it HTTP offers the read tools only")
     mcp.add_argument("--host", default="127.0.0.1", help="HTTP host (default 127.0.0.1)")
+    mcp.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                     help="a Host/Origin name clients may use besides localhost (DNS-rebinding "
+                     "protection; repeat for several), e.g. deals.example.com")
     mcp.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
     watch = add("watch", "follow a deal's shared-context changes as they commit (JSON lines "
                 "with --json)")

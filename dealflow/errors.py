@@ -39,6 +39,12 @@ class Busy(DealflowError):
     exit_code = 6
 
 
+class OwnershipLost(DealflowError):
+    """The thread's lease was lost mid-run: this process stopped, its new owner goes on."""
+
+    exit_code = 6
+
+
 class Unavailable(DealflowError):
     """Postgres (or the embedded server) cannot be reached."""
 

@@ -1,21 +1,35 @@
 """`dealflow mcp`: an MCP server (official `mcp` SDK) over stdio or streamable HTTP.
 
-Read tools are always offered. The write tools (`submit_review`,
-`record_signature_event`) change deals: over stdio they run as the local user;
-over HTTP they are offered only when `DEALFLOW_MCP_TOKEN` is configured, and
-every call must carry `Authorization: Bearer <token>`. Each write is audited
-with the caller's identity.
+Over stdio the server runs as the local user and offers every tool. Over HTTP:
+
+- with `DEALFLOW_MCP_TOKEN` set, every request (read tools and the contract
+  resource too: deal values, contracts and audit trails are business data)
+  must carry `Authorization: Bearer <token>`, checked by the SDK's own bearer
+  middleware; the write tools are offered;
+- without it, only the read tools are offered;
+- Host and Origin headers are checked against an allow-list (DNS-rebinding
+  protection, the SDK's `TransportSecuritySettings`): localhost by default,
+  plus every `--allow-host`.
+
+Writes are audited with the authenticated identity (the local user over stdio,
+`DEALFLOW_MCP_IDENTITY` for the token over HTTP); the client's self-reported
+name is kept only as a label.
 """
 
 from __future__ import annotations
 
+import getpass
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import anyio
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.fastmcp import Context, FastMCP
 from mcp.server.fastmcp.exceptions import ToolError
+from mcp.server.transport_security import TransportSecuritySettings
 
 from dealflow.api import DealService
 from dealflow.errors import DealflowError
@@ -24,6 +38,7 @@ from dealflow.mcp_tools import DealTools
 INSTRUCTIONS = ("dealflow runs deals from lead to invoice. Read a deal's facts with "
                 "get_deal_context, find work with list_deals and list_pending_reviews, and "
                 "answer reviews with submit_review.")
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 async def _call(fn: Callable[..., Any], *args: Any) -> Any:
@@ -33,30 +48,62 @@ async def _call(fn: Callable[..., Any], *args: Any) -> Any:
         raise ToolError(str(exc)) from None
 
 
-def _caller(ctx: Context, transport: str) -> str:
+class StaticTokenVerifier:
+    """The SDK's `TokenVerifier` for one shared bearer token and the identity it stands for."""
+
+    def __init__(self, token: str, identity: str) -> None:
+        """Accept `token` (compared in constant time) as `identity`."""
+        self._token = token.encode()
+        self._identity = identity
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        """The access granted to `token`, or None if it is not the configured one."""
+        if not hmac.compare_digest(token.encode(), self._token):
+            return None
+        return AccessToken(token="configured", client_id=self._identity, scopes=[])
+
+
+def _actor(ctx: Context, transport: str) -> tuple[str, str]:
+    """Who acts (authenticated), and the client's own name (a label only)."""
     params = ctx.session.client_params
-    name = params.clientInfo.name if params is not None else "unknown-client"
-    return f"mcp:{name}" + ("" if transport == "stdio" else " (bearer token)")
+    label = params.clientInfo.name[:100] if params is not None else "unknown-client"
+    if transport == "stdio":
+        return f"mcp:{getpass.getuser()}", label
+    access = get_access_token()
+    if access is None:
+        raise ToolError("unauthorized: this server needs 'Authorization: Bearer <token>'")
+    return f"mcp:{access.client_id}", label
 
 
-def _authorize(ctx: Context, token: str | None) -> None:
-    if token is None:
-        return
-    request = ctx.request_context.request
-    header = request.headers.get("authorization", "") if request is not None else ""
-    if not hmac.compare_digest(header.encode(), f"Bearer {token}".encode()):
-        raise ToolError("unauthorized: this tool needs 'Authorization: Bearer <token>'")
+def security_settings(host: str, allowed_hosts: Sequence[str]) -> TransportSecuritySettings:
+    """DNS-rebinding protection: localhost, the bound host and every `--allow-host`."""
+    hosts = [*LOCAL_HOSTS, *([host] if host not in ("0.0.0.0", "::") else []),
+             *allowed_hosts]
+    unique = list(dict.fromkeys(hosts))
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[f"{h}:*" for h in unique] + list(unique),
+        allowed_origins=[f"{scheme}://{h}{port}" for h in unique
+                         for scheme in ("http", "https") for port in (":*", "")])
 
 
 def build_mcp_server(service: DealService, *, transport: Literal["stdio", "http"] = "stdio",
-                     host: str = "127.0.0.1", port: int = 8000) -> FastMCP:
+                     host: str = "127.0.0.1", port: int = 8000,
+                     allowed_hosts: Sequence[str] = ()) -> FastMCP:
     """The MCP server over `service`; write tools as the transport and settings allow."""
     tools = DealTools(service)
-    token = service.settings.mcp_token.get_secret_value() if service.settings.mcp_token else None
-    server = FastMCP("dealflow", instructions=INSTRUCTIONS, host=host, port=port)
+    settings = service.settings
+    token = settings.mcp_token.get_secret_value() if settings.mcp_token else None
+    auth: dict[str, Any] = {}
+    if transport == "http" and token is not None:
+        base = f"http://{host}:{port}"
+        auth = {"token_verifier": StaticTokenVerifier(token, settings.mcp_identity),
+                "auth": AuthSettings(issuer_url=base, resource_server_url=f"{base}/mcp")}
+    server = FastMCP("dealflow", instructions=INSTRUCTIONS, host=host, port=port,
+                     transport_security=security_settings(host, allowed_hosts), **auth)
     _read_tools(server, tools)
     if transport == "stdio" or token is not None:
-        _write_tools(server, tools, transport, token if transport == "http" else None)
+        _write_tools(server, tools, transport)
     return server
 
 
@@ -96,8 +143,7 @@ def _read_tools(server: FastMCP, tools: DealTools) -> None:
 
 
 
-def _write_tools(server: FastMCP, tools: DealTools, transport: str,
-             write_token: str | None) -> None:
+def _write_tools(server: FastMCP, tools: DealTools, transport: str) -> None:
     @server.tool()
     async def submit_review(thread_id: str, decision: Literal["approve", "reject", "retry"],
                             comment: str, ctx: Context) -> dict[str, Any]:
@@ -106,9 +152,8 @@ def _write_tools(server: FastMCP, tools: DealTools, transport: str,
         approve or reject a large deal; retry or reject a failed step. Changes the
         deal; audited with your identity.
         """
-        _authorize(ctx, write_token)
         return await _call(tools.submit_review, thread_id, decision, comment,
-                           _caller(ctx, transport))
+                           *_actor(ctx, transport))
 
     @server.tool()
     async def record_signature_event(
@@ -118,13 +163,13 @@ def _write_tools(server: FastMCP, tools: DealTools, transport: str,
 
         Changes the deal; audited with your identity.
         """
-        _authorize(ctx, write_token)
         return await _call(tools.record_signature_event, thread_id, event,
-                           _caller(ctx, transport))
+                           *_actor(ctx, transport))
 
 
-def serve(service: DealService, transport: Literal["stdio", "http"], host: str, port: int
-          ) -> None:
+def serve(service: DealService, transport: Literal["stdio", "http"], host: str, port: int,
+          allowed_hosts: Sequence[str] = ()) -> None:
     """Run the server until the client disconnects (stdio) or the process is stopped."""
-    server = build_mcp_server(service, transport=transport, host=host, port=port)
+    server = build_mcp_server(service, transport=transport, host=host, port=port,
+                              allowed_hosts=allowed_hosts)
     server.run("stdio" if transport == "stdio" else "streamable-http")

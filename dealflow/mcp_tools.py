@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from dealflow.api import DealService
 from dealflow.errors import InvalidInput, NotFound
 from state.deal_state import STATUSES
+from state.models import Comment
 
 MAX_ID = 200
 
@@ -22,6 +25,19 @@ def _ref(value: str, what: str) -> str:
     if len(value) > MAX_ID:
         raise NotFound(f"no {what.replace('_', ' ')} {value[:40]!r}… ({len(value)} characters)")
     return value
+
+
+def _comment(text: str) -> str:
+    """A review comment as the review accepts it (no control characters, 2000 characters)."""
+    try:
+        return str(TypeAdapter(Comment).validate_python(text))
+    except ValidationError as exc:
+        raise InvalidInput(f"comment: {exc.errors()[0]['msg']}") from None
+
+
+def _label(text: str) -> str:
+    """The client's self-reported name, printable, for the audit detail only."""
+    return "".join(ch for ch in text if ch.isprintable())[:100]
 
 
 class DealTools:
@@ -79,22 +95,26 @@ class DealTools:
         return [{**asdict(e), "at": e.at.isoformat()}
                 for e in self.service.audit(_ref(deal_id, "deal_id"))]
 
-    def submit_review(self, thread_id: str, decision: str, comment: str, caller: str
-                      ) -> dict[str, Any]:
-        """Answer a pending review as `caller`; audited with the caller's identity."""
+    def submit_review(self, thread_id: str, decision: str, comment: str, caller: str,
+                      label: str = "") -> dict[str, Any]:
+        """Answer a pending review as `caller` (authenticated; `label`: the client's name)."""
+        comment = _comment(comment)
         row = self.service.audited_call(_ref(thread_id, "thread_id"), caller,
                                         "mcp.submit_review",
-                                        {"decision": decision, "comment": comment[:500]})
+                                        {"decision": decision, "comment": comment[:500],
+                                         "client": _label(label)})
         report = self.service.resume(row.thread_id, {"decision": decision,
-                                                     "comment": comment[:2000],
+                                                     "comment": comment,
                                                      "reviewer": caller[:200]})
         return report.model_dump(mode="json", include={"thread_id", "deal_id", "status",
                                                        "completed_steps", "pending"})
 
-    def record_signature_event(self, thread_id: str, event: str, caller: str) -> dict[str, Any]:
-        """Deliver a signature event as `caller`; audited with the caller's identity."""
+    def record_signature_event(self, thread_id: str, event: str, caller: str,
+                               label: str = "") -> dict[str, Any]:
+        """Deliver a signature event as `caller` (authenticated; `label`: the client's name)."""
         row = self.service.audited_call(_ref(thread_id, "thread_id"), caller,
-                                        "mcp.signature_event", {"event": event[:100]})
+                                        "mcp.signature_event",
+                                        {"event": event[:100], "client": _label(label)})
         report = self.service.event(row.thread_id, event)
         return report.model_dump(mode="json", include={"thread_id", "deal_id", "status",
                                                        "completed_steps", "pending"})

@@ -14,13 +14,13 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StateSnapshot
 
 from agents.systems import Systems
-from dealflow.errors import NotFound
+from dealflow.errors import InvalidInput, NotFound
 from dealflow.reports import DealReport, build_report, status_of
 from graph.workflow import Workflow
 from state.audit import AuditEntry, Origin
 from state.data import DataLayer
 from state.database import Pool
-from state.locks import thread_is_held
+from state.leases import thread_is_held
 from state.registry import DealRegistry, DealRow
 from state.spans import Span
 
@@ -42,12 +42,28 @@ class DealQueries:
         snapshot = self._snapshot(row.thread_id)
         if snapshot.created_at is None:
             raise NotFound(f"thread {row.thread_id} has not run yet; start it with dealflow run")
-        return build_report(row.thread_id, snapshot, self.workflow)
+        report = build_report(row.thread_id, snapshot, self.workflow)
+        if report.status == "running" and not thread_is_held(self.pool, row.thread_id):
+            return report.model_copy(update={
+                "note": "no process drives it any more: continue it with dealflow recover"})
+        return report
 
     def threads(self, status: str | None = None) -> list[tuple[DealRow, bool]]:
-        """Registered deals, newest first, each with whether a live process drives it."""
-        return [(row, row.status == "running" and thread_is_held(self.pool, row.thread_id))
-                for row in self.registry.list(status)]
+        """Every registered deal, newest first, each with whether a live process drives it."""
+        return [(row, self._driven(row)) for row in self.registry.list(status)]
+
+    def threads_page(self, status: str | None = None, limit: int = 100,
+                     cursor: str | None = None
+                     ) -> tuple[list[tuple[DealRow, bool]], str | None]:
+        """One page of `threads`, and the cursor of the next page (None at the end)."""
+        try:
+            rows, following = self.registry.page((status,) if status else (), limit, cursor)
+        except ValueError as exc:
+            raise InvalidInput(f"--cursor: {exc}") from None
+        return [(row, self._driven(row)) for row in rows], following
+
+    def _driven(self, row: DealRow) -> bool:
+        return row.status == "running" and thread_is_held(self.pool, row.thread_id)
 
     def history(self, ref: str) -> list[dict[str, Any]]:
         """Every checkpoint of the thread, oldest first (step, node, status, next)."""

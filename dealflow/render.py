@@ -90,6 +90,8 @@ def render_report(report: DealReport) -> str:
                      f"tokens, ~{usage.get('cost_usd', 0)} USD")
     if report.summary:
         lines.append(f"summary: {report.summary}")
+    if report.note:
+        lines.append(f"note: {report.note}")
     commands = next_steps(report)
     if commands:
         lines.append("continue with:")
@@ -97,9 +99,23 @@ def render_report(report: DealReport) -> str:
     return "\n".join(lines)
 
 
+_CONTROL = {i: f"\\x{i:02x}" for i in (*range(32), *range(0x7F, 0xA0))}
+_CONTROL_IN_TEXT = {i: esc for i, esc in _CONTROL.items() if chr(i) not in "\n"}
+
+
+def one_line(value: Any) -> str:
+    """`value` as one printable line: control characters (newlines too) shown escaped."""
+    return str(value).translate(_CONTROL)
+
+
+def printable(text: str) -> str:
+    """Text for a terminal: lines kept, every other control character escaped."""
+    return text.translate(_CONTROL_IN_TEXT)
+
+
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """A plain aligned text table."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    """A plain aligned text table; a cell never carries a control character."""
+    cells = [[one_line(h) for h in headers]] + [[one_line(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()

@@ -23,6 +23,7 @@ class DealReport(BaseModel):
     supervisor: str = "rules"
     usage: dict[str, Any] = {}
     summary: str | None = None
+    note: str | None = None
 
 
 def status_of(snapshot: StateSnapshot, workflow: Workflow) -> Status:

@@ -15,13 +15,18 @@ from state.spans import Span
 WIDTH = 40
 
 
+MAX_DURATION = timedelta(days=36500)  # a hundred years: every deal there is
+
+
 def parse_duration(text: str) -> timedelta:
     """`90s`, `30m`, `2h`, `7d` → timedelta (ValueError otherwise)."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
     if not match:
         raise ValueError(f"duration must look like 90s, 30m, 2h or 7d, got {text!r:.40}")
-    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-    return timedelta(**{unit: float(match.group(1))})
+    seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration must be at most {MAX_DURATION.days}d, got {text!r:.40}")
+    return timedelta(seconds=seconds)
 
 
 def waits(spans: Sequence[Span]) -> dict[int, float]:

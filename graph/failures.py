@@ -20,10 +20,14 @@ from graph.runtime import ContextResolver, DealContext, once_key, origin_of
 from graph.workflow import Workflow
 from state.config import Settings
 from state.deal_state import DealState
+from state.effects import EffectBusy
+from state.leases import LeaseLost
 from state.models import Failure
 from state.registry import DealOwnedElsewhere
 
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (SystemUnavailable, psycopg.OperationalError)
+# Not a step failing: this process must stop driving the thread (another owns it).
+NOT_OURS: tuple[type[Exception], ...] = (DealOwnedElsewhere, LeaseLost, EffectBusy)
 FailureHandler = Callable[[DealState, NodeError, Runtime[DealContext]], Command[str]]
 
 
@@ -46,8 +50,8 @@ def make_failure_handler(workflow: Workflow, contexts: ContextResolver) -> Failu
         """Record the failed step with its error and hand it to the supervisor (review)."""
         context = contexts(runtime)
         exc = error.error
-        if isinstance(exc, DealOwnedElsewhere):
-            raise exc  # not a step failing: this thread must not run that deal at all
+        if isinstance(exc, NOT_OURS):
+            raise exc  # not a step failing: this process must not drive the thread
         attempts = context.settings.max_attempts if isinstance(exc, TRANSIENT_ERRORS) else 1
         failure = Failure(step=error.node, error_type=type(exc).__name__, error=str(exc)[:500],
                           system=getattr(exc, "system", None), attempts=attempts,

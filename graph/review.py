@@ -16,13 +16,13 @@ from typing import Any
 from langchain.agents.middleware.human_in_the_loop import ActionRequest, HITLRequest, ReviewConfig
 from langgraph.runtime import Runtime
 from langgraph.types import interrupt
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from graph.nodes import HUMAN_REVIEW
 from graph.runtime import ContextResolver, DealContext, once_key, origin_of
 from state.config import Settings
 from state.deal_state import DealState
-from state.models import Name, ReviewChoice, ReviewDecision, ReviewKind
+from state.models import Comment, Name, ReviewChoice, ReviewDecision, ReviewKind
 from state.validation import first_error
 
 ReviewNode = Callable[[DealState, Runtime[DealContext]], dict[str, Any]]
@@ -47,7 +47,7 @@ class ReviewAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     decision: ReviewChoice
-    comment: str = Field(default="", max_length=2000)
+    comment: Comment = ""
     reviewer: Name = "reviewer"
 
 

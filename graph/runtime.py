@@ -24,6 +24,7 @@ from state.config import ConfigError, Settings
 from state.crash import crash_hook
 from state.data import DataLayer
 from state.database import Pool
+from state.leases import Leases
 
 SystemsFactory = Callable[[Pool, Settings], Systems]
 
@@ -41,15 +42,20 @@ class DealContext:
     data: DataLayer
 
     @classmethod
-    def on(cls, pool: Pool, settings: Settings, systems: Systems | None = None) -> DealContext:
-        """The context on `pool`: the systems `settings` name (else the sandbox), data layer."""
+    def on(cls, pool: Pool, settings: Settings, systems: Systems | None = None, *,
+           leases: Leases | None = None) -> DealContext:
+        """The context on `pool`: the systems `settings` name (else the sandbox), data layer.
+
+        `leases` are the thread leases this process holds, the same object its
+        checkpointer fences with (see `state.leases`); default: none.
+        """
         systems = systems or build_systems(pool, settings)
         unknown = sorted(set(settings.sandbox_outage) - set(systems.names))
         if unknown:
             raise ConfigError(f"DEALFLOW_SANDBOX_OUTAGE: unknown system {unknown[0]!r} "
                               f"(known: {', '.join(systems.names)})")
         return cls(settings=settings, systems=systems,
-                   data=DataLayer.on(pool, crash_hook(settings.crash_at)))
+                   data=DataLayer.on(pool, crash_hook(settings.crash_at), leases=leases))
 
 
 

@@ -6,9 +6,11 @@ field of the schema (see `graph.workflow`), so declaring the step is enough for
 its output to come back from a checkpoint as itself. Anything else that is not
 on LangGraph's built-in safe list is refused on load instead of being imported.
 
-`make_checkpointer` (sync) and `make_async_checkpointer` (async) share it.
+`make_checkpointer` (sync) and `make_async_checkpointer` (async) share it, and
+both fence every write with the thread's lease (`state.fenced_saver`).
 `setup_database` creates the checkpointer's tables and applies our own
-migrations; call it once per process before the first run.
+migrations, under one advisory lock so that processes starting together on an
+empty database do not race; call it once per process before the first run.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import typing
 from typing import Any
 
 from langgraph.checkpoint.postgres import PostgresSaver
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from pydantic import BaseModel
 
 from state.database import AsyncPool, Pool
 from state.deal_state import DealState
-from state.migrate import apply_migrations
+from state.fenced_saver import FencedAsyncPostgresSaver, FencedPostgresSaver
+from state.leases import Leases
+from state.migrate import MIGRATION_LOCK, apply_migrations
 
 
 def checkpoint_types(schema: type[BaseModel] = DealState) -> tuple[type, ...]:
@@ -56,18 +59,33 @@ def checkpoint_serializer(schema: type[BaseModel] = DealState) -> JsonPlusSerial
     )
 
 
-def make_checkpointer(pool: Pool, schema: type[BaseModel] = DealState) -> PostgresSaver:
-    """A `PostgresSaver` on `pool` whose serializer allows the types of `schema`."""
-    return PostgresSaver(pool, serde=checkpoint_serializer(schema))
+def make_checkpointer(pool: Pool, schema: type[BaseModel] = DealState, *,
+                      leases: Leases | None = None) -> FencedPostgresSaver:
+    """A Postgres checkpointer on `pool` that allows the types of `schema`.
+
+    Its writes are fenced by `leases`, the leases this process holds (default:
+    none, so it refuses to write to a thread another live process holds).
+    """
+    return FencedPostgresSaver(pool, leases=leases or Leases(pool),
+                               serde=checkpoint_serializer(schema))
 
 
-def make_async_checkpointer(pool: AsyncPool, schema: type[BaseModel] = DealState
-                            ) -> AsyncPostgresSaver:
-    """The async twin (`ainvoke`, `astream`, `aget_state`), with the same strict serializer."""
-    return AsyncPostgresSaver(pool, serde=checkpoint_serializer(schema))
+def make_async_checkpointer(pool: AsyncPool, schema: type[BaseModel] = DealState, *,
+                            leases: Leases | None = None) -> FencedAsyncPostgresSaver:
+    """The async twin (`ainvoke`, `astream`, `aget_state`), with the same serializer and fence."""
+    return FencedAsyncPostgresSaver(pool, leases=leases, serde=checkpoint_serializer(schema))
 
 
 def setup_database(pool: Pool) -> list[str]:
-    """Create the checkpoint tables and apply our migrations; return migrations applied."""
-    make_checkpointer(pool).setup()
-    return apply_migrations(pool)
+    """Create the checkpoint tables and apply our migrations; return migrations applied.
+
+    Both run on one connection holding the migration lock, so concurrent first
+    starts on an empty database wait for each other instead of racing.
+    """
+    with pool.connection() as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            PostgresSaver(conn).setup()
+            return apply_migrations(conn)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))

@@ -88,6 +88,10 @@ class Settings(BaseModel):
     busy_wait_seconds: float = Field(
         default=0, ge=0, le=3600, description="Wait this long for a busy thread (0: fail)."
     )
+    lease_seconds: float = Field(
+        default=30, ge=1, le=3600,
+        description="A thread's lease expires this long after its holder last renewed it "
+                    "(a holder on this host that died frees it at once).")
     openai_api_key: SecretStr | None = Field(default=None, description="OPENAI_API_KEY")
     openai_base_url: str | None = Field(default=None, description="OPENAI_BASE_URL")
     llm_model: str = Field(default="gpt-4o-mini", min_length=1, max_length=100)
@@ -99,8 +103,12 @@ class Settings(BaseModel):
     llm_price_input_per_mtok: Decimal = Field(default=Decimal("0.15"), ge=0)
     llm_price_output_per_mtok: Decimal = Field(default=Decimal("0.60"), ge=0)
     mcp_token: SecretStr | None = Field(
-        default=None, description="Bearer token for the MCP server's write tools over HTTP."
+        default=None, description="Bearer token every MCP request over HTTP must carry "
+        "(without it, HTTP serves the read tools only)."
     )
+    mcp_identity: str = Field(
+        default="mcp-token", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$",
+        description="Who DEALFLOW_MCP_TOKEN authenticates as: the actor in the audit trail.")
     crash_at: str | None = Field(
         default=None, description="Crash-test hook: SIGKILL at step:phase (see state.crash)."
     )

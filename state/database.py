@@ -6,6 +6,7 @@ Pools use the settings the LangGraph Postgres checkpointer requires
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -24,11 +25,22 @@ CONNECTION_KWARGS: dict[str, Any] = {
     "autocommit": True,
     "prepare_threshold": 0,
     "row_factory": dict_row,
-    "application_name": "dealflow",
+    # a process frozen inside a transaction (all of ours are short) must not hold
+    # its row locks, a thread's lease included, for ever: the server ends it
+    "options": "-c idle_in_transaction_session_timeout=30000",
 }
+
+
+def connection_kwargs() -> dict[str, Any]:
+    """Pool connection settings; `application_name` names this process (`dealflow-PID`)."""
+    return {**CONNECTION_KWARGS, "application_name": f"dealflow-{os.getpid()}"}
 
 _shared: dict[str, Pool] = {}
 _shared_lock = threading.Lock()
+
+
+UNREACHABLE_ADVICE = ("nothing was changed: start Postgres (pg_isready tells) or point "
+                      "DATABASE_URL at one that runs, then run the same command again")
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -48,8 +60,9 @@ def check_connection(url: str, timeout: int = 5) -> None:
         psycopg.connect(url, connect_timeout=timeout).close()
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatabaseUnavailable(f"cannot connect to Postgres at {redact_url(url)}: {reason}")\
-            from exc
+        raise DatabaseUnavailable(
+            f"cannot connect to Postgres at {redact_url(url)}: {reason}; {UNREACHABLE_ADVICE}"
+        ) from exc
 
 
 def open_pool(url: str, *, max_size: int = 10, timeout: float = 10.0) -> Pool:
@@ -59,7 +72,7 @@ def open_pool(url: str, *, max_size: int = 10, timeout: float = 10.0) -> Pool:
         url,
         min_size=1,
         max_size=max_size,
-        kwargs=CONNECTION_KWARGS,
+        kwargs=connection_kwargs(),
         connection_class=Connection[DictRow],
         check=ConnectionPool.check_connection,  # never hand out a connection the server dropped
         open=False,
@@ -79,7 +92,7 @@ async def open_async_pool(url: str, *, max_size: int = 10, timeout: float = 10.0
     """An async pool with the same settings, for `AsyncPostgresSaver` (`ainvoke`, `astream`)."""
     check_connection(url)
     pool: AsyncPool = AsyncConnectionPool(
-        url, min_size=1, max_size=max_size, kwargs=CONNECTION_KWARGS,
+        url, min_size=1, max_size=max_size, kwargs=connection_kwargs(),
         connection_class=psycopg.AsyncConnection[DictRow],
         check=AsyncConnectionPool.check_connection, open=False, name="dealflow-async")
     try:

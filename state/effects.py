@@ -8,10 +8,12 @@ terms has another fingerprint, so it performs its own effect. The same key
 coming back with another request is a conflict, never a silent reuse.
 
 `perform` claims the effect, calls the system, and records the receipt together
-with its audit entry. If an earlier attempt crashed between the call and the
-receipt, the system's own `lookup` (by idempotency key) decides whether the call
-happened; a system that cannot tell makes the step fail into review rather than
-risk a duplicate.
+with its audit entry. Claim and receipt are fenced (`state.leases`): a process
+that lost its thread's lease fails the claim and never calls the system, and a
+claim held by another live lease is refused (`EffectBusy`). If an earlier
+attempt crashed between the call and the receipt, the system's own `lookup` (by
+idempotency key) decides whether the call happened; a system that cannot tell
+makes the step fail into review rather than risk a duplicate.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pydantic import BaseModel
 
 from state.audit import AuditTrail, Origin
 from state.database import Pool
+from state.leases import Leases
 
 M = TypeVar("M", bound=BaseModel)
 CrashHook = Callable[[str, str], None]
@@ -34,6 +37,10 @@ FINGERPRINT_CHARS = 16  # of the SHA-256 in the idempotency key: 64 bits per dea
 
 class EffectUncertain(RuntimeError):
     """An earlier attempt may have performed the effect, and the system cannot tell."""
+
+
+class EffectBusy(RuntimeError):
+    """Another process, whose lease is alive, has claimed the effect and may be performing it."""
 
 
 class EffectConflict(RuntimeError):
@@ -60,10 +67,12 @@ def effect_key(deal_id: str, step: str, digest: str) -> str:
 class EffectLedger:
     """Reads and writes `dealflow_effects`."""
 
-    def __init__(self, pool: Pool, audit: AuditTrail, crash_hook: CrashHook = no_crash) -> None:
-        """Use `pool`; receipts are audited in `audit`; `crash_hook` is for crash tests."""
+    def __init__(self, pool: Pool, audit: AuditTrail, leases: Leases,
+                 crash_hook: CrashHook = no_crash) -> None:
+        """Use `pool`; receipts are audited in `audit`; writes are fenced by `leases`."""
         self._pool = pool
         self._audit = audit
+        self._leases = leases
         self._crash = crash_hook
 
     def perform(
@@ -96,9 +105,6 @@ class EffectLedger:
                     f"{effect} for deal {origin.deal_id} was attempted before without a "
                     "receipt, and the system cannot be asked whether it happened"
                 )
-        with self._pool.connection() as conn:
-            conn.execute("UPDATE dealflow_effects SET attempts = attempts + 1"
-                         " WHERE idempotency_key = %s", (key,))
         self._crash(step, "before_effect")
         receipt = call(key)
         self._crash(step, "after_effect")
@@ -108,7 +114,9 @@ class EffectLedger:
 
     def _claim(self, origin: Origin, step: str, effect: str, key: str, digest: str,
                request: Mapping[str, Any]) -> dict[str, Any]:
-        with self._pool.connection() as conn:
+        """Claim the effect for this process's lease; return the row as it was before."""
+        with self._pool.connection() as conn, conn.transaction():
+            token = self._leases.fence(conn, origin.thread_id)
             conn.execute(
                 "INSERT INTO dealflow_effects (idempotency_key, fingerprint, deal_id, step,"
                 " effect, status, request, thread_id, checkpoint_id)"
@@ -117,18 +125,29 @@ class EffectLedger:
                  Jsonb(json.loads(json.dumps(request, default=str))), origin.thread_id,
                  origin.checkpoint_id))
             row = conn.execute(
-                "SELECT fingerprint, status, attempts, receipt FROM dealflow_effects"
-                " WHERE idempotency_key = %s", (key,)).fetchone()
-        assert row is not None
-        if row["fingerprint"] != digest:
-            raise EffectConflict(
-                f"{effect} for deal {origin.deal_id}: idempotency key {key} was used for "
-                "another request; refusing to reuse its receipt")
+                "SELECT e.fingerprint, e.status, e.attempts, e.receipt, e.claimant_token,"
+                " l.owner AS claimant FROM dealflow_effects e LEFT JOIN dealflow_leases l"
+                " ON l.thread_id = e.thread_id AND l.token = e.claimant_token"
+                " AND l.expires_at > clock_timestamp()"
+                " WHERE e.idempotency_key = %s FOR UPDATE OF e", (key,)).fetchone()
+            assert row is not None
+            if row["fingerprint"] != digest:
+                raise EffectConflict(
+                    f"{effect} for deal {origin.deal_id}: idempotency key {key} was used "
+                    "for another request; refusing to reuse its receipt")
+            if row["status"] == "claimed":
+                if row["claimant"] is not None and row["claimant_token"] != token:
+                    raise EffectBusy(
+                        f"{effect} for deal {origin.deal_id} is claimed by {row['claimant']},"
+                        " whose lease is alive; refusing to perform it a second time")
+                conn.execute("UPDATE dealflow_effects SET attempts = attempts + 1,"
+                             " claimant_token = %s WHERE idempotency_key = %s", (token, key))
         return dict(row)
 
     def _record(self, origin: Origin, effect: str, key: str, receipt: M, *, how: str) -> M:
         data = receipt.model_dump(mode="json")
         with self._pool.connection() as conn, conn.transaction():
+            self._leases.fence(conn, origin.thread_id)
             conn.execute(
                 "UPDATE dealflow_effects SET status = 'performed', receipt = %s,"
                 " performed_at = clock_timestamp()"

@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from state.audit import AuditTrail, Origin
 from state.database import Pool
+from state.leases import Leases
 
 NOTIFY_CHANNEL = "dealflow_context"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -77,10 +78,11 @@ def split_key(key: str) -> tuple[str, str]:
 class FactStore:
     """Reads and writes the shared facts of every deal."""
 
-    def __init__(self, pool: Pool, audit: AuditTrail) -> None:
-        """Use `pool`; every write is also appended to `audit`."""
+    def __init__(self, pool: Pool, audit: AuditTrail, leases: Leases | None = None) -> None:
+        """Use `pool`; every write is also appended to `audit` and fenced by `leases`."""
         self._pool = pool
         self._audit = audit
+        self._leases = leases
 
     def write(
         self,
@@ -99,6 +101,8 @@ class FactStore:
         deal_id, _ = split_key(key)
         payload = json.loads(json.dumps(value, default=str))
         with self._pool.connection() as conn, conn.transaction():
+            if self._leases is not None and origin is not None:
+                self._leases.fence(conn, origin.thread_id)
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
                          (f"context:{deal_id}",))
             row = conn.execute(

@@ -1,18 +1,19 @@
 """Numbered SQL migrations for dealflow's own tables, applied once each.
 
 Files in `state/migrations/` are named `NNNN_description.sql`. `apply_migrations`
-runs the missing ones in order, each in its own transaction, under an advisory
-lock so that concurrent processes do not race.
+runs the missing ones in order, each in its own transaction, on a connection
+that holds the migration lock (`state.checkpointer.setup_database` takes it).
 """
 
 from __future__ import annotations
 
 import re
 from importlib import resources
+from typing import Any
 
-from state.database import Pool
+import psycopg
 
-_ADVISORY_LOCK_ID = 0x6465616C  # "deal"
+MIGRATION_LOCK = 0x6465616C  # "deal": the advisory lock held while the schema changes
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
@@ -30,11 +31,11 @@ def available_migrations() -> list[tuple[int, str, str]]:
     return found
 
 
-def apply_migrations(pool: Pool) -> list[str]:
-    """Apply the migrations this database lacks; return the names applied."""
+def apply_migrations(conn: psycopg.Connection[Any]) -> list[str]:
+    """Apply the migrations this database lacks on `conn`; return the names applied."""
     applied_now: list[str] = []
-    with pool.connection() as conn, conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_ID,))
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
         conn.execute(
             "CREATE TABLE IF NOT EXISTS dealflow_migrations ("
             " version integer PRIMARY KEY, name text NOT NULL,"

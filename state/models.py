@@ -30,10 +30,31 @@ USD_PER_UNIT: dict[str, Decimal] = {
 MAX_DEAL_VALUE = Decimal("1000000000")
 
 
+def _is_control(ch: str) -> bool:
+    return ord(ch) < 32 or 0x7F <= ord(ch) <= 0x9F
+
+
 def _no_control_chars(value: str) -> str:
-    if any(ord(ch) < 32 and ch not in "\n\t" for ch in value):
+    """Text that may span lines: newlines and tabs, no other control character."""
+    if any(_is_control(ch) and ch not in "\n\t" for ch in value):
         raise ValueError("must not contain control characters")
     return value
+
+
+def _one_line(value: str) -> str:
+    """A name or label: no control character at all, newlines and tabs included."""
+    if any(_is_control(ch) for ch in value):
+        raise ValueError("must be one line without control characters")
+    return value
+
+
+def _cents(value: Decimal) -> Decimal:
+    """Amounts are stored and compared to the cent: 12, 12.00 and 1.2e1 are one amount."""
+    return value.quantize(Decimal("0.01"))
+
+
+Amount = Annotated[Decimal, Field(gt=0, le=MAX_DEAL_VALUE, decimal_places=2),
+                   AfterValidator(_cents)]
 
 
 DealId = Annotated[
@@ -43,10 +64,10 @@ DealId = Annotated[
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_no_control_chars),
+    AfterValidator(_one_line),
 ]
 ShortText = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=64), AfterValidator(_no_control_chars)
+    str, StringConstraints(strip_whitespace=True, max_length=64), AfterValidator(_one_line)
 ]
 Email = Annotated[
     str,
@@ -56,6 +77,7 @@ Email = Annotated[
     ),
 ]
 Notes = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_no_control_chars)]
+Comment = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_no_control_chars)]
 
 
 class Frozen(BaseModel):
@@ -68,7 +90,8 @@ class LeadAttributes(Frozen):
     """What sales knows about the lead; the lead agent scores it."""
 
     company_size: int = Field(default=50, ge=1, le=10_000_000, description="Employees.")
-    budget: Decimal | None = Field(default=None, ge=0, le=MAX_DEAL_VALUE, decimal_places=2)
+    budget: Annotated[Decimal, Field(ge=0, le=MAX_DEAL_VALUE, decimal_places=2),
+                      AfterValidator(_cents)] | None = None
     industry: ShortText = "software"
     engagement: int = Field(default=50, ge=0, le=100, description="Engagement score 0-100.")
     contact_name: Name = "Alex Buyer"
@@ -81,7 +104,7 @@ class DealInput(Frozen):
 
     deal_id: DealId
     client: Name
-    value: Decimal = Field(gt=0, le=MAX_DEAL_VALUE, decimal_places=2)
+    value: Amount
     currency: Currency = "USD"
     deal_type: DealType = "implementation"
     lead: LeadAttributes = Field(default_factory=LeadAttributes)

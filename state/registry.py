@@ -8,6 +8,9 @@ thread's terms and status, whichever way the graph is driven.
 
 from __future__ import annotations
 
+import base64
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -99,14 +102,47 @@ class DealRegistry:
                 (status, thread_id),
             )
 
-    def list(self, status: str | None = None, limit: int = 1000,
-             statuses: tuple[str, ...] = ()) -> list[DealRow]:
-        """Deals, most recently updated first, optionally only those in `status` (or `statuses`)."""
-        wanted = list(statuses or ((status,) if status else ()))
+    def page(self, statuses: Sequence[str] = (), limit: int = 100,
+             cursor: str | None = None) -> tuple[list[DealRow], str | None]:
+        """Deals, most recently updated first: one page, and the cursor of the next (or None)."""
+        after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
+        wanted = list(statuses)
         with self._pool.connection() as conn:
             rows = conn.execute(
                 "SELECT * FROM dealflow_deals WHERE (cardinality(%s::text[]) = 0"
-                " OR status = ANY(%s::text[])) ORDER BY updated_at DESC, deal_id LIMIT %s",
-                (wanted, wanted, limit),
+                " OR status = ANY(%s::text[])) AND (%s::timestamptz IS NULL"
+                " OR (updated_at, deal_id) < (%s::timestamptz, %s::text))"
+                " ORDER BY updated_at DESC, deal_id DESC LIMIT %s",
+                (wanted, wanted, after_at, after_at, after_id, limit + 1),
             ).fetchall()
-        return [DealRow(**row) for row in rows]
+        found = [DealRow(**row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return found, encode_cursor(found[-1]) if more and found else None
+
+    def list(self, status: str | None = None, statuses: Sequence[str] = (),
+             page_size: int = 500) -> list[DealRow]:
+        """Every deal (in `status` or `statuses`, if given), most recently updated first."""
+        wanted = list(statuses or ((status,) if status else ()))
+        found: list[DealRow] = []
+        cursor: str | None = None
+        while True:
+            rows, cursor = self.page(wanted, page_size, cursor)
+            found.extend(rows)
+            if cursor is None:
+                return found
+
+
+def encode_cursor(row: DealRow) -> str:
+    """An opaque cursor pointing just after `row` in `page` order."""
+    raw = json.dumps([row.updated_at.isoformat(), row.deal_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The position a cursor points after; ValueError if it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, deal_id = json.loads(raw)
+        return datetime.fromisoformat(at), str(deal_id)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not a threads cursor: {cursor!r:.40}") from exc

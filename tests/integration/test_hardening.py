@@ -101,8 +101,8 @@ def test_connection_loss_mid_run_fails_cleanly_and_resumes(settings: Settings,
             time.sleep(0.8)
             with service.pool.connection() as conn:
                 conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                             " WHERE application_name = 'dealflow' AND pid <> pg_backend_pid()"
-                             " AND datname = current_database()")
+                             " WHERE application_name ~ '^dealflow-[0-9]+$'"
+                             " AND pid <> pg_backend_pid() AND datname = current_database()")
             killer_done.set()
 
         threading.Thread(target=kill_connections, daemon=True).start()

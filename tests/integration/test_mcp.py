@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import re
 import socket
@@ -73,9 +74,12 @@ def test_tools_read_context_and_act_on_reviews(service: DealService) -> None:
             assert "MASTER SERVICES AGREEMENT" in text.contents[0].text  # type: ignore[union-attr]
 
     anyio.run(scenario)
+    me = f"mcp:{getpass.getuser()}"  # the authenticated identity, not the client's name
     review = next(e for e in service.audit("MCP-1") if e.action == "review.decision")
-    assert review.actor == "mcp:mcp" and review.reason == "fine"
-    assert [e.actor for e in service.audit("MCP-1", agent="mcp")] == ["mcp:mcp", "mcp:mcp"]
+    assert review.actor == me and review.reason == "fine"
+    calls = service.audit("MCP-1", agent="mcp")
+    assert [e.actor for e in calls] == [me, me]
+    assert calls[0].detail["client"] == "mcp"  # the client's own name, as a label
 
 
 def test_bad_input_is_a_tool_error_and_the_server_survives(service: DealService) -> None:
@@ -95,6 +99,9 @@ def test_bad_input_is_a_tool_error_and_the_server_survives(service: DealService)
                  "does not fit the pending approval review"),
                 ("submit_review", {"thread_id": "MCP-2", "decision": "yes", "comment": ""},
                  "decision"),
+                ("submit_review", {"thread_id": "MCP-2", "decision": "approve",
+                                   "comment": "ok\x00\x1b]0;owned\x07"},
+                 "comment: Value error, must not contain control characters"),
                 ("record_signature_event", {"thread_id": "MCP-2",
                                             "event": "signature.completed"},
                  "not waiting for a signature event"),
@@ -152,6 +159,14 @@ def test_http_transport_with_and_without_a_token(service: DealService, database_
                     "thread_id": "MCP-4", "decision": "approve", "comment": "via http"})
             return outcome
 
+    def refused(headers: dict[str, str]) -> int:
+        """The status of a bare MCP request (before any session) with these headers."""
+        body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "probe", "version": "1"}}}
+        return httpx.post(url, json=body, headers={
+            "Accept": "application/json, text/event-stream", **headers}).status_code
+
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -161,17 +176,20 @@ def test_http_transport_with_and_without_a_token(service: DealService, database_
             except OSError:
                 assert time.monotonic() < deadline and proc.poll() is None, proc.stderr
                 time.sleep(0.1)
+        good = {"Authorization": f"Bearer {token}"} if token else {}
+        assert refused({**good, "Host": "evil.example:80"}) == 421  # DNS rebinding
+        assert refused({**good, "Origin": "http://evil.example"}) == 403
         if token is None:
             assert anyio.run(session_with, {})["names"] == READ_TOOLS
             assert service.status("MCP-4").status == "waiting_review"
         else:
-            wrong = anyio.run(session_with, {"Authorization": "Bearer wrong"})
-            assert "unauthorized" in _error(wrong["review"])
+            assert refused({}) == 401  # reads need the token too
+            assert refused({"Authorization": "Bearer wrong"}) == 401
             assert service.status("MCP-4").status == "waiting_review"
             right = anyio.run(session_with, {"Authorization": f"Bearer {token}"})
             assert _data(right["review"])["status"] == "waiting_signature"
-            actors = [e.actor for e in service.audit("MCP-4", agent="mcp")]
-            assert actors == ["mcp:mcp (bearer token)"]
+            [call] = service.audit("MCP-4", agent="mcp")
+            assert call.actor == "mcp:mcp-token" and call.detail["client"] == "mcp"
     finally:
         proc.terminate()
         proc.wait(timeout=10)

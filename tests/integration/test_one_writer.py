@@ -11,7 +11,7 @@ import pytest
 
 from dealflow.api import DealService
 from state.checkpointer import make_checkpointer
-from state.locks import thread_is_held
+from state.leases import thread_is_held
 from tests.conftest import cli_env, dealflow_executable
 from tests.helpers import make_deal
 
@@ -69,6 +69,8 @@ def test_threads_shows_a_dead_run_and_recover_continues_it(service: DealService,
                              env=cli_env(database_url), capture_output=True, text=True,
                              check=True).stdout
     assert "process gone: dealflow recover" in listing
+    assert service.status("DEAD-1").note == \
+        "no process drives it any more: continue it with dealflow recover"
     recovered = service.recover()
     assert [r.deal_id for r in recovered] == ["DEAD-1"]
     assert recovered[0].status in ("waiting_signature", "disqualified")

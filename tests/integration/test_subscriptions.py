@@ -27,6 +27,7 @@ def _wait_for(predicate, seconds: float = 20) -> None:  # type: ignore[no-untype
 
 def test_subscriber_survives_a_dropped_connection(service: DealService, database_url: str
                                                   ) -> None:
+    service.registry.claim(make_deal("SUB-1"), "deal-SUB-1")  # known, not started yet
     watcher = subprocess.Popen(
         [dealflow_executable(), "watch", "SUB-1", "--json", "--count", "6", "--seconds", "60"],
         env=cli_env(database_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -1,0 +1,248 @@
+"""Fenced ownership of a thread: a lease (owner, fencing token, expiry) per thread.
+
+A process drives a thread only while it holds the thread's lease. Leases live in
+`dealflow_leases`, not in a database session, so a dropped connection does not
+drop ownership, and ownership is never trusted blindly either: every write that
+matters (ledger claim and receipt, fact write, checkpoint) calls
+`dealflow_fence(thread, token)` in its own transaction. A process whose lease was
+taken over, or expired while it stalled, fails that write with `LeaseLost` and
+stops before any further external call.
+
+`Leases` holds this process's leases and renews them in a background thread.
+A lease is taken over when it has expired, or at once when its holder is a
+process on this host that is gone (killed, crashed), so a crashed CLI never
+makes the next one wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from state.database import Pool
+
+FENCE_SQLSTATE = "DF001"
+FENCE_SQL = "SELECT dealflow_fence(%s, %s)"
+_log = logging.getLogger(__name__)
+
+_ACQUIRE = """
+INSERT INTO dealflow_leases (thread_id, token, owner, host, pid, expires_at)
+VALUES (%(thread)s, nextval('dealflow_lease_tokens'), %(owner)s, %(host)s, %(pid)s,
+        clock_timestamp() + %(seconds)s * interval '1 second')
+ON CONFLICT (thread_id) DO UPDATE SET
+    token = EXCLUDED.token, owner = EXCLUDED.owner, host = EXCLUDED.host,
+    pid = EXCLUDED.pid, acquired_at = clock_timestamp(), expires_at = EXCLUDED.expires_at
+WHERE dealflow_leases.expires_at <= clock_timestamp()
+   OR dealflow_leases.token = %(stale)s
+RETURNING token
+"""
+_RENEW = ("UPDATE dealflow_leases SET expires_at = clock_timestamp() + %s * interval '1 second'"
+          " WHERE thread_id = %s AND token = %s AND expires_at > clock_timestamp()"
+          " RETURNING token")
+_RELEASE = ("UPDATE dealflow_leases SET expires_at = clock_timestamp()"
+            " WHERE thread_id = %s AND token = %s")
+_HOLDER = ("SELECT thread_id, token, owner, host, pid, expires_at,"
+           " expires_at > clock_timestamp() AS unexpired FROM dealflow_leases"
+           " WHERE thread_id = %s")
+
+
+class ThreadBusy(RuntimeError):
+    """Another live process holds the thread's lease."""
+
+
+class LeaseLost(RuntimeError):
+    """A write was fenced out: this process no longer owns the thread."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a thread's lease, as the table says."""
+
+    thread_id: str
+    token: int
+    owner: str
+    host: str
+    pid: int
+    expires_at: datetime
+    unexpired: bool
+
+    @property
+    def alive(self) -> bool:
+        """Unexpired, and not a process of this host that is gone."""
+        return self.unexpired and not (self.host == socket.gethostname()
+                                       and not process_alive(self.pid))
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host (a zombie counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True  # cannot tell: assume alive, which only makes others wait
+
+
+def is_fenced(exc: BaseException) -> bool:
+    """Whether a database error is `dealflow_fence` refusing a write."""
+    return isinstance(exc, psycopg.Error) and getattr(exc, "sqlstate", None) == FENCE_SQLSTATE
+
+
+def lease_lost(exc: psycopg.Error) -> LeaseLost:
+    """The `LeaseLost` for a fenced database error (its first line)."""
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "write fenced"
+    return LeaseLost(f"{detail}; this process stopped without acting")
+
+
+def holder(pool: Pool, thread_id: str) -> Holder | None:
+    """The thread's lease row, or None if it never had one."""
+    with pool.connection() as conn:
+        row = conn.execute(_HOLDER, (thread_id,)).fetchone()
+    return Holder(**row) if row else None
+
+
+def thread_is_held(pool: Pool, thread_id: str) -> bool:
+    """Whether some live process holds the thread's lease right now."""
+    found = holder(pool, thread_id)
+    return found is not None and found.alive
+
+
+class Leases:
+    """The leases this process holds, renewed in the background until released."""
+
+    def __init__(self, pool: Pool, *, seconds: float = 30.0) -> None:
+        """Leases on `pool` that expire `seconds` after their last renewal."""
+        self._pool = pool
+        self.seconds = seconds
+        self.host, self.pid = socket.gethostname(), os.getpid()
+        self.owner = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
+        self._held: dict[str, int] = {}
+        self._lost: set[str] = set()
+        self._guard = threading.Lock()
+        self._wake = threading.Event()
+        self._renewer: threading.Thread | None = None
+
+    def token(self, thread_id: str | None) -> int | None:
+        """The fencing token this process holds for the thread, or None."""
+        return self._held.get(thread_id) if thread_id else None
+
+    def lost(self, thread_id: str) -> bool:
+        """Whether the renewer found the thread's lease gone (taken over or expired)."""
+        return thread_id in self._lost
+
+    def fence(self, conn: psycopg.Connection[Any], thread_id: str | None) -> int | None:
+        """In `conn`'s open transaction: refuse to go on unless this process may write."""
+        if not thread_id:
+            return None
+        token = self.token(thread_id)
+        try:
+            conn.execute(FENCE_SQL, (thread_id, token))
+        except psycopg.Error as exc:
+            if is_fenced(exc):
+                raise lease_lost(exc) from None
+            raise
+        return token
+
+    @contextmanager
+    def hold(self, thread_id: str, *, wait_seconds: float = 0) -> Iterator[int]:
+        """Hold the thread's lease (waiting up to `wait_seconds`); yield its token."""
+        with self._guard:
+            if thread_id in self._held:
+                raise ThreadBusy(f"thread {thread_id} is busy: this process is running it")
+        token = self._acquire(thread_id, wait_seconds)
+        with self._guard:
+            self._held[thread_id] = token
+            self._lost.discard(thread_id)
+            self._start_renewer()
+        try:
+            yield token
+        finally:
+            with self._guard:
+                self._held.pop(thread_id, None)
+                self._lost.discard(thread_id)
+            self._release(thread_id, token)
+
+    def close(self) -> None:
+        """Stop renewing (held leases then expire on their own)."""
+        self._wake.set()
+
+    # -- internals -----------------------------------------------------------
+    def _acquire(self, thread_id: str, wait_seconds: float) -> int:
+        deadline = time.monotonic() + wait_seconds
+        pause = 0.05
+        while True:
+            found = holder(self._pool, thread_id)
+            stale = found.token if found is not None and not found.alive else None
+            row = None
+            with self._pool.connection() as conn:
+                try:
+                    with conn.transaction():  # a holder frozen mid-write keeps its row lock
+                        conn.execute("SET LOCAL lock_timeout = '2s'")
+                        row = conn.execute(_ACQUIRE, {
+                            "thread": thread_id, "owner": self.owner, "host": self.host,
+                            "pid": self.pid, "seconds": self.seconds,
+                            "stale": stale}).fetchone()
+                except psycopg.errors.LockNotAvailable:
+                    pass
+            if row is not None:
+                return int(row["token"])
+            if time.monotonic() >= deadline:
+                raise ThreadBusy(self._busy_message(thread_id, found, wait_seconds))
+            time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
+            pause = min(pause * 2, 1.0)
+
+    @staticmethod
+    def _busy_message(thread_id: str, found: Holder | None, wait_seconds: float) -> str:
+        who = f" ({found.owner})" if found is not None else ""
+        if wait_seconds > 0:
+            return (f"thread {thread_id} is busy: another process{who} held it for "
+                    f"{wait_seconds:g}s")
+        return (f"thread {thread_id} is busy: another process{who} is running it "
+                "(try again when it finishes, or set DEALFLOW_BUSY_WAIT_SECONDS)")
+
+    def _release(self, thread_id: str, token: int) -> None:
+        try:
+            with self._pool.connection(timeout=5) as conn:
+                conn.execute(_RELEASE, (thread_id, token))
+        except Exception as exc:  # the lease then expires on its own
+            _log.info("could not release lease of %s: %s", thread_id, exc)
+
+    def _start_renewer(self) -> None:
+        if self._renewer is None or not self._renewer.is_alive():
+            self._wake.clear()
+            self._renewer = threading.Thread(target=self._renew_loop, daemon=True,
+                                             name="dealflow-lease-renewer")
+            self._renewer.start()
+
+    def _renew_loop(self) -> None:
+        while not self._wake.wait(self.seconds / 3):
+            with self._guard:
+                held = dict(self._held)
+            if not held:
+                continue
+            for thread_id, token in held.items():
+                self._renew(thread_id, token)
+
+    def _renew(self, thread_id: str, token: int) -> None:
+        try:
+            with self._pool.connection(timeout=self.seconds / 3) as conn:
+                row = conn.execute(_RENEW, (self.seconds, thread_id, token)).fetchone()
+        except Exception as exc:  # an outage: the next write is fenced if it lasts
+            _log.info("could not renew lease of %s: %s", thread_id, exc)
+            return
+        if row is None:
+            with self._guard:
+                if self._held.get(thread_id) == token:
+                    self._lost.add(thread_id)
