@@ -44,7 +44,7 @@ from state.database import DatabaseUnavailable, open_pool, resolve_database_url
 from state.effects import EffectBusy
 from state.embedded import EmbeddedPostgresError
 from state.leases import LeaseLost, Leases, ThreadBusy
-from state.models import DealInput
+from state.models import DealInput, SupervisorMode
 from state.registry import DealRegistry, DealRow
 from state.validation import first_error
 
@@ -115,13 +115,24 @@ class DealService(DealQueries):
         self.close()
 
     # -- commands ---------------------------------------------------------------
-    def start(self, deal: DealInput, on_step: StepCallback | None = None) -> DealReport:
+    def start(self, deal: DealInput, on_step: StepCallback | None = None,
+              supervisor: SupervisorMode | None = None) -> DealReport:
         """Start the deal's thread and run it until it completes or waits.
 
         Starting a deal id that exists returns its thread (continuing it if a
         previous process died mid-run); different terms for it are refused.
+        `supervisor` overrides the settings' mode for a new thread.
         """
-        self._require_model(self.settings.supervisor)
+        self._require_model(supervisor or self.settings.supervisor)
+        row, _ = self.register(deal)
+        with self._locked(row.thread_id):
+            return self._continue(row, on_step, supervisor)
+
+    def register(self, deal: DealInput) -> tuple[DealRow, bool]:
+        """Claim the deal's thread without running it; True if it is new.
+
+        The same deal id with other terms is a `DealConflict`.
+        """
         row, created = self.registry.claim(deal, thread_id_for(deal.deal_id))
         if not created:
             held = self._terms(row)
@@ -130,8 +141,7 @@ class DealService(DealQueries):
                     f"deal {deal.deal_id} already exists (thread {row.thread_id}) with different "
                     f"terms ({held.client}, {held.value:,.2f} {held.currency}); see: "
                     f"dealflow status {row.thread_id}")
-        with self._locked(row.thread_id):
-            return self._continue(row, on_step)
+        return row, created
 
     def _terms(self, row: DealRow) -> DealInput:
         """The deal's terms as its thread holds them now (a fork may have changed them)."""
@@ -153,13 +163,24 @@ class DealService(DealQueries):
         row = self._row(ref)
         with self._locked(row.thread_id):
             snapshot = self._waiting(row, "waiting_review", "a review")
-            try:
-                parsed = parse_review_answer(
-                    answer, review_kind(deal_state_of(snapshot, self.workflow)))
-            except ReviewAnswerError as exc:
-                raise InvalidInput(f"thread {row.thread_id}: {exc}") from None
+            parsed = self._review_answer(row, snapshot, answer)
             return self._drive(row.thread_id, Command(resume=parsed.model_dump()), on_step,
                                snapshot)
+
+    def check_review(self, ref: str, answer: dict[str, Any] | str) -> DealRow:
+        """Refuse now what `resume` would refuse (`NotWaiting`, `InvalidInput`); run nothing."""
+        row = self._row(ref)
+        snapshot = self._waiting(row, "waiting_review", "a review")
+        self._review_answer(row, snapshot, answer)
+        return row
+
+    def _review_answer(self, row: DealRow, snapshot: StateSnapshot,
+                       answer: dict[str, Any] | str) -> Any:
+        try:
+            return parse_review_answer(answer,
+                                       review_kind(deal_state_of(snapshot, self.workflow)))
+        except ReviewAnswerError as exc:
+            raise InvalidInput(f"thread {row.thread_id}: {exc}") from None
 
     def event(self, ref: str, event: str, on_step: StepCallback | None = None) -> DealReport:
         """Deliver an external signature event to a thread waiting for one."""
@@ -199,17 +220,28 @@ class DealService(DealQueries):
         reports = []
         for row in self.registry.list(statuses=OPEN_STATUSES):
             try:
-                with self._locked(row.thread_id, wait=False):
-                    snapshot = self._snapshot(row.thread_id)
-                    current = status_of(snapshot, self.workflow) if snapshot.created_at \
-                        else "running"
-                    if current in ("running", "failed"):
-                        reports.append(self._continue(row, on_step))
-                    elif current != row.status:
-                        self.registry.set_status(row.thread_id, current)
+                report = self._continue_stopped(row, on_step)
             except Busy:
                 continue
+            if report is not None:
+                reports.append(report)
         return reports
+
+    def continue_thread(self, ref: str, on_step: StepCallback | None = None) -> DealReport:
+        """Continue one thread if it stopped mid-run; else report where it stands."""
+        row = self._row(ref)
+        return self._continue_stopped(row, on_step) or self.status(row.thread_id)
+
+    def _continue_stopped(self, row: DealRow, on_step: StepCallback | None
+                          ) -> DealReport | None:
+        with self._locked(row.thread_id, wait=False):
+            snapshot = self._snapshot(row.thread_id)
+            current = status_of(snapshot, self.workflow) if snapshot.created_at else "running"
+            if current in ("running", "failed"):
+                return self._continue(row, on_step)
+            if current != row.status:
+                self.registry.set_status(row.thread_id, current)
+            return None
 
     # -- internals --------------------------------------------------------------
     @contextmanager
@@ -221,11 +253,13 @@ class DealService(DealQueries):
         except ThreadBusy as exc:
             raise Busy(str(exc)) from None
 
-    def _continue(self, row: DealRow, on_step: StepCallback | None) -> DealReport:
+    def _continue(self, row: DealRow, on_step: StepCallback | None,
+                  supervisor: SupervisorMode | None = None) -> DealReport:
         snapshot = self._snapshot(row.thread_id)
         if snapshot.created_at is None:
-            self._require_model(self.settings.supervisor)
-            start = {"deal": DealInput(**row.input), "supervisor": self.settings.supervisor}
+            mode = supervisor or self.settings.supervisor
+            self._require_model(mode)
+            start = {"deal": DealInput(**row.input), "supervisor": mode}
             return self._drive(row.thread_id, start, on_step, snapshot)
         status = status_of(snapshot, self.workflow)
         if status in ("running", "failed"):

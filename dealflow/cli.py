@@ -207,6 +207,27 @@ def _watch(settings: Settings, args: argparse.Namespace) -> int:
 
 
 
+def _server(settings: Settings, args: argparse.Namespace) -> int:
+    """`serve`, `worker` and `token`: the service's commands."""
+    from dealflow.service import auth, run
+
+    with DealService(settings) as service:
+        if args.command == "serve":
+            print(f"dealflow serve: http://{args.host}:{args.port} (OpenAPI: /openapi.json, "
+                  f"docs: /docs), {args.workers} worker(s)", file=sys.stderr, flush=True)
+            run.serve(service, args.host, args.port, args.workers)
+        elif args.command == "worker":
+            run.work(service, args.concurrency)
+        elif args.token_action == "create":
+            token = auth.create_token(service.pool, args.name, args.role)
+            print(json.dumps({"token": token, "name": args.name, "role": args.role})
+                  if args.json else token)
+        else:
+            auth.revoke_token(service.pool, args.name)
+            print(json.dumps({"revoked": args.name}) if args.json else f"revoked {args.name}")
+    return 0
+
+
 def _after_outage(args: argparse.Namespace) -> str:
     """The true next step after the database went away mid-command."""
     if args.command == "run":
@@ -262,6 +283,8 @@ def _main(argv: Sequence[str] | None) -> int:
             with DealService(settings) as service:
                 serve(service, args.transport, args.host, args.port, args.allow_host)
             return 0
+        if args.command in ("serve", "worker", "token"):
+            return _server(settings, args)
         if args.command == "demo":
             from dealflow.demo import run_demo
 

@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     _deal_commands(add)
     _inspection_commands(add)
     _service_commands(add)
+    _server_commands(add)
     return parser
 
 
@@ -117,6 +118,28 @@ def _inspection_commands(add: AddCommand) -> None:
     trace.add_argument("thread", help="thread id (or deal id)")
     stats = add("stats", "summarise all deals: statuses, step durations, failures per system")
     stats.add_argument("--since", metavar="DURATION", help="only the last 90s, 30m, 2h, 7d")
+
+
+def _server_commands(add: AddCommand) -> None:
+    serve = add("serve", "serve the HTTP API (OpenAPI at /openapi.json) with in-process workers")
+    serve.add_argument("--host", default="127.0.0.1", help="host (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--workers", type=int, default=2, metavar="N",
+                       help="in-process workers (default 2; 0 for an API-only node)")
+    worker = add("worker", "run workers only: they take jobs from the shared Postgres queue")
+    worker.add_argument("--concurrency", type=int, default=2, metavar="N",
+                        help="jobs at once (default 2)")
+    token = add("token", "create or revoke API tokens (stored hashed; shown once)")
+    actions = token.add_subparsers(dest="token_action", metavar="ACTION", required=True,
+                                   parser_class=_Parser)
+    create = actions.add_parser("create", help="print a new token once")
+    create.add_argument("--role", required=True, choices=("operator", "reviewer"),
+                        help="operator: everything; reviewer: reads and review decisions")
+    create.add_argument("--name", required=True, help="who holds it (audit trail name)")
+    create.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                        help='print {"token": ...}')
+    revoke = actions.add_parser("revoke", help="revoke a token by name, at once")
+    revoke.add_argument("name", help="the token's name")
 
 
 def _service_commands(add: AddCommand) -> None:

@@ -89,7 +89,7 @@ class Settings(BaseModel):
         default=0, ge=0, le=3600, description="Wait this long for a busy thread (0: fail)."
     )
     lease_seconds: float = Field(
-        default=30, ge=1, le=3600,
+        default=20, ge=1, le=3600,
         description="A thread's lease expires this long after its holder last renewed it "
                     "(a holder on this host that died frees it at once).")
     openai_api_key: SecretStr | None = Field(default=None, description="OPENAI_API_KEY")
@@ -106,6 +106,12 @@ class Settings(BaseModel):
         default=None, description="Bearer token every MCP request over HTTP must carry "
         "(without it, HTTP serves the read tools only)."
     )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="DEALFLOW_WEBHOOK_SECRET: the HMAC-SHA256 key of e-sign "
+        "webhooks (without it the webhook endpoint refuses every delivery).")
+    worker_stalled_seconds: float = Field(
+        default=10, ge=2, le=3600,
+        description="A worker silent this long is dead: its jobs are handed to another.")
     mcp_identity: str = Field(
         default="mcp-token", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$",
         description="Who DEALFLOW_MCP_TOKEN authenticates as: the actor in the audit trail.")

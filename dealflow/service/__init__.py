@@ -1,0 +1,1 @@
+"""dealflow as a service: an HTTP API and procrastinate workers on the same Postgres."""

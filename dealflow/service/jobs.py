@@ -1,0 +1,130 @@
+"""The work of the service as procrastinate jobs: one task drives one thread.
+
+Every command the API accepts (start a deal, answer a review, deliver an
+event) and every thread found stalled becomes a `dealflow.drive` job whose
+procrastinate `lock` is the thread id, so jobs of one thread run one at a time
+and in order; the thread's fenced lease (`state.leases`) guards the rest.
+
+`dealflow.sweep` runs every few seconds on some worker: it hands the jobs of
+workers that stopped sending heartbeats back to the queue (procrastinate's own
+stalled-job API) and queues a `continue` for every thread that is mid-run with
+no live process driving it (a killed worker, a killed CLI).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import procrastinate
+from procrastinate.exceptions import AlreadyEnqueued
+
+from dealflow.api import DealService, parse_deal
+from dealflow.errors import Busy, NotWaiting, Unavailable
+from state.database import connection_kwargs
+from state.leases import thread_is_held
+
+DRIVE = "dealflow.drive"
+SWEEP_EVERY = "* * * * * */5"  # cron with a seconds column (the 6th): every 5 s
+_log = logging.getLogger(__name__)
+RETRY = procrastinate.RetryStrategy(max_attempts=40, wait=3,
+                                    retry_exceptions={Busy, Unavailable, OSError})
+
+
+def build_queue(url: str) -> procrastinate.App:
+    """The procrastinate app on `url`, with dealflow's tasks."""
+    kwargs = {k: v for k, v in connection_kwargs().items()
+              if k in ("application_name", "options")}  # procrastinate sets the rest
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(
+        conninfo=url, kwargs=kwargs, min_size=1, max_size=4))
+
+    @app.task(name=DRIVE, pass_context=True, retry=RETRY)
+    def drive(context: procrastinate.JobContext, action: str, thread_id: str,
+              payload: dict[str, Any]) -> str:
+        """Run one command on a thread with this worker's `DealService`."""
+        service: DealService = context.additional_context["service"]
+        return run_action(service, action, thread_id, payload)
+
+    @app.periodic(cron=SWEEP_EVERY, periodic_id="sweep")
+    @app.task(name="dealflow.sweep", queueing_lock="dealflow.sweep", pass_context=True)
+    async def sweep(context: procrastinate.JobContext, timestamp: int) -> int:
+        """Requeue the jobs of dead workers and continue threads nobody drives."""
+        service: DealService = context.additional_context["service"]
+        stalled = list(await context.app.job_manager.get_stalled_jobs(
+            seconds_since_heartbeat=service.settings.worker_stalled_seconds))
+        for job in stalled:
+            await context.app.job_manager.retry_job(job)
+        orphans = await asyncio.to_thread(orphaned_threads, service)
+        for thread_id in orphans:
+            await defer_async(context.app, "continue", thread_id, {})
+        return len(stalled) + len(orphans)
+
+    return app
+
+
+def run_action(service: DealService, action: str, thread_id: str,
+               payload: dict[str, Any]) -> str:
+    """Do what the job asks; a command the thread has outgrown is done, not failed."""
+    try:
+        if action == "start":
+            report = service.start(parse_deal(payload["deal"]))
+        elif action == "resume":
+            report = service.resume(thread_id, payload["answer"])
+        elif action == "event":
+            report = service.event(thread_id, payload["event"])
+        elif action == "continue":
+            report = service.continue_thread(thread_id)
+        else:
+            raise ValueError(f"unknown action {action!r}")
+    except NotWaiting as exc:  # answered or moved on meanwhile: nothing left to do
+        _log.info("%s on %s: %s", action, thread_id, exc)
+        return f"skipped: {exc}"
+    return report.status
+
+
+def orphaned_threads(service: DealService) -> list[str]:
+    """Threads the registry shows mid-run that no live process holds."""
+    return [row.thread_id for row in service.registry.list(statuses=("running",))
+            if not thread_is_held(service.pool, row.thread_id)]
+
+
+def defer(app: procrastinate.App, action: str, thread_id: str,
+          payload: dict[str, Any]) -> int | None:
+    """Queue `action` on the thread (None if the same `continue` is already queued)."""
+    try:
+        return app.configure_task(DRIVE, **_options(action, thread_id)).defer(
+            action=action, thread_id=thread_id, payload=payload)
+    except AlreadyEnqueued:
+        return None
+
+
+async def defer_async(app: procrastinate.App, action: str, thread_id: str,
+                      payload: dict[str, Any]) -> int | None:
+    """`defer` from async code."""
+    try:
+        return await app.configure_task(DRIVE, **_options(action, thread_id)).defer_async(
+            action=action, thread_id=thread_id, payload=payload)
+    except AlreadyEnqueued:
+        return None
+
+
+def _options(action: str, thread_id: str) -> dict[str, Any]:
+    options: dict[str, Any] = {"lock": thread_id}
+    if action == "continue":
+        options["queueing_lock"] = f"continue:{thread_id}"
+    return options
+
+
+def apply_queue_schema(service: DealService, app: procrastinate.App) -> None:
+    """Create procrastinate's tables once (under dealflow's migration lock)."""
+    from state.migrate import MIGRATION_LOCK
+
+    with service.pool.connection() as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        try:
+            row = conn.execute("SELECT to_regclass('procrastinate_jobs') AS found").fetchone()
+            if row is None or row["found"] is None:
+                conn.execute(app.schema_manager.get_schema().encode(), prepare=False)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))

@@ -1,0 +1,242 @@
+"""The service with real processes: `dealflow serve` and `dealflow worker` driven over HTTP.
+
+Everything runs on the test's Postgres; the e-sign provider is this test, which
+signs its webhooks with the shared secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from dealflow.api import DealService
+from dealflow.service.auth import create_token
+from dealflow.service.webhooks import sign
+from tests.conftest import cli_env, dealflow_executable, run_cli
+from tests.helpers import make_deal
+from tests.integration.fencing import sandbox_rows, wait_until
+
+SECRET = "whsec-for-tests"
+DEAL = {"deal_id": "SV-1", "client": "Acme GmbH", "value": "9000",
+        "lead": {"company_size": 300, "engagement": 80, "budget": "20000"}}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Api:
+    """A running `dealflow serve` and tokens for it."""
+
+    base: str
+    operator: dict[str, str]
+    reviewer: dict[str, str]
+    proc: subprocess.Popen[str]
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
+        """GET with the operator's token unless other headers are given."""
+        return httpx.get(self.base + path, headers=self.operator if headers is None else headers,
+                         timeout=60)
+
+    def post(self, path: str, body: Any, headers: dict[str, str] | None = None
+             ) -> httpx.Response:
+        """POST JSON with the operator's token unless other headers are given."""
+        return httpx.post(self.base + path, json=body, timeout=60,
+                          headers=self.operator if headers is None else headers)
+
+    def status(self, deal_id: str) -> str:
+        """The deal's status as the API reports it."""
+        return str(self.get(f"/v1/deals/{deal_id}").json()["status"])
+
+
+def _start(database_url: str, *args: str, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([dealflow_executable(), *args],
+                            env=cli_env(database_url, DEALFLOW_WEBHOOK_SECRET=SECRET, **env),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def api_factory(service: DealService, database_url: str) -> Iterator[Any]:
+    """Start `dealflow serve` with the given workers and environment; stopped after."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(workers: int = 2, **env: str) -> Api:
+        port = _free_port()
+        proc = _start(database_url, "serve", "--port", str(port), "--workers", str(workers),
+                      **env)
+        started.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: _answers(base) or proc.poll() is not None, 120, "the API")
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        tag = str(len(started))
+        operator = create_token(service.pool, f"ops-{tag}", "operator")
+        reviewer = create_token(service.pool, f"rita-{tag}", "reviewer")
+        return Api(base, {"Authorization": f"Bearer {operator}"},
+                   {"Authorization": f"Bearer {reviewer}"}, proc)
+
+    yield start
+    for proc in started:
+        _stop(proc)
+
+
+def _answers(base: str) -> bool:
+    try:
+        return httpx.get(base + "/healthz", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _webhook(api: Api, body: dict[str, str], secret: str = SECRET) -> httpx.Response:
+    raw = json.dumps(body).encode()
+    return httpx.post(api.base + "/v1/webhooks/esign", content=raw, timeout=60,
+                      headers={"X-Dealflow-Signature": sign(secret, raw)})
+
+
+def test_a_deal_from_post_to_completed_through_a_signed_webhook(
+        api_factory: Any, service: DealService, database_url: str) -> None:
+    api = api_factory()
+    created = api.post("/v1/deals", DEAL)
+    assert created.status_code == 202, created.text
+    assert created.json()["thread_id"] == "deal-SV-1"
+    assert api.post("/v1/deals", DEAL).status_code == 200  # same terms: same thread
+    other = api.post("/v1/deals", {**DEAL, "value": "9001"})
+    assert other.status_code == 409 and "different terms" in other.json()["error"]
+    wait_until(lambda: api.status("SV-1") == "waiting_signature", 120, "the signature wait")
+    report = api.get("/v1/deals/SV-1").json()
+    cli = json.loads(run_cli(["status", "SV-1", "--json"], cli_env(database_url)).stdout)
+    assert report == cli  # exactly the CLI's status JSON
+    envelope = report["pending"]["envelope_id"]
+    event = {"event_id": "evt-1", "envelope_id": envelope, "event": "signature.completed"}
+    assert _webhook(api, event, secret="wrong").status_code == 401
+    assert api.status("SV-1") == "waiting_signature"
+    assert _webhook(api, {**event, "envelope_id": "ENV-404"}).status_code == 404
+    assert _webhook(api, event).status_code == 202
+    wait_until(lambda: api.status("SV-1") == "completed", 120, "completion")
+    assert sandbox_rows(service.pool, "SV-1") == {"projects": 1, "contracts": 1,
+                                                   "envelopes": 1}
+    for view in ("records", "audit", "trace", "history"):
+        assert api.get(f"/v1/deals/SV-1/{view}").status_code == 200, view
+    listed = api.get("/v1/deals?status=completed").json()
+    assert [d["deal_id"] for d in listed["deals"]] == ["SV-1"]
+    # the CLI and the service share the deals
+    assert "SV-1" in run_cli(["threads"], cli_env(database_url)).stdout
+    service.start(make_deal("CLI-1"))  # started from Python/the CLI, read over HTTP
+    assert api.status("CLI-1") == "waiting_signature"
+    metrics = httpx.get(api.base + "/metrics", timeout=30).text
+    assert 'dealflow_deals{status="completed"} 1.0' in metrics
+    assert 'dealflow_webhook_deliveries{event="signature.completed"} 1.0' in metrics
+
+
+def test_a_review_from_the_api_goes_into_the_audit_with_the_reviewers_name(
+        api_factory: Any, service: DealService) -> None:
+    api = api_factory()
+    big = {**DEAL, "deal_id": "SV-BIG", "value": "90000",
+           "lead": {"company_size": 300, "engagement": 80, "budget": "200000"}}
+    assert api.post("/v1/deals", big).status_code == 202
+    wait_until(lambda: api.status("SV-BIG") == "waiting_review", 120, "the review")
+    malformed = api.post("/v1/deals/SV-BIG/review", {"decision": "maybe"}, api.reviewer)
+    assert malformed.status_code == 422 and "decision" in malformed.json()["error"]
+    wrong_kind = api.post("/v1/deals/SV-BIG/review", {"decision": "retry"}, api.reviewer)
+    assert wrong_kind.status_code == 422
+    ok = api.post("/v1/deals/SV-BIG/review", {"decision": "approve", "comment": "fine"},
+                  api.reviewer)
+    assert ok.status_code == 202, ok.text
+    wait_until(lambda: api.status("SV-BIG") == "waiting_signature", 120, "the approval")
+    again = api.post("/v1/deals/SV-BIG/review", {"decision": "approve"}, api.reviewer)
+    assert again.status_code == 409
+    decision = next(e for e in service.audit("SV-BIG") if e.action == "review.decision")
+    assert decision.actor == "rita-1" and decision.reason == "fine"
+
+
+def test_auth_roles_and_malformed_bodies(api_factory: Any) -> None:
+    api = api_factory(workers=0)
+    assert api.post("/v1/deals", DEAL, headers={}).status_code == 401
+    assert api.post("/v1/deals", DEAL, {"Authorization": "Bearer nope"}).status_code == 401
+    forbidden = api.post("/v1/deals", DEAL, api.reviewer)
+    assert forbidden.status_code == 403 and "operator role" in forbidden.json()["error"]
+    bad = api.post("/v1/deals", {**DEAL, "value": "-5"})
+    assert bad.status_code == 422 and bad.json()["error"].startswith("value:")
+    assert api.get("/v1/deals").json() == {"deals": [], "next_cursor": None}  # nothing written
+    broken = httpx.post(api.base + "/v1/deals", content=b"{not json", timeout=30,
+                        headers={**api.operator, "Content-Type": "application/json"})
+    assert broken.status_code == 422 and set(broken.json()) == {"error"}
+    assert api.get("/v1/deals/NOPE").status_code == 404
+    assert _webhook(api, {"event_id": "x"}).status_code == 422
+    assert api.get("/openapi.json", headers={}).json()["paths"]["/v1/deals"]
+
+
+def test_twenty_concurrent_deliveries_of_one_webhook_are_one_event(
+        api_factory: Any, service: DealService) -> None:
+    api = api_factory()
+    assert api.post("/v1/deals", {**DEAL, "deal_id": "SV-STORM"}).status_code == 202
+    wait_until(lambda: api.status("SV-STORM") == "waiting_signature", 120, "the wait")
+    envelope = api.get("/v1/deals/SV-STORM").json()["pending"]["envelope_id"]
+    event = {"event_id": "evt-storm", "envelope_id": envelope, "event": "signature.completed"}
+    with ThreadPoolExecutor(20) as pool:
+        codes = list(pool.map(lambda _: _webhook(api, event).status_code, range(20)))
+    assert sorted(set(codes)) == [200, 202] and codes.count(202) == 1
+    wait_until(lambda: api.status("SV-STORM") == "completed", 120, "completion")
+    with service.pool.connection() as conn:
+        jobs = conn.execute("SELECT count(*) AS n FROM procrastinate_jobs WHERE"
+                            " args->>'action' = 'event'").fetchone()
+    assert jobs is not None and jobs["n"] == 1
+    signed = [e for e in service.audit("SV-STORM") if e.key == "SV-STORM.signature"]
+    assert len(signed) == 1
+
+
+def test_a_worker_killed_mid_step_is_replaced_without_a_duplicate(
+        api_factory: Any, service: DealService, database_url: str) -> None:
+    api = api_factory(workers=0)  # an API-only node; the workers are separate processes
+    slow = {"DEALFLOW_SANDBOX_LATENCY_MS": "1500", "DEALFLOW_WORKER_STALLED_SECONDS": "6"}
+    doomed = _start(database_url, "worker", "--concurrency", "1", **slow)
+    try:
+        assert api.post("/v1/deals", {**DEAL, "deal_id": "SV-KILL"}).status_code == 202
+        wait_until(lambda: _claimed(service, "SV-KILL"), 120, "a step mid-call")
+        os.kill(doomed.pid, signal.SIGKILL)
+        doomed.wait(timeout=30)
+        killed_at = time.monotonic()
+        survivor = _start(database_url, "worker", "--concurrency", "1", **slow)
+        try:
+            wait_until(lambda: api.status("SV-KILL") == "waiting_signature", 180,
+                       "the survivor to finish the deal")
+            took = time.monotonic() - killed_at
+        finally:
+            _stop(survivor)
+    finally:
+        _stop(doomed)
+    assert sandbox_rows(service.pool, "SV-KILL") == {"projects": 1, "contracts": 1,
+                                                      "envelopes": 1}
+    performed = [e for e in service.audit("SV-KILL") if e.action == "effect.performed"]
+    assert len({e.detail["key"] for e in performed}) == len(performed)
+    print(f"worker killed mid-step: the deal reached its wait {took:.1f}s later")
+    assert took < 120, took  # bound: stalled limit 6 s + sweep 5 s + the remaining steps
+
+
+def _claimed(service: DealService, deal_id: str) -> bool:
+    with service.pool.connection() as conn:
+        return conn.execute("SELECT 1 FROM dealflow_effects WHERE deal_id = %s AND"
+                            " status = 'claimed' AND step <> 'qualify_lead'",
+                            (deal_id,)).fetchone() is not None
