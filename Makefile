@@ -14,12 +14,22 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install pinned dependencies
+# schemathesis fuzzes the HTTP API from outside, in a venv of its own: it needs a newer
+# jsonschema-rs than langgraph-api (make serve) allows in the same environment.
+FUZZ_VENV  := .venv-fuzz
+FUZZ_STAMP := $(FUZZ_VENV)/.installed-stamp
+
+$(FUZZ_STAMP): constraints-fuzz.txt
+	$(PYTHON) -m venv $(FUZZ_VENV)
+	$(FUZZ_VENV)/bin/python -m pip install --quiet -r constraints-fuzz.txt
+	touch $(FUZZ_STAMP)
+
+install: $(STAMP) $(FUZZ_STAMP)  ## create .venv (and .venv-fuzz) with pinned dependencies
 
 demo: $(STAMP)  ## run the showcase deals (embedded Postgres unless DATABASE_URL is set)
 	$(BIN)/dealflow demo
 
-test: lint typecheck  ## ruff, mypy and the whole test suite
+test: lint typecheck $(FUZZ_STAMP)  ## ruff, mypy and the whole test suite
 	$(BIN)/pytest
 
 lint: $(STAMP)
@@ -45,6 +55,7 @@ bench: $(STAMP)  ## benchmarks as ratios to floors (bench/out/latest.json), then
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[bench]"
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.load 8 50
+	$(BIN)/python -m bench.service --deals 20 --clients 50
 
 crash-matrix: $(STAMP)  ## SIGKILL at every kill point of every step; print duplicates and losses
 	$(BIN)/python -m tests.integration.crash_matrix

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -240,3 +241,22 @@ def _claimed(service: DealService, deal_id: str) -> bool:
         return conn.execute("SELECT 1 FROM dealflow_effects WHERE deal_id = %s AND"
                             " status = 'claimed' AND step <> 'qualify_lead'",
                             (deal_id,)).fetchone() is not None
+
+
+FUZZER = Path(__file__).resolve().parents[2] / ".venv-fuzz" / "bin" / "schemathesis"
+
+
+def test_a_fuzz_of_the_openapi_document_finds_no_server_error(api_factory: Any) -> None:
+    """Schemathesis (its own venv, `make install`) against the live OpenAPI document."""
+    assert FUZZER.exists(), "run make install: it creates .venv-fuzz with schemathesis"
+    api = api_factory(workers=0)
+    token = api.operator["Authorization"]
+    done = subprocess.run(
+        [str(FUZZER), "run", f"{api.base}/openapi.json", "--checks", "not_a_server_error",
+         "--header", f"Authorization: {token}", "--max-examples", "25", "--seed", "7",
+         "--no-color"], capture_output=True, text=True, timeout=900, check=False)
+    lines = done.stdout.strip().splitlines() or [done.stderr]
+    summary = next((line for line in lines if "generated" in line), lines[-1])
+    print(f"schemathesis: {summary.strip()}")
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert "passed" in done.stdout and "failed" not in summary
