@@ -92,8 +92,9 @@ def node_span(name: str, state: DealState, runtime: Runtime[DealContext], workfl
                 status=status, error=error, llm_calls=usage[0].calls,
                 prompt_tokens=usage[0].prompt_tokens,
                 completion_tokens=usage[0].completion_tokens))
-        except Exception:  # spans are observability; a failed write must not fail the deal
-            log.exception("could not record span of %s", name)
+        except Exception as exc:  # spans are observability; a failed write must not fail it
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            log.warning("could not record span of %s: %s", name, reason)
 
     try:
         yield finish

@@ -60,7 +60,7 @@ def test_the_reproduction_a_second_run_cannot_drive_a_leased_thread(
     assert "busy" in err2 and out2 == ""
     _, err1 = first.communicate(timeout=300)
     assert "discarding" not in err1 and "error ignored" not in err1  # no pool chatter
-    assert first.returncode in (0, 5) and len(err1.strip().splitlines()) <= 1, err1
+    assert first.returncode in (0, 5) and "Traceback" not in err1, err1
     service.recover()  # if the terminated connection failed the first run mid-step
     _assert_once_and_whole(service, "LK-2")
 
