@@ -16,6 +16,7 @@ empty database do not race; call it once per process before the first run.
 from __future__ import annotations
 
 import enum
+import time
 import typing
 from typing import Any
 
@@ -76,6 +77,22 @@ def make_async_checkpointer(pool: AsyncPool, schema: type[BaseModel] = DealState
     return FencedAsyncPostgresSaver(pool, leases=leases, serde=checkpoint_serializer(schema))
 
 
+def wait_for_migration_lock(conn: Any, seconds: float = 300) -> None:
+    """Take the migration lock by polling, never by waiting inside a statement.
+
+    A waiter blocked in `pg_advisory_lock` holds a snapshot, and the holder's
+    `CREATE INDEX CONCURRENTLY` (in the checkpointer's setup) waits for every
+    such snapshot: Postgres would report a deadlock. A short try that returns at
+    once holds nothing.
+    """
+    deadline = time.monotonic() + seconds
+    while not conn.execute("SELECT pg_try_advisory_lock(%s) AS got",
+                           (MIGRATION_LOCK,)).fetchone()["got"]:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"another process held the migration lock for {seconds:g}s")
+        time.sleep(0.1)
+
+
 def setup_database(pool: Pool) -> list[str]:
     """Create the checkpoint tables and apply our migrations; return migrations applied.
 
@@ -83,7 +100,7 @@ def setup_database(pool: Pool) -> list[str]:
     starts on an empty database wait for each other instead of racing.
     """
     with pool.connection() as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        wait_for_migration_lock(conn)
         try:
             PostgresSaver(conn).setup()
             return apply_migrations(conn)

@@ -118,10 +118,11 @@ def _options(action: str, thread_id: str) -> dict[str, Any]:
 
 def apply_queue_schema(service: DealService, app: procrastinate.App) -> None:
     """Create procrastinate's tables once (under dealflow's migration lock)."""
+    from state.checkpointer import wait_for_migration_lock
     from state.migrate import MIGRATION_LOCK
 
     with service.pool.connection() as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+        wait_for_migration_lock(conn)
         try:
             row = conn.execute("SELECT to_regclass('procrastinate_jobs') AS found").fetchone()
             if row is None or row["found"] is None:

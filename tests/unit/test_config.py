@@ -25,6 +25,8 @@ ALL_VARIABLES = {
     "DEALFLOW_SYSTEMS": "my.systems:build",
     "DEALFLOW_BUSY_WAIT_SECONDS": "2.5",
     "DEALFLOW_LEASE_SECONDS": "12",
+    "DEALFLOW_WEBHOOK_SECRET": "whsec-env",
+    "DEALFLOW_WORKER_STALLED_SECONDS": "7",
     "DEALFLOW_CRASH_AT": "send_for_signature:after_effect",
     "OPENAI_API_KEY": "sk-env",
     "DEALFLOW_MCP_TOKEN": "mcp-env",
