@@ -246,7 +246,8 @@ def _claimed(service: DealService, deal_id: str) -> bool:
 FUZZER = Path(__file__).resolve().parents[2] / ".venv-fuzz" / "bin" / "schemathesis"
 
 
-def test_a_fuzz_of_the_openapi_document_finds_no_server_error(api_factory: Any) -> None:
+def test_a_fuzz_of_the_openapi_document_finds_no_server_error(api_factory: Any,
+                                                              tmp_path: Path) -> None:
     """Schemathesis (its own venv, `make install`) against the live OpenAPI document."""
     assert FUZZER.exists(), "run make install: it creates .venv-fuzz with schemathesis"
     api = api_factory(workers=0)
@@ -254,7 +255,8 @@ def test_a_fuzz_of_the_openapi_document_finds_no_server_error(api_factory: Any) 
     done = subprocess.run(
         [str(FUZZER), "run", f"{api.base}/openapi.json", "--checks", "not_a_server_error",
          "--header", f"Authorization: {token}", "--max-examples", "25", "--seed", "7",
-         "--no-color"], capture_output=True, text=True, timeout=900, check=False)
+         "--no-color"], capture_output=True, text=True, timeout=900, check=False,
+        cwd=tmp_path)  # its cache stays out of the checkout
     lines = done.stdout.strip().splitlines() or [done.stderr]
     summary = next((line for line in lines if "generated" in line), lines[-1])
     print(f"schemathesis: {summary.strip()}")
