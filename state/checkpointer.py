@@ -16,7 +16,6 @@ empty database do not race; call it once per process before the first run.
 from __future__ import annotations
 
 import enum
-import time
 import typing
 from typing import Any
 
@@ -28,7 +27,7 @@ from state.database import AsyncPool, Pool
 from state.deal_state import DealState
 from state.fenced_saver import FencedAsyncPostgresSaver, FencedPostgresSaver
 from state.leases import Leases
-from state.migrate import MIGRATION_LOCK, apply_migrations
+from state.migrate import apply_migrations, migration_lock
 
 
 def checkpoint_types(schema: type[BaseModel] = DealState) -> tuple[type, ...]:
@@ -77,32 +76,12 @@ def make_async_checkpointer(pool: AsyncPool, schema: type[BaseModel] = DealState
     return FencedAsyncPostgresSaver(pool, leases=leases, serde=checkpoint_serializer(schema))
 
 
-def wait_for_migration_lock(conn: Any, seconds: float = 300) -> None:
-    """Take the migration lock by polling, never by waiting inside a statement.
-
-    A waiter blocked in `pg_advisory_lock` holds a snapshot, and the holder's
-    `CREATE INDEX CONCURRENTLY` (in the checkpointer's setup) waits for every
-    such snapshot: Postgres would report a deadlock. A short try that returns at
-    once holds nothing.
-    """
-    deadline = time.monotonic() + seconds
-    while not conn.execute("SELECT pg_try_advisory_lock(%s) AS got",
-                           (MIGRATION_LOCK,)).fetchone()["got"]:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"another process held the migration lock for {seconds:g}s")
-        time.sleep(0.1)
-
-
 def setup_database(pool: Pool) -> list[str]:
     """Create the checkpoint tables and apply our migrations; return migrations applied.
 
     Both run on one connection holding the migration lock, so concurrent first
     starts on an empty database wait for each other instead of racing.
     """
-    with pool.connection() as conn:
-        wait_for_migration_lock(conn)
-        try:
-            PostgresSaver(conn).setup()
-            return apply_migrations(conn)
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+    with pool.connection() as conn, migration_lock(conn):
+        PostgresSaver(conn).setup()
+        return apply_migrations(conn)

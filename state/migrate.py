@@ -8,6 +8,9 @@ that holds the migration lock (`state.checkpointer.setup_database` takes it).
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from typing import Any
 
@@ -29,6 +32,27 @@ def available_migrations() -> list[tuple[int, str, str]]:
     if len(set(versions)) != len(versions):
         raise RuntimeError(f"duplicate migration numbers in {versions}")
     return found
+
+
+@contextmanager
+def migration_lock(conn: psycopg.Connection[Any], seconds: float = 300) -> Iterator[None]:
+    """Hold the migration lock on `conn`, taken by polling, never inside a waiting statement.
+
+    A waiter blocked in `pg_advisory_lock` holds a snapshot, and the holder's
+    `CREATE INDEX CONCURRENTLY` (in the checkpointer's setup) waits for every
+    such snapshot: Postgres would report a deadlock. A try that returns at once
+    holds nothing.
+    """
+    deadline = time.monotonic() + seconds
+    while not conn.execute("SELECT pg_try_advisory_lock(%s) AS got",
+                           (MIGRATION_LOCK,)).fetchone()["got"]:  # type: ignore[index]
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"another process held the migration lock for {seconds:g}s")
+        time.sleep(0.1)
+    try:
+        yield
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
 
 def apply_migrations(conn: psycopg.Connection[Any]) -> list[str]:

@@ -24,6 +24,7 @@ from dealflow.api import DealService, parse_deal
 from dealflow.errors import Busy, NotWaiting, Unavailable
 from state.database import connection_kwargs
 from state.leases import thread_is_held
+from state.migrate import migration_lock
 
 DRIVE = "dealflow.drive"
 SWEEP_EVERY = "* * * * * */5"  # cron with a seconds column (the 6th): every 5 s
@@ -118,14 +119,7 @@ def _options(action: str, thread_id: str) -> dict[str, Any]:
 
 def apply_queue_schema(service: DealService, app: procrastinate.App) -> None:
     """Create procrastinate's tables once (under dealflow's migration lock)."""
-    from state.checkpointer import wait_for_migration_lock
-    from state.migrate import MIGRATION_LOCK
-
-    with service.pool.connection() as conn:
-        wait_for_migration_lock(conn)
-        try:
-            row = conn.execute("SELECT to_regclass('procrastinate_jobs') AS found").fetchone()
-            if row is None or row["found"] is None:
-                conn.execute(app.schema_manager.get_schema().encode(), prepare=False)
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+    with service.pool.connection() as conn, migration_lock(conn):
+        row = conn.execute("SELECT to_regclass('procrastinate_jobs') AS found").fetchone()
+        if row is None or row["found"] is None:
+            conn.execute(app.schema_manager.get_schema().encode(), prepare=False)
