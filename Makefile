@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 export LANGGRAPH_STRICT_MSGPACK := true
 
-.PHONY: install demo test lint typecheck unit integration crash-matrix notebooks serve lock clean diagram
+.PHONY: install demo test lint typecheck unit integration crash-matrix notebooks serve lock clean diagram screenshots
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,9 @@ bench: $(STAMP)  ## benchmarks as ratios to floors (bench/out/latest.json), then
 
 crash-matrix: $(STAMP)  ## SIGKILL at every kill point of every step; print duplicates and losses
 	$(BIN)/python -m tests.integration.crash_matrix
+
+screenshots: $(STAMP)  ## the README's inbox pictures (docs/inbox.png, docs/review.png), from the browser test
+	DEALFLOW_SCREENSHOTS=docs $(BIN)/pytest -q -p no:cacheprovider tests/integration/test_inbox.py -k approve
 
 diagram: $(STAMP)  ## print the graph as Mermaid (for the README)
 	$(BIN)/python -m graph.diagram

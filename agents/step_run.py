@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -19,6 +19,9 @@ from state.audit import Origin
 from state.config import Settings
 from state.data import DataLayer
 from state.fact_store import fact_key
+
+if TYPE_CHECKING:
+    from graph.waiting import WaitRun
 
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
@@ -37,6 +40,7 @@ class StepRun:
     settings: Settings
     system_of_record: object | None = None
     used_keys: list[str] = field(default_factory=list)
+    wait: WaitRun | None = None  # an event step's wait (`graph.waiting`)
 
     @property
     def deal_id(self) -> str:

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from agents.chat_model import require_llm_settings
 from agents.systems import Systems
+from dealflow.deadlines import apply_claim, claim_wait, ended_wait, fire_deadline
 from dealflow.errors import (
     Busy,
     DealConflict,
@@ -28,6 +29,7 @@ from dealflow.errors import (
     OwnershipLost,
     Unavailable,
 )
+from dealflow.notify import Notifier, build_notifier
 from dealflow.queries import DealQueries
 from dealflow.reports import DealReport, build_report, deal_state_of, status_of
 from graph.builder import build_graph
@@ -43,7 +45,7 @@ from state.crash import crashing_checkpointer
 from state.database import DatabaseUnavailable, open_pool, resolve_database_url
 from state.effects import EffectBusy
 from state.embedded import EmbeddedPostgresError
-from state.leases import LeaseLost, Leases, ThreadBusy
+from state.leases import LeaseLost, Leases, ThreadBusy, thread_is_held
 from state.models import DealInput, SupervisorMode
 from state.registry import DealRegistry, DealRow
 from state.validation import first_error
@@ -71,11 +73,13 @@ class DealService(DealQueries):
     """Runs deals as durable LangGraph threads on Postgres."""
 
     def __init__(self, settings: Settings | None = None, *, systems: Systems | None = None,
-                 workflow: Workflow = DEFAULT_WORKFLOW):
+                 workflow: Workflow = DEFAULT_WORKFLOW, notifier: Notifier | None = None):
         """Connect (starting the embedded server if no URL is set) and set up the schema.
 
         `workflow` is the declared process (default: the built-in one); `systems`
-        the systems of record (default: what the settings name, else the sandbox).
+        the systems of record (default: what the settings name, else the sandbox);
+        `notifier` delivers notifications when this process runs the service's
+        workers (default: a webhook to `DEALFLOW_NOTIFY_URL`, if set).
         """
         settings = settings or Settings.from_env()
         try:
@@ -100,6 +104,7 @@ class DealService(DealQueries):
         self.graph = build_graph(self.settings, workflow=workflow).compile(
             checkpointer=checkpointer)
         self.registry = DealRegistry(self.pool)
+        self.notifier = notifier or build_notifier(self.settings)
 
     def close(self) -> None:
         """Stop renewing leases and close the connection pool."""
@@ -159,20 +164,48 @@ class DealService(DealQueries):
     def resume(
         self, ref: str, answer: dict[str, Any] | str, on_step: StepCallback | None = None
     ) -> DealReport:
-        """Answer the pending review of a thread (`approve`, `reject` or `retry`)."""
+        """Answer the pending review of a thread (`approve`, `reject` or `retry`).
+
+        The answer claims the review first: if it expired or was decided meanwhile,
+        this is `Decided` (saying what ended it and when) and nothing runs.
+        """
         row = self._row(ref)
         with self._locked(row.thread_id):
-            snapshot = self._waiting(row, "waiting_review", "a review")
+            snapshot = self._waiting(row, "waiting_review", "a review", attempt=answer)
             parsed = self._review_answer(row, snapshot, answer)
+            claim_wait(self, row, snapshot, parsed.model_dump(), parsed.reviewer)
             return self._drive(row.thread_id, Command(resume=parsed.model_dump()), on_step,
                                snapshot)
 
-    def check_review(self, ref: str, answer: dict[str, Any] | str) -> DealRow:
-        """Refuse now what `resume` would refuse (`NotWaiting`, `InvalidInput`); run nothing."""
+    def claim_review(self, ref: str, answer: dict[str, Any] | str) -> DealRow:
+        """Claim the pending review for `answer` without running anything (the API's way).
+
+        Refuses what `resume` would refuse (`NotWaiting`, `Decided`, `InvalidInput`);
+        a later `resume` with the same answer applies it.
+        """
         row = self._row(ref)
-        snapshot = self._waiting(row, "waiting_review", "a review")
-        self._review_answer(row, snapshot, answer)
+        snapshot = self._waiting(row, "waiting_review", "a review", attempt=answer)
+        parsed = self._review_answer(row, snapshot, answer)
+        claim_wait(self, row, snapshot, parsed.model_dump(), parsed.reviewer)
         return row
+
+    def claim_event(self, ref: str, event: str) -> DealRow:
+        """Claim the signature wait for `event` without running anything (the API's way)."""
+        name = self._event_name(event)
+        row = self._row(ref)
+        if self._delivered(row, name) is None:
+            snapshot = self._waiting(row, "waiting_signature", "a signature event",
+                                     attempt={"event": name})
+            claim_wait(self, row, snapshot, {"event": name}, "esign")
+        return row
+
+    def apply_claim(self, ref: str) -> str:
+        """Apply the answer that claimed the thread's wait but was never applied."""
+        return apply_claim(self, self._row(ref).thread_id)
+
+    def fire_deadline(self, deadline_id: int) -> str:
+        """Fire a deadline whose time has come, if its wait is still open (the workers' job)."""
+        return fire_deadline(self, deadline_id)
 
     def _review_answer(self, row: DealRow, snapshot: StateSnapshot,
                        answer: dict[str, Any] | str) -> Any:
@@ -184,18 +217,24 @@ class DealService(DealQueries):
 
     def event(self, ref: str, event: str, on_step: StepCallback | None = None) -> DealReport:
         """Deliver an external signature event to a thread waiting for one."""
-        try:
-            name = parse_signature_event(event)
-        except SignatureEventError as exc:
-            raise InvalidInput(str(exc)) from None
+        name = self._event_name(event)
         row = self._row(ref)
         with self._locked(row.thread_id):
             delivered = self._delivered(row, name)
             if delivered is not None:
                 return delivered
-            snapshot = self._waiting(row, "waiting_signature", "a signature event")
+            snapshot = self._waiting(row, "waiting_signature", "a signature event",
+                                     attempt={"event": name})
+            claim_wait(self, row, snapshot, {"event": name}, "esign")
             return self._drive(row.thread_id, Command(resume={"event": name}), on_step,
                                snapshot)
+
+    @staticmethod
+    def _event_name(event: str) -> str:
+        try:
+            return parse_signature_event(event)
+        except SignatureEventError as exc:
+            raise InvalidInput(str(exc)) from None
 
     def _delivered(self, row: DealRow, name: str) -> DealReport | None:
         """The report of a thread that already took this event (a repeat is a success)."""
@@ -270,15 +309,26 @@ class DealService(DealQueries):
         self.registry.set_status(row.thread_id, status)
         return build_report(row.thread_id, snapshot, self.workflow)
 
-    def _waiting(self, row: DealRow, status: str, what: str) -> StateSnapshot:
+    def _waiting(self, row: DealRow, status: str, what: str,
+                 attempt: dict[str, Any] | str | None = None) -> StateSnapshot:
+        """The snapshot of a thread waiting in `status`, else `NotWaiting`.
+
+        If something else ended the wait, `Decided` says what and when, and the
+        refused `attempt` is audited.
+        """
         snapshot = self._snapshot(row.thread_id)
         current = status_of(snapshot, self.workflow) if snapshot.created_at else "not started"
+        if current == status:
+            return snapshot
+        ended_wait(self, row, status, current, attempt)  # Decided: what ended it, and when
+        if current == "running" and self.leases.token(row.thread_id) is None \
+                and thread_is_held(self.pool, row.thread_id):
+            raise NotWaiting(f"thread {row.thread_id} is running (another process drives it) "
+                             f"and is not waiting for {what}; see: dealflow status {row.deal_id}")
         if current == "running":
             raise NotWaiting(f"thread {row.thread_id} stopped mid-run and is not waiting for "
                              f"{what}; continue it with: dealflow recover")
-        if current != status:
-            raise NotWaiting(f"thread {row.thread_id} is {current}, not waiting for {what}")
-        return snapshot
+        raise NotWaiting(f"thread {row.thread_id} is {current}, not waiting for {what}")
 
     def _run_config(self, thread_id: str, start: StateSnapshot, payload: Any) -> RunnableConfig:
         values = start.values if isinstance(start.values, dict) else {}
@@ -312,7 +362,7 @@ class DealService(DealQueries):
             snapshot = self._snapshot(thread_id)
             if owned and snapshot.created_at is not None:
                 self.registry.set_status(thread_id, status_of(snapshot, self.workflow))
-        return build_report(thread_id, snapshot, self.workflow)
+        return self._with_deadlines(build_report(thread_id, snapshot, self.workflow))
 
     def _stream(self, config: RunnableConfig, payload: Any, on_step: StepCallback | None
                 ) -> None:

@@ -32,7 +32,7 @@ from dealflow.render import (
     render_threads,
 )
 from dealflow.reports import DealReport
-from dealflow.timeline import parse_duration, render_stats, render_trace, trace_json
+from dealflow.timeline import render_stats, render_trace, trace_json
 from state.config import ConfigError, Settings
 from state.database import (
     DatabaseUnavailable,
@@ -40,6 +40,7 @@ from state.database import (
     resolve_database_url,
     shared_pool,
 )
+from state.durations import parse_duration
 from state.fact_store import FactKeyError, split_key
 from state.registry import DealRegistry
 from state.subscriptions import FactSubscription
@@ -109,7 +110,9 @@ def _cmd_status(service: DealService, args: argparse.Namespace, progress: Progre
 
 
 def _cmd_threads(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
-    rows, following = service.threads_page(args.status, args.limit, args.cursor)
+    overdue = args.overdue
+    rows, following = service.threads_page(args.status, args.limit, args.cursor,
+                                           overdue=overdue)
     data = {"threads": [{"thread_id": r.thread_id, "deal_id": r.deal_id, "client": r.client,
                          "value": str(r.value), "currency": r.currency, "status": r.status,
                          "active": active, "updated_at": r.updated_at.isoformat()}
@@ -117,7 +120,8 @@ def _cmd_threads(service: DealService, args: argparse.Namespace, progress: Progr
     text = render_threads(rows)
     if following:
         text += (f"\n… more threads (this page shows {len(rows)}): dealflow threads "
-                 f"{'--status ' + args.status + ' ' if args.status else ''}--cursor {following}")
+                 f"{'--status ' + args.status + ' ' if args.status else ''}"
+                 f"{'--overdue ' if overdue else ''}--cursor {following}")
     return data, text
 
 
@@ -147,8 +151,9 @@ def _cmd_recover(service: DealService, args: argparse.Namespace, progress: Progr
 
 def _cmd_trace(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
     row, spans = service.trace(args.thread)
-    return trace_json(row.deal_id, row.thread_id, spans), \
-        render_trace(row.deal_id, row.thread_id, spans, service.workflow)
+    timers = service.timers(row.thread_id)
+    return trace_json(row.deal_id, row.thread_id, spans, timers), \
+        render_trace(row.deal_id, row.thread_id, spans, service.workflow, timers)
 
 
 def _cmd_stats(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:

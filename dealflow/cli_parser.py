@@ -105,6 +105,9 @@ def _inspection_commands(add: AddCommand) -> None:
                          "list ends with the command that shows the next page")
     threads.add_argument("--cursor", metavar="CURSOR",
                          help="continue after the page that printed this cursor")
+    threads.add_argument("--overdue", action="store_true",
+                         help="only threads with a deadline past due that has not fired "
+                         "(no worker is running, or the workers are behind)")
     history = add("history", "list a thread's checkpoints, oldest first")
     history.add_argument("thread", help="thread id (or deal id)")
     records = add("records", "show what each system of record holds for a deal")

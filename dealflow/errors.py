@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+# The HTTP status of each exit code (the service's answers; anything else is a 500).
+HTTP_STATUS = {2: 422, 3: 404, 4: 409, 5: 503, 6: 409}
+
 
 class DealflowError(Exception):
     """Base class: a one-line message for a person, and an exit code."""
 
     exit_code = 1
+
+    @property
+    def http_status(self) -> int:
+        """The HTTP status the service answers this error with."""
+        return HTTP_STATUS.get(self.exit_code, 500)
 
 
 class InvalidInput(DealflowError):
@@ -25,6 +33,10 @@ class NotWaiting(DealflowError):
     """The thread is not waiting for what was asked (a review, a signature event)."""
 
     exit_code = 4
+
+
+class Decided(NotWaiting):
+    """The wait was ended by something else first (a decision, an event, its expiry)."""
 
 
 class DealConflict(DealflowError):

@@ -81,13 +81,14 @@ class DealTools:
                  "updated_at": r.updated_at.isoformat()} for r, _ in self.service.threads(status)]
 
     def pending_reviews(self) -> list[dict[str, Any]]:
-        """Threads waiting for a person, with the review request (HITL shape)."""
+        """Threads waiting for a person, with the review request (HITL shape) and deadlines."""
         reviews = []
         for row, _ in self.service.threads("waiting_review"):
             report = self.service.status(row.thread_id)
             if report.pending:
                 reviews.append({"thread_id": row.thread_id, "deal_id": row.deal_id,
-                                "client": row.client, "request": report.pending})
+                                "client": row.client, "request": report.pending,
+                                "deadlines": report.deadlines})
         return reviews
 
     def audit_trail(self, deal_id: str) -> list[dict[str, Any]]:

@@ -16,6 +16,7 @@ from langgraph.types import StateSnapshot
 from agents.systems import Systems
 from dealflow.errors import InvalidInput, NotFound
 from dealflow.reports import DealReport, build_report, status_of
+from dealflow.timeline import Timer
 from graph.workflow import Workflow
 from state.audit import AuditEntry, Origin
 from state.data import DataLayer
@@ -42,22 +43,37 @@ class DealQueries:
         snapshot = self._snapshot(row.thread_id)
         if snapshot.created_at is None:
             raise NotFound(f"thread {row.thread_id} has not run yet; start it with dealflow run")
-        report = build_report(row.thread_id, snapshot, self.workflow)
+        report = self._with_deadlines(build_report(row.thread_id, snapshot, self.workflow))
         if report.status == "running" and not thread_is_held(self.pool, row.thread_id):
             return report.model_copy(update={
                 "note": "no process drives it any more: continue it with dealflow recover"})
         return report
+
+    def _with_deadlines(self, report: DealReport) -> DealReport:
+        """The report with the thread's deadlines still to fire: when, and what happens."""
+        found = []
+        for deadline in self.data.deadlines.for_thread(report.thread_id, scheduled_only=True):
+            wait = self.data.waits.get(report.thread_id, deadline.wait_key)
+            policy = self.workflow.wait_policy(wait.node) if wait else None
+            then = policy.spec(deadline.name).then if policy else deadline.action
+            found.append({"name": deadline.name, "due_at": deadline.due_at.isoformat(
+                timespec="seconds"), "then": then})
+        return report.model_copy(update={"deadlines": found}) if found else report
 
     def threads(self, status: str | None = None) -> list[tuple[DealRow, bool]]:
         """Every registered deal, newest first, each with whether a live process drives it."""
         return [(row, self._driven(row)) for row in self.registry.list(status)]
 
     def threads_page(self, status: str | None = None, limit: int = 100,
-                     cursor: str | None = None
+                     cursor: str | None = None, *, overdue: bool = False
                      ) -> tuple[list[tuple[DealRow, bool]], str | None]:
-        """One page of `threads`, and the cursor of the next page (None at the end)."""
+        """One page of `threads`, and the cursor of the next page (None at the end).
+
+        `overdue`: only threads with a deadline past due that has not fired yet.
+        """
         try:
-            rows, following = self.registry.page((status,) if status else (), limit, cursor)
+            rows, following = self.registry.page((status,) if status else (), limit, cursor,
+                                                 overdue=overdue)
         except ValueError as exc:
             raise InvalidInput(f"--cursor: {exc}") from None
         return [(row, self._driven(row)) for row in rows], following
@@ -111,6 +127,14 @@ class DealQueries:
         """The deal and the spans of its thread (every node attempt, in start order)."""
         row = self._row(ref)
         return row, self.data.spans.for_thread(row.thread_id)
+
+    def timers(self, thread_id: str) -> list[Timer]:
+        """Every deadline the thread's waits set, with the node and time of its wait."""
+        waits = {wait.wait_key: wait for wait in self.data.waits.for_thread(thread_id)}
+        return [Timer(deadline, waits[deadline.wait_key].node,
+                      waits[deadline.wait_key].opened_at)
+                for deadline in self.data.deadlines.for_thread(thread_id)
+                if deadline.wait_key in waits]
 
     def stats(self, since: timedelta | None = None) -> dict[str, Any]:
         """Deals by status, and per step and per system: runs, durations, failures, retries."""

@@ -83,6 +83,8 @@ def render_report(report: DealReport) -> str:
                 f"waiting for {' or '.join(report.pending.get('expected_events', []))} "
                 f"on envelope {report.pending.get('envelope_id')}"
             )
+    for deadline in report.deadlines:
+        lines.append(f"deadline {deadline['name']} at {deadline['due_at']}: {deadline['then']}")
     if report.supervisor != "rules" or report.usage.get("calls"):
         usage = report.usage
         lines.append(f"supervisor {report.supervisor}: {usage.get('calls', 0)} model calls, "
@@ -162,6 +164,17 @@ def _audit_what(entry: AuditEntry) -> str:
     if entry.action == "review.decision":
         why = f" ({entry.reason})" if entry.reason else ""
         return f"{detail.get('decision')} by {entry.actor}{why}"
+    if entry.action == "wait.opened":
+        due = ", ".join(f"{d['name']} {str(d['due_at'])[11:19]}"
+                        for d in detail.get("deadlines", []))
+        return f"{detail.get('wait')} wait; deadlines: {due or 'none'}"
+    if entry.action in ("wait.answered", "wait.refused"):
+        return f"{entry.actor}: {json.dumps(detail.get('resolution') or detail.get('refused'))}"
+    if entry.action == "deadline.fired":
+        told = f", told {detail['notified']}" if detail.get("notified") else ""
+        return f"{detail.get('deadline')} (due {str(detail.get('due_at'))[11:19]}){told}"
+    if entry.action == "deadline.cancelled":
+        return f"{', '.join(detail.get('deadlines', []))}: {entry.reason or ''}"[:80]
     return (entry.reason or "")[:80]
 
 

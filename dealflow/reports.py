@@ -24,6 +24,7 @@ class DealReport(BaseModel):
     usage: dict[str, Any] = {}
     summary: str | None = None
     note: str | None = None
+    deadlines: list[dict[str, Any]] = []
 
 
 def status_of(snapshot: StateSnapshot, workflow: Workflow) -> Status:

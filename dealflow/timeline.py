@@ -2,31 +2,49 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from dataclasses import asdict
-from datetime import timedelta
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from graph.nodes import ERROR_HANDLER_PREFIX
 from graph.workflow import Workflow
+from state.deadlines import Deadline
+from state.durations import format_duration
 from state.spans import Span
 
 WIDTH = 40
 
 
-MAX_DURATION = timedelta(days=36500)  # a hundred years: every deal there is
+@dataclass(frozen=True)
+class Timer:
+    """A deadline set by a wait, with the node that waited and when it started waiting."""
+
+    deadline: Deadline
+    node: str
+    opened_at: datetime
+
+    def describe(self) -> str:
+        """`review.remind due after 1.0s: fired at 12:00:03`."""
+        after = format_duration(timedelta(seconds=round(
+            (self.deadline.due_at - self.opened_at).total_seconds())))
+        settled = self.deadline.settled_at
+        how = {"fired": f"fired at {settled:%H:%M:%S}" if settled else "fired",
+               "cancelled": f"cancelled ({self.deadline.note})",
+               "scheduled": f"due at {self.deadline.due_at:%Y-%m-%d %H:%M:%S %Z}"}
+        return (f"{self.deadline.name} after {after}: "
+                f"{how.get(self.deadline.status, self.deadline.status)}")
 
 
-def parse_duration(text: str) -> timedelta:
-    """`90s`, `30m`, `2h`, `7d` → timedelta (ValueError otherwise)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
-    if not match:
-        raise ValueError(f"duration must look like 90s, 30m, 2h or 7d, got {text!r:.40}")
-    seconds = float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-    if seconds > MAX_DURATION.total_seconds():
-        raise ValueError(f"duration must be at most {MAX_DURATION.days}d, got {text!r:.40}")
-    return timedelta(seconds=seconds)
+def timers_by_span(spans: Sequence[Span], timers: Sequence[Timer]) -> dict[int, list[Timer]]:
+    """Each timer under the waiting span of its wait (the last one of its node before it)."""
+    found: dict[int, list[Timer]] = {}
+    for timer in timers:
+        candidates = [i for i, s in enumerate(spans) if s.status == "waiting"
+                      and s.node == timer.node and s.started_at <= timer.opened_at]
+        if candidates:
+            found.setdefault(candidates[-1], []).append(timer)
+    return found
 
 
 def waits(spans: Sequence[Span]) -> dict[int, float]:
@@ -42,11 +60,13 @@ def waits(spans: Sequence[Span]) -> dict[int, float]:
     return found
 
 
-def render_trace(deal_id: str, thread_id: str, spans: Sequence[Span], workflow: Workflow) -> str:
-    """A waterfall: one row per node attempt, waits shown apart and left out of the scale."""
+def render_trace(deal_id: str, thread_id: str, spans: Sequence[Span], workflow: Workflow,
+                 timers: Sequence[Timer] = ()) -> str:
+    """A waterfall: one row per node attempt, waits (and their timers) shown apart."""
     if not spans:
         return f"no spans for thread {thread_id}"
     waited = waits(spans)
+    timed = timers_by_span(spans, timers)
     t0 = spans[0].started_at
     shift, offsets = 0.0, []
     for index, span in enumerate(spans):
@@ -72,14 +92,18 @@ def render_trace(deal_id: str, thread_id: str, spans: Sequence[Span], workflow: 
         if index in waited:
             kind = (workflow.waiting_status(span.node) or "event").removeprefix("waiting_")
             lines.append(f"{'':>21}⏸ waited {waited[index]:.1f}s for the {kind}")
+        lines.extend(f"{'':>21}⏱ {timer.describe()}" for timer in timed.get(index, []))
     return "\n".join(lines)
 
 
-def trace_json(deal_id: str, thread_id: str, spans: Sequence[Span]) -> dict[str, Any]:
-    """The spans of a thread as JSON data, each wait attached to its span."""
+def trace_json(deal_id: str, thread_id: str, spans: Sequence[Span],
+               timers: Sequence[Timer] = ()) -> dict[str, Any]:
+    """The spans of a thread as JSON data, each wait (and its timers) attached to its span."""
     waited = waits(spans)
+    timed = timers_by_span(spans, timers)
     return {"deal_id": deal_id, "thread_id": thread_id,
-            "spans": [{**asdict(s), "waited_seconds": waited.get(i)}
+            "spans": [{**asdict(s), "waited_seconds": waited.get(i),
+                       "timers": [asdict(t.deadline) for t in timed.get(i, [])]}
                       for i, s in enumerate(spans)]}
 
 

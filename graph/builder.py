@@ -22,6 +22,8 @@ from graph.observe import recorded, recorded_handler
 from graph.review import make_human_review
 from graph.runtime import ContextResolver, ContextSource, DealContext, origin_of
 from graph.supervisor import make_supervisor
+from graph.wait_policy import WaitPolicy
+from graph.waiting import WaitRun, wait_key_of
 from graph.workflow import DEFAULT_WORKFLOW, StepSpec, Workflow
 from state.config import Settings
 from state.deal_state import DealState
@@ -58,26 +60,34 @@ def build_graph(settings: Settings | None = None, *, workflow: Workflow = DEFAUL
     retry = retry_policy(settings)
     for spec in workflow.steps:
         metadata = {"agent": spec.agent, "system": spec.system}
+        node = traced(spec.name, step_node(spec, contexts, workflow.wait_policy(spec.name)))
         if spec.kind == "agent":
-            add(spec.name, traced(spec.name, step_node(spec, contexts)), input_schema=schema,
-                retry_policy=retry, error_handler=on_failure, metadata=metadata)
+            add(spec.name, node, input_schema=schema, retry_policy=retry,
+                error_handler=on_failure, metadata=metadata)
         else:
-            add(spec.name, traced(spec.name, step_node(spec, contexts)), input_schema=schema,
-                metadata=metadata)
+            add(spec.name, node, input_schema=schema, metadata=metadata)
         builder.add_edge(spec.name, SUPERVISOR)
-    add(HUMAN_REVIEW, traced(HUMAN_REVIEW, make_human_review(contexts)), input_schema=schema,
+    review = make_human_review(contexts, workflow.wait_policy(HUMAN_REVIEW))
+    add(HUMAN_REVIEW, traced(HUMAN_REVIEW, review), input_schema=schema,
         metadata={"agent": workflow.agent_of(HUMAN_REVIEW)})
     builder.add_edge(HUMAN_REVIEW, SUPERVISOR)
     return builder
 
 
-def step_node(spec: StepSpec, contexts: ContextResolver) -> StepNode:
-    """The graph node of a declared step: hand it its `StepRun`, store its output."""
+def step_node(spec: StepSpec, contexts: ContextResolver,
+              wait_policy: WaitPolicy | None = None) -> StepNode:
+    """The graph node of a declared step: hand it its `StepRun`, store its output.
+
+    An event step's run carries its `WaitRun` (with `wait_policy`'s deadlines).
+    """
     def node(state: DealState, runtime: Runtime[DealContext]) -> dict[str, Any]:
         context = contexts(runtime)
         origin = origin_of(runtime, state.deal.deal_id, spec.agent, spec.name)
+        wait = WaitRun(wait_policy, origin, wait_key_of(runtime), context.data,
+                       context.settings) if spec.kind == "event" else None
         run = StepRun(origin=origin, data=context.data, settings=context.settings,
-                      system_of_record=context.systems[spec.system] if spec.system else None)
+                      system_of_record=context.systems[spec.system] if spec.system else None,
+                      wait=wait)
         output = spec.node(state, run)
         return {spec.output: output, "completed_steps": [spec.name],
                 "effect_keys": dict.fromkeys(run.used_keys, spec.name)}

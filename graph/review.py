@@ -15,15 +15,18 @@ from typing import Any
 
 from langchain.agents.middleware.human_in_the_loop import ActionRequest, HITLRequest, ReviewConfig
 from langgraph.runtime import Runtime
-from langgraph.types import interrupt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from graph.nodes import HUMAN_REVIEW
 from graph.runtime import ContextResolver, DealContext, once_key, origin_of
+from graph.wait_policy import WaitPolicy
+from graph.waiting import WaitRun, is_expiry, wait_key_of
 from state.config import Settings
 from state.deal_state import DealState
 from state.models import Comment, Name, ReviewChoice, ReviewDecision, ReviewKind
+from state.outbox import Notice
 from state.validation import first_error
+from state.waits import EXPIRED
 
 ReviewNode = Callable[[DealState, Runtime[DealContext]], dict[str, Any]]
 
@@ -161,30 +164,45 @@ def _from_hitl_response(value: dict[str, Any], kind: ReviewKind) -> dict[str, An
     return {"decision": kind_map[chosen["type"]], "comment": str(chosen.get("message", ""))}
 
 
-def make_human_review(contexts: ContextResolver) -> ReviewNode:
-    """The review node: stop for a person's decision, record it (a retry clears failures)."""
+def review_notice(state: DealState, request: HITLRequest) -> Notice:
+    """The announcement of a review that opens (to the reviewers)."""
+    description = request["action_requests"][0].get("description") or ""
+    return Notice("review.requested", f"Review needed for {state.deal.client} "
+                  f"({state.deal.deal_id}): {description}", to="reviewers")
+
+
+def make_human_review(contexts: ContextResolver, policy: WaitPolicy | None = None
+                      ) -> ReviewNode:
+    """The review node: stop for a person's decision, record it (a retry clears failures).
+
+    `policy` holds the review's deadlines (`graph.wait_policy`): an expiry that
+    wins the wait ends the deal as `expired`.
+    """
     def human_review(state: DealState, runtime: Runtime[DealContext]) -> dict[str, Any]:
         """Ask a person (an interrupt), validate the answer, record and audit it."""
         context = contexts(runtime)
         origin = origin_of(runtime, state.deal.deal_id, "reviewer", HUMAN_REVIEW)
         kind = review_kind(state)
         request = review_request(state, context.settings)
-        raw = interrupt(request)
-        while True:
-            try:
-                answer = parse_review_answer(raw, kind)
-                break
-            except ReviewAnswerError as exc:
-                raw = interrupt({**request, "error": str(exc)})
-        decision = ReviewDecision(
-            kind=kind, decision=answer.decision, comment=answer.comment,
-            reviewer=answer.reviewer, steps=tuple(sorted(state.failures)),
-            decided_at=datetime.now(UTC),
-        )
+        wait = WaitRun(policy, origin, wait_key_of(runtime), context.data, context.settings)
+        resolution = wait.ask(dict(request), lambda raw: parse_review_answer(raw, kind)
+                              .model_dump(), notice=review_notice(state, request))
+        if is_expiry(resolution):
+            decision = ReviewDecision(
+                kind=kind, decision="expire", reviewer="deadline",
+                comment=f"nobody decided before {resolution[EXPIRED].get('due_at')}",
+                steps=tuple(sorted(state.failures)), decided_at=datetime.now(UTC))
+        else:
+            answer = ReviewAnswer.model_validate(resolution)
+            decision = ReviewDecision(
+                kind=kind, decision=answer.decision, comment=answer.comment,
+                reviewer=answer.reviewer, steps=tuple(sorted(state.failures)),
+                decided_at=datetime.now(UTC),
+            )
         context.data.audit.append(
             origin, "review.decision",
-            actor=answer.reviewer, reason=answer.comment or None,
-            detail={"kind": kind, "decision": answer.decision, "steps": list(decision.steps)},
+            actor=decision.reviewer, reason=decision.comment or None,
+            detail={"kind": kind, "decision": decision.decision, "steps": list(decision.steps)},
             dedupe_key=once_key(runtime, "review"),
         )
         return _update_for(state, kind, decision)

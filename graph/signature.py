@@ -1,7 +1,8 @@
 """The wait for the external e-signature event, as an interrupt node.
 
 The thread stops here (`waiting_signature`) until it is resumed with
-`signature.completed` or `signature.declined` (a string, or `{"event": ...}`).
+`signature.completed` or `signature.declined` (a string, or `{"event": ...}`),
+or until its expiry deadline ends it as `signature.expired` (`graph.waiting`).
 """
 
 from __future__ import annotations
@@ -9,11 +10,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from langgraph.types import interrupt
-
 from agents.step_run import StepRun
+from graph.waiting import is_expiry
 from state.deal_state import DealState
-from state.models import SIGNATURE_EVENTS, SignatureEvent, SignatureEventName
+from state.models import (
+    SIGNATURE_EVENTS,
+    SignatureEvent,
+    SignatureEventName,
+    SignatureOutcome,
+)
 
 
 class SignatureEventError(ValueError):
@@ -43,15 +48,18 @@ def signature_request(state: DealState) -> dict[str, Any]:
     }
 
 
+def signature_resolution(value: Any) -> dict[str, Any]:
+    """The stored resolution of a signature wait: `{"event": "signature.completed"}`."""
+    return {"event": parse_signature_event(value)}
+
+
 def await_signature(state: DealState, run: StepRun) -> SignatureEvent:
-    """Wait for the signer's answer, then record it (state, shared facts, audit)."""
+    """Wait for the signer's answer or the expiry, then record it (state, facts, audit)."""
     request = signature_request(state)
-    raw = interrupt(request)
-    while True:
-        try:
-            event = parse_signature_event(raw)
-            break
-        except SignatureEventError as exc:
-            raw = interrupt({**request, "error": str(exc)})
+    if run.wait is None:
+        raise TypeError("await_signature is an event step: its run needs a wait")
+    resolution = run.wait.ask(request, signature_resolution, actor="esign")
+    event: SignatureOutcome = ("signature.expired" if is_expiry(resolution)
+                               else parse_signature_event(resolution))
     run.write("signature", {"event": event})
     return SignatureEvent(event=event, received_at=datetime.now(UTC))

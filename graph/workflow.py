@@ -24,6 +24,7 @@ from agents.lead.node import qualify_lead
 from agents.project.node import create_project
 from graph.nodes import HUMAN_REVIEW, SUPERVISOR, handled_step
 from graph.signature import await_signature
+from graph.wait_policy import DeadlineSpec, WaitPolicy
 from state.config import Settings
 from state.deal_state import DealState, Outcome, Status
 from state.models import Contract, Envelope, Invoice, Project, Qualification, SignatureEvent
@@ -75,9 +76,10 @@ class StepSpec:
 
 @dataclass(frozen=True)
 class Workflow:
-    """The declared steps, in order, and everything derived from them."""
+    """The declared steps, in order, the waits' deadlines, and everything derived from them."""
 
     steps: tuple[StepSpec, ...]
+    waits: tuple[WaitPolicy, ...] = ()
 
     def __post_init__(self) -> None:
         """Refuse a declaration that contradicts itself, naming the problem."""
@@ -94,6 +96,13 @@ class Workflow:
                                     f"{', '.join(unknown)} (known: {', '.join(self.conditions)})")
             if spec.kind == "event" and spec.waiting_status is None:
                 raise WorkflowError(f"event step {spec.name} needs a waiting_status")
+        for policy in self.waits:
+            if self.waiting_status(policy.node) is None:
+                raise WorkflowError(f"wait {policy.name}: {policy.node} is not a node that waits")
+            unknown = [policy.setting(d) for d in policy.deadlines
+                       if policy.setting(d) not in Settings.model_fields]
+            if unknown:
+                raise WorkflowError(f"wait {policy.name}: no setting {', '.join(unknown)}")
 
     # -- declaration ------------------------------------------------------------
     def step(self, name: str) -> StepSpec:
@@ -113,7 +122,7 @@ class Workflow:
         steps = [replace(s, requires=(*s.requires, spec.output)) if s.name in needing else s
                  for s in self.steps]
         position = len(steps) if after is None else [s.name for s in steps].index(after) + 1
-        return Workflow((*steps[:position], spec, *steps[position:]))
+        return replace(self, steps=(*steps[:position], spec, *steps[position:]))
 
     @cached_property
     def conditions(self) -> dict[str, Condition]:
@@ -166,6 +175,10 @@ class Workflow:
             return "waiting_review"
         return next((s.waiting_status for s in self.steps if s.name == node), None)
 
+    def wait_policy(self, node: str) -> WaitPolicy | None:
+        """The deadlines of the wait at `node`, if it has any."""
+        return next((policy for policy in self.waits if policy.node == node), None)
+
     # -- the rules --------------------------------------------------------------
     def unmet(self, spec: StepSpec, state: DealState) -> list[str]:
         """The conditions `spec` still waits for."""
@@ -182,8 +195,8 @@ class Workflow:
 
     def outcome_of(self, state: DealState) -> Outcome | None:
         """The terminal outcome the state has reached, if any (first rule wins)."""
-        if state.reviews and state.reviews[-1].decision == "reject":
-            return "rejected"
+        if state.reviews and state.reviews[-1].decision in ("reject", "expire"):
+            return "rejected" if state.reviews[-1].decision == "reject" else "expired"
         for spec in self.steps:
             output = getattr(state, spec.output, None)
             if spec.outcome is not None and output is not None:
@@ -201,6 +214,10 @@ def _on_output(output: str, holds: Callable[[Any], bool]) -> Condition:
         return value is not None and holds(value)
 
     return condition
+
+
+SIGNATURE_OUTCOMES: dict[str, Outcome] = {"signature.declined": "declined",
+                                          "signature.expired": "expired"}
 
 
 def approved(state: DealState) -> bool:
@@ -232,11 +249,21 @@ DEFAULT_WORKFLOW = Workflow((
              "Wait for signature.completed or signature.declined.", requires=("envelope",),
              summary=lambda e: e.event,
              conditions=(("signature_completed", lambda e: e.event == "signature.completed"),),
-             outcome=lambda e: "declined" if e.event == "signature.declined" else None,
+             outcome=lambda e: SIGNATURE_OUTCOMES.get(e.event),
              kind="event", waiting_status="waiting_signature"),
     StepSpec("generate_invoice", "finance", generate_invoice, "invoice", Invoice,
              "Issue the invoice (net terms, tax, gap-free number).",
              requires=("project", "signature_completed"), system="billing",
              summary=lambda i: f"invoice {i.number} total {i.total} {i.currency} due {i.due_on}"),
+), waits=(
+    WaitPolicy("review", HUMAN_REVIEW, (
+        DeadlineSpec("remind", "notify the reviewers again"),
+        DeadlineSpec("escalate", "notify the escalation contact (audited)"),
+        DeadlineSpec("expire", "end the deal as expired; nothing further runs"),
+    )),
+    WaitPolicy("signature", "await_signature", (
+        DeadlineSpec("remind", "the e-sign system reminds the signer"),
+        DeadlineSpec("expire", "void the envelope and end the deal as expired"),
+    ), system="esign", notify="sales"),
 ))
 STEPS = DEFAULT_WORKFLOW.steps

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,6 +38,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from state.durations import OptionalDuration
 from state.models import SupervisorMode
 from state.validation import first_error
 
@@ -48,6 +50,12 @@ _Outage = dict[_SystemName, Annotated[int, Field(ge=0)]]
 
 class ConfigError(ValueError):
     """A configuration value (flag or environment variable) is not usable."""
+
+
+def _deadline(default: timedelta, then: str) -> Any:
+    """A wait's deadline: its delay, and what happens when the wait lasts that long."""
+    return Field(default=default, description=f"When the wait has lasted this long: {then} "
+                 "(off: never).")
 
 
 class Settings(BaseModel):
@@ -115,6 +123,23 @@ class Settings(BaseModel):
     mcp_identity: str = Field(
         default="mcp-token", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@:-]{0,63}$",
         description="Who DEALFLOW_MCP_TOKEN authenticates as: the actor in the audit trail.")
+    review_remind_after: OptionalDuration = _deadline(
+        timedelta(days=1), "notify the reviewers again")
+    review_escalate_after: OptionalDuration = _deadline(
+        timedelta(days=2), "notify the escalation contact, and audit it")
+    review_expire_after: OptionalDuration = _deadline(
+        timedelta(days=7), "end the deal as expired")
+    signature_remind_after: OptionalDuration = _deadline(
+        timedelta(days=3), "have the e-sign system remind the signer")
+    signature_expire_after: OptionalDuration = _deadline(
+        timedelta(days=30), "void the envelope and end the deal as expired")
+    notify_url: str | None = Field(
+        default=None, pattern=r"^https?://\S+$", max_length=2000,
+        description="Where notifications are posted as Slack-compatible JSON (none: they "
+        "are kept in the outbox, marked skipped).")
+    escalation_contact: str = Field(
+        default="sales-managers", min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$",
+        description="Who an escalation notification is addressed to.")
     crash_at: str | None = Field(
         default=None, description="Crash-test hook: SIGKILL at step:phase (see state.crash)."
     )
@@ -181,6 +206,8 @@ _ENV_ALIASES = {
 # In the environment an outage is `esign:2, pm:1`, not the JSON pydantic-settings decodes.
 _ENV_TYPES: dict[str, Any] = {
     "sandbox_outage": Annotated[_Outage, NoDecode, BeforeValidator(parse_outage)],
+    # the deadlines of the waits (`<wait>_<action>_after`, see `graph.workflow.WaitPolicy`)
+    **{name: OptionalDuration for name in Settings.model_fields if name.endswith("_after")},
 }
 
 

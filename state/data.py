@@ -1,4 +1,4 @@
-"""The shared data layer in one object: registry, facts, audit trail, effect ledger, spans."""
+"""The shared data layer in one object: registry, facts, audit, effects, spans, waits, outbox."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ from dataclasses import dataclass
 
 from state.audit import AuditTrail
 from state.database import Pool
+from state.deadlines import DeadlineBook
 from state.effects import CrashHook, EffectLedger, no_crash
 from state.fact_store import FactStore
 from state.leases import Leases
+from state.outbox import Outbox
 from state.registry import DealRegistry
 from state.spans import SpanStore
+from state.waits import WaitBook
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,9 @@ class DataLayer:
     spans: SpanStore
     registry: DealRegistry
     leases: Leases
+    waits: WaitBook
+    deadlines: DeadlineBook
+    outbox: Outbox
 
     @classmethod
     def on(cls, pool: Pool, crash_hook: CrashHook = no_crash, *,
@@ -34,6 +40,9 @@ class DataLayer:
         """
         audit = AuditTrail(pool)
         leases = leases or Leases(pool)
+        outbox = Outbox(pool)
         return cls(audit=audit, facts=FactStore(pool, audit, leases),
                    effects=EffectLedger(pool, audit, leases, crash_hook),
-                   spans=SpanStore(pool), registry=DealRegistry(pool), leases=leases)
+                   spans=SpanStore(pool), registry=DealRegistry(pool), leases=leases,
+                   waits=WaitBook(pool, audit, outbox, leases),
+                   deadlines=DeadlineBook(pool, audit, outbox), outbox=outbox)

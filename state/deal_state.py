@@ -28,7 +28,7 @@ from state.models import (
     SupervisorMode,
 )
 
-Outcome = Literal["completed", "disqualified", "declined", "rejected"]
+Outcome = Literal["completed", "disqualified", "declined", "rejected", "expired"]
 Status = Literal[
     "running",
     "waiting_review",
@@ -37,6 +37,7 @@ Status = Literal[
     "disqualified",
     "declined",
     "rejected",
+    "expired",
     "failed",
 ]
 STATUSES: tuple[Status, ...] = get_args(Status)

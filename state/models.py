@@ -16,6 +16,8 @@ Currency = Literal["USD", "EUR", "GBP", "CAD", "AUD"]
 DealType = Literal["subscription", "implementation", "consulting"]
 SignatureEventName = Literal["signature.completed", "signature.declined"]
 SIGNATURE_EVENTS: tuple[SignatureEventName, ...] = ("signature.completed", "signature.declined")
+# how a signature wait can end: an event from the provider, or its deadline
+SignatureOutcome = SignatureEventName | Literal["signature.expired"]
 SupervisorMode = Literal["rules", "llm", "hybrid"]
 
 # Indicative rates used only by the review policy (a threshold stated in USD).
@@ -160,6 +162,14 @@ class Contract(Frozen):
     text: str
 
 
+class SignerReminder(Frozen):
+    """A reminder the e-sign system sent to an envelope's signer."""
+
+    reminder_id: str
+    envelope_id: str
+    sent_at: datetime
+
+
 class Envelope(Frozen):
     """The e-signature envelope sent to the signer."""
 
@@ -173,7 +183,7 @@ class Envelope(Frozen):
 class SignatureEvent(Frozen):
     """The external event that ended the signature wait."""
 
-    event: SignatureEventName
+    event: SignatureOutcome
     received_at: datetime
 
 
@@ -244,13 +254,14 @@ class Escalation(Frozen):
 
 ReviewKind = Literal["approval", "failure", "escalation"]
 ReviewChoice = Literal["approve", "reject", "retry"]
+ReviewResult = ReviewChoice | Literal["expire"]  # a person's choice, or the review's deadline
 
 
 class ReviewDecision(Frozen):
     """A person's decision on a review interrupt."""
 
     kind: ReviewKind
-    decision: ReviewChoice
+    decision: ReviewResult
     comment: str = ""
     reviewer: str = "reviewer"
     steps: tuple[str, ...] = ()

@@ -103,8 +103,12 @@ class DealRegistry:
             )
 
     def page(self, statuses: Sequence[str] = (), limit: int = 100,
-             cursor: str | None = None) -> tuple[list[DealRow], str | None]:
-        """Deals, most recently updated first: one page, and the cursor of the next (or None)."""
+             cursor: str | None = None, *, overdue: bool = False
+             ) -> tuple[list[DealRow], str | None]:
+        """Deals, most recently updated first: one page, and the cursor of the next (or None).
+
+        `overdue`: only deals with a deadline past due that has not fired.
+        """
         after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
         wanted = list(statuses)
         with self._pool.connection() as conn:
@@ -112,8 +116,11 @@ class DealRegistry:
                 "SELECT * FROM dealflow_deals WHERE (cardinality(%s::text[]) = 0"
                 " OR status = ANY(%s::text[])) AND (%s::timestamptz IS NULL"
                 " OR (updated_at, deal_id) < (%s::timestamptz, %s::text))"
+                " AND (NOT %s OR EXISTS (SELECT 1 FROM dealflow_deadlines d WHERE"
+                " d.thread_id = dealflow_deals.thread_id AND d.status = 'scheduled'"
+                " AND d.due_at < clock_timestamp()))"
                 " ORDER BY updated_at DESC, deal_id DESC LIMIT %s",
-                (wanted, wanted, after_at, after_at, after_id, limit + 1),
+                (wanted, wanted, after_at, after_at, after_id, overdue, limit + 1),
             ).fetchall()
         found = [DealRow(**row) for row in rows[:limit]]
         more = len(rows) > limit

@@ -25,6 +25,7 @@ from state.models import (
     Project,
     ProjectTask,
     Qualification,
+    SignerReminder,
 )
 
 Record = dict[str, Any]
@@ -137,6 +138,14 @@ class ESign(Protocol):
 
     def open_envelopes(self, deal_id: str) -> list[str]:
         """Ids of the deal's envelopes that were sent and are not voided."""
+        ...
+
+    def remind_signer(self, envelope_id: str, *, key: str) -> SignerReminder:
+        """Send the envelope's signer a reminder (once per key)."""
+        ...
+
+    def reminder(self, key: str) -> SignerReminder | None:
+        """The reminder sent with idempotency `key`, if any."""
         ...
 
     def lookup(self, key: str) -> Envelope | None:

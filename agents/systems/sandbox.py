@@ -27,6 +27,7 @@ from state.models import (
     Project,
     ProjectTask,
     Qualification,
+    SignerReminder,
 )
 
 
@@ -205,15 +206,47 @@ class SandboxESign(SandboxSystem):
             "SELECT envelope_id FROM sandbox_esign_envelopes WHERE deal_id = %s"
             " AND status = 'sent' ORDER BY sent_at", deal_id)]
 
+    def remind_signer(self, envelope_id: str, *, key: str) -> SignerReminder:
+        """Remind the signer of a sent envelope once per key; return the reminder."""
+        self.before_call()
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO sandbox_esign_reminders (envelope_id, deal_id, idempotency_key)"
+                " SELECT envelope_id, deal_id, %s FROM sandbox_esign_envelopes"
+                " WHERE envelope_id = %s ON CONFLICT (idempotency_key) DO NOTHING",
+                (key, envelope_id))
+            self.accept(conn, key, {"envelope_id": envelope_id})
+        found = self.reminder(key)
+        if found is None:
+            raise KeyError(f"esign: no envelope {envelope_id}")
+        return found
+
+    def reminder(self, key: str) -> SignerReminder | None:
+        """The reminder sent with `key`."""
+        row = self._by_key("sandbox_esign_reminders", key)
+        return SignerReminder(reminder_id=f"REM-{row['reminder_id']:06d}",
+                              envelope_id=row["envelope_id"], sent_at=row["sent_at"]) \
+            if row else None
+
+    def reminders(self, deal_id: str) -> list[Record]:
+        """Reminders sent to the deal's signers."""
+        return self._rows("SELECT * FROM sandbox_esign_reminders WHERE deal_id = %s"
+                          " ORDER BY reminder_id", deal_id)
+
     def lookup(self, key: str) -> Envelope | None:
         """The envelope sent, or voided, with `key`."""
         rows = self._rows("SELECT * FROM sandbox_esign_envelopes WHERE idempotency_key = %s"
                           " OR void_key = %s", key, key)
         return _envelope(rows[0]) if rows else None
     def records(self, deal_id: str) -> list[Record]:
-        """Envelopes of the deal."""
-        return self._rows(
+        """Envelopes of the deal, each with the reminders its signer was sent."""
+        envelopes = self._rows(
             "SELECT * FROM sandbox_esign_envelopes WHERE deal_id = %s ORDER BY sent_at", deal_id)
+        reminders = self.reminders(deal_id)
+        for envelope in envelopes:
+            envelope["reminders"] = [r for r in reminders
+                                     if r["envelope_id"] == envelope["envelope_id"]]
+        return envelopes
 
 
 class SandboxBilling(SandboxSystem):

@@ -28,6 +28,7 @@ from dealflow.errors import DealflowError, InvalidInput, NotFound
 from dealflow.reports import DealReport
 from dealflow.service import webhooks
 from dealflow.service.auth import Caller, caller_of
+from dealflow.service.inbox import inbox_routes
 from dealflow.service.jobs import defer_async
 from dealflow.service.metrics import metrics_text
 from state.deal_state import Status
@@ -35,7 +36,6 @@ from state.models import Comment, DealInput, ReviewChoice, SupervisorMode
 from state.validation import first_error
 
 _log = logging.getLogger(__name__)
-HTTP_STATUS = {2: 422, 3: 404, 4: 409, 5: 503, 6: 409}
 _bearer = HTTPBearer(auto_error=False, description="a token from `dealflow token create`")
 
 
@@ -72,6 +72,7 @@ def build_app(service: DealService, queue: procrastinate.App) -> FastAPI:
     _errors(app)
     _deal_routes(app, service, queue)
     _webhook_routes(app, service, queue)
+    inbox_routes(app, service, queue)
 
     @app.get("/healthz", tags=["service"])
     async def healthz() -> dict[str, bool]:
@@ -100,7 +101,7 @@ async def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:
 def _errors(app: FastAPI) -> None:
     @app.exception_handler(DealflowError)
     async def dealflow_error(request: Request, exc: DealflowError) -> JSONResponse:
-        return _error(HTTP_STATUS.get(exc.exit_code, 500), str(exc))
+        return _error(exc.http_status, str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -174,10 +175,10 @@ def _deal_routes(app: FastAPI, service: DealService, queue: procrastinate.App) -
     async def list_deals(caller: Caller = reader,
                          status: Status | None = None,
                          limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                         cursor: str | None = None) -> dict[str, Any]:
-        """Deals, most recently updated first, one page at a time."""
+                         cursor: str | None = None, overdue: bool = False) -> dict[str, Any]:
+        """Deals, most recently updated first, one page at a time (`overdue`: past a deadline)."""
         data = await _in_thread(lambda: _cli_json(service, "threads", status=status,
-                                                  limit=limit, cursor=cursor))
+                                                  limit=limit, cursor=cursor, overdue=overdue))
         return {"deals": data["threads"], "next_cursor": data["next_cursor"]}
 
     @app.get("/v1/deals/{deal_id}", tags=["deals"])
@@ -196,7 +197,7 @@ def _deal_routes(app: FastAPI, service: DealService, queue: procrastinate.App) -
                      caller: Caller = reader) -> Accepted:
         """Answer the deal's pending review; your token's name goes into the audit trail."""
         answer = {"decision": body.decision, "comment": body.comment, "reviewer": caller.name}
-        row = await _in_thread(service.check_review, deal_id, answer)
+        row = await _in_thread(service.claim_review, deal_id, answer)
         job = await defer_async(queue, "resume", row.thread_id, {"answer": answer})
         return Accepted(thread_id=row.thread_id, deal_id=row.deal_id,
                         status="waiting_review", job_id=job)
@@ -236,6 +237,11 @@ def _webhook_routes(app: FastAPI, service: DealService, queue: procrastinate.App
         deal_id, thread_id = found
         if not await _in_thread(webhooks.record_delivery, service.pool, event, deal_id):
             return JSONResponse({"event_id": event.event_id, "duplicate": True}, 200)
+        try:  # 409 if the envelope expired first (or the other event won)
+            await _in_thread(service.claim_event, thread_id, event.event)
+        except DealflowError:
+            await _in_thread(webhooks.forget_delivery, service.pool, event.event_id)
+            raise
         try:
             job = await defer_async(queue, "event", thread_id, {"event": event.event})
         except Exception:

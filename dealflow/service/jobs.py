@@ -8,7 +8,16 @@ and in order; the thread's fenced lease (`state.leases`) guards the rest.
 `dealflow.sweep` runs every few seconds on some worker: it hands the jobs of
 workers that stopped sending heartbeats back to the queue (procrastinate's own
 stalled-job API) and queues a `continue` for every thread that is mid-run with
-no live process driving it (a killed worker, a killed CLI).
+no live process driving it (a killed worker, a killed CLI), and an `apply` for
+every thread whose wait was claimed (a decision, an event) long ago but is
+still waiting (the API node died between claiming and queueing).
+
+`dealflow.timers` runs every other second: it schedules a `dealflow.deadline`
+job at the due time of every deadline stored since (`scheduled_at`: the
+queue's own timer, fired by whichever worker is alive), and posts the
+notifications that are due. A deadline job has no procrastinate lock (a
+scheduled job with the thread's lock would hold back every later job of the
+thread until it is due); the thread's lease orders it with the rest.
 """
 
 from __future__ import annotations
@@ -22,12 +31,16 @@ from procrastinate.exceptions import AlreadyEnqueued
 
 from dealflow.api import DealService, parse_deal
 from dealflow.errors import Busy, NotWaiting, Unavailable
+from dealflow.notify import deliver_due
 from state.database import connection_kwargs
 from state.leases import thread_is_held
 from state.migrate import migration_lock
 
 DRIVE = "dealflow.drive"
+DEADLINE = "dealflow.deadline"
 SWEEP_EVERY = "* * * * * */5"  # cron with a seconds column (the 6th): every 5 s
+TIMERS_EVERY = "* * * * * */2"
+UNAPPLIED_AFTER_SECONDS = 30  # a claimed wait whose job is this late is applied by the sweep
 _log = logging.getLogger(__name__)
 RETRY = procrastinate.RetryStrategy(max_attempts=40, wait=3,
                                     retry_exceptions={Busy, Unavailable, OSError})
@@ -59,9 +72,44 @@ def build_queue(url: str) -> procrastinate.App:
         orphans = await asyncio.to_thread(orphaned_threads, service)
         for thread_id in orphans:
             await defer_async(context.app, "continue", thread_id, {})
-        return len(stalled) + len(orphans)
+        unapplied = await asyncio.to_thread(service.data.waits.unapplied,
+                                            UNAPPLIED_AFTER_SECONDS)
+        for thread_id in unapplied:
+            await defer_async(context.app, "apply", thread_id, {})
+        return len(stalled) + len(orphans) + len(unapplied)
+
+    @app.task(name=DEADLINE, pass_context=True, retry=RETRY)
+    def deadline(context: procrastinate.JobContext, deadline_id: int) -> str:
+        """Fire one deadline (if its wait is still open) with this worker's `DealService`."""
+        service: DealService = context.additional_context["service"]
+        return service.fire_deadline(deadline_id)
+
+    @app.periodic(cron=TIMERS_EVERY, periodic_id="timers")
+    @app.task(name="dealflow.timers", queueing_lock="dealflow.timers", pass_context=True)
+    async def timers(context: procrastinate.JobContext, timestamp: int) -> str:
+        """Schedule the deadlines stored since, and post the notifications that are due."""
+        service: DealService = context.additional_context["service"]
+        queued = await schedule_deadlines(context.app, service)
+        sent, failed = await asyncio.to_thread(deliver_due, service.data.outbox,
+                                               service.notifier)
+        return f"{queued} deadlines scheduled, {sent} notifications sent, {failed} failed"
 
     return app
+
+
+async def schedule_deadlines(app: procrastinate.App, service: DealService) -> int:
+    """Queue a job at the due time of every stored deadline that has none yet."""
+    queued = 0
+    for due in await asyncio.to_thread(service.data.deadlines.unqueued):
+        try:
+            job = await app.configure_task(
+                DEADLINE, schedule_at=due.due_at, queueing_lock=f"deadline:{due.id}",
+            ).defer_async(deadline_id=due.id)
+        except AlreadyEnqueued:
+            job = None
+        await asyncio.to_thread(service.data.deadlines.queued, due.id, job)
+        queued += 1
+    return queued
 
 
 def run_action(service: DealService, action: str, thread_id: str,
@@ -76,6 +124,8 @@ def run_action(service: DealService, action: str, thread_id: str,
             report = service.event(thread_id, payload["event"])
         elif action == "continue":
             report = service.continue_thread(thread_id)
+        elif action == "apply":
+            return service.apply_claim(thread_id)
         else:
             raise ValueError(f"unknown action {action!r}")
     except NotWaiting as exc:  # answered or moved on meanwhile: nothing left to do
@@ -112,8 +162,8 @@ async def defer_async(app: procrastinate.App, action: str, thread_id: str,
 
 def _options(action: str, thread_id: str) -> dict[str, Any]:
     options: dict[str, Any] = {"lock": thread_id}
-    if action == "continue":
-        options["queueing_lock"] = f"continue:{thread_id}"
+    if action in ("continue", "apply"):
+        options["queueing_lock"] = f"{action}:{thread_id}"
     return options
 
 

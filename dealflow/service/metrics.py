@@ -2,7 +2,7 @@
 
 Every figure comes from the shared database, so any API node reports the whole
 fleet: deals by status, jobs by state, step durations (from the spans every
-node records), webhook deliveries.
+node records), webhook deliveries, deadlines (overdue ones apart), notifications.
 """
 
 from __future__ import annotations
@@ -21,6 +21,10 @@ _QUERIES = {
     "webhooks": "SELECT event AS label, count(*) AS n FROM dealflow_webhook_events GROUP BY 1",
     "steps": "SELECT node AS label, count(*) AS n, coalesce(sum(duration_ms), 0) / 1000.0"
              " AS seconds FROM dealflow_spans GROUP BY 1",
+    "deadlines": "SELECT CASE WHEN status = 'scheduled' AND due_at < clock_timestamp()"
+                 " THEN 'overdue' ELSE status END AS label, count(*) AS n"
+                 " FROM dealflow_deadlines GROUP BY 1",
+    "notifications": "SELECT status AS label, count(*) AS n FROM dealflow_outbox GROUP BY 1",
 }
 
 
@@ -44,6 +48,10 @@ class DealflowCollector(Collector):
                      "event", rows["webhooks"])
         yield _gauge("dealflow_step_runs", "Step attempts recorded, by node.", "node",
                      rows["steps"])
+        yield _gauge("dealflow_deadlines", "Deadlines by state (scheduled, overdue: past due "
+                     "and not fired, fired, cancelled).", "state", rows["deadlines"])
+        yield _gauge("dealflow_notifications", "Outbox notifications by state (pending, sent, "
+                     "skipped).", "state", rows["notifications"])
         seconds = GaugeMetricFamily("dealflow_step_seconds", "Seconds spent in each node.",
                                     labels=["node"])
         for row in rows["steps"]:

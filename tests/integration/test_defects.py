@@ -141,7 +141,8 @@ def test_a_repeated_signature_event_is_an_idempotent_success(service: DealServic
     assert report["status"] == "completed"
     assert report["note"] == "signature.completed was already delivered; the thread is completed"
     other = run_cli(["event", "DUP-1", "signature.declined"], env)
-    _one_line_error(other, 4, "not waiting for a signature event")
+    _one_line_error(other, 4, "the signature wait already ended with signature.completed at",
+                    "the thread is completed")
 
 
 def test_watch_on_an_unknown_deal_exits_3(database_url: str) -> None:

@@ -153,14 +153,20 @@ def test_audit_explains_the_outcome(service: DealService) -> None:
     actions = [(e.agent, e.action) for e in trail]
     assert actions == [
         ("supervisor", "route"), ("lead", "effect.performed"), ("lead", "context.write"),
-        ("supervisor", "route"), ("reviewer", "review.decision"), ("supervisor", "route.end"),
+        ("supervisor", "route"), ("reviewer", "wait.opened"), ("reviewer", "wait.answered"),
+        ("reviewer", "deadline.cancelled"), ("reviewer", "review.decision"),
+        ("supervisor", "route.end"),
     ]
-    review = trail[4]
+    assert trail[5].actor == "cfo" and trail[5].detail["resolution"]["decision"] == "reject"
+    assert trail[6].detail["deadlines"] == ["review.remind", "review.escalate",
+                                            "review.expire"]  # the defaults, never due
+    review = trail[7]
     assert (review.actor, review.reason, review.detail["decision"]) == (
         "cfo", "no budget sign-off", "reject")
     assert "needs approval" in (trail[3].reason or "")
     assert all(e.thread_id == "deal-AUD-1" and e.checkpoint_id for e in trail)
-    assert [e.action for e in service.audit("AUD-1", agent="reviewer")] == ["review.decision"]
+    assert [e.action for e in service.audit("AUD-1", agent="reviewer")] == [
+        "wait.opened", "wait.answered", "deadline.cancelled", "review.decision"]
 
 
 def test_project_agent_refuses_without_the_qualification_fact(service: DealService) -> None:

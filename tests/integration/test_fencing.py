@@ -51,7 +51,7 @@ def _assert_once_and_whole(service: DealService, deal_id: str) -> None:
 def test_the_reproduction_a_second_run_cannot_drive_a_leased_thread(
         service: DealService, database_url: str) -> None:
     """Before: killing the lock's backend let a second run drive the deal too."""
-    first = _run(database_url, "LK-2", DEALFLOW_SANDBOX_LATENCY_MS="1500")
+    first = _run(database_url, "LK-2", DEALFLOW_SANDBOX_LATENCY_MS="3000")
     wait_for_lease(service.pool, "deal-LK-2")
     assert terminate_backends_of(database_url, first.pid) >= 1
     second = _run(database_url, "LK-2")
@@ -90,7 +90,9 @@ def test_a_frozen_process_whose_lease_expired_is_fenced_out(
     os.kill(frozen.pid, signal.SIGSTOP)
     try:
         time.sleep(3)  # past its 2 s lease
-        taker = _run(database_url, "LK-4")
+        # frozen inside a fenced transaction (a parallel branch's claim), it still holds
+        # the lease row's lock until Postgres ends its idle transaction (30 s): wait for it
+        taker = _run(database_url, "LK-4", DEALFLOW_BUSY_WAIT_SECONDS="90")
         _, err = taker.communicate(timeout=300)
         assert taker.returncode == 0, err
     finally:

@@ -64,6 +64,8 @@ def test_tools_read_context_and_act_on_reviews(service: DealService) -> None:
             assert [h["action"] for h in context["history"]][:2] == ["route", "effect.performed"]
             pending = _data(await session.call_tool("list_pending_reviews", {}))
             assert pending[0]["request"]["action_requests"][0]["name"] == "approve_deal"
+            assert [d["name"] for d in pending[0]["deadlines"]] == [
+                "review.remind", "review.escalate", "review.expire"]  # the defaults
             done = _data(await session.call_tool("submit_review", {
                 "thread_id": "deal-MCP-1", "decision": "approve", "comment": "fine"}))
             assert done["status"] == "waiting_signature"

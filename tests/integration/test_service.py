@@ -9,111 +9,22 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from dealflow.api import DealService
-from dealflow.service.auth import create_token
-from dealflow.service.webhooks import sign
-from tests.conftest import cli_env, dealflow_executable, run_cli
+from tests.conftest import cli_env, run_cli
 from tests.helpers import make_deal
 from tests.integration.fencing import sandbox_rows, wait_until
+from tests.integration.service_procs import start_process, stop_process, webhook
 
-SECRET = "whsec-for-tests"
 DEAL = {"deal_id": "SV-1", "client": "Acme GmbH", "value": "9000",
         "lead": {"company_size": 300, "engagement": 80, "budget": "20000"}}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Api:
-    """A running `dealflow serve` and tokens for it."""
-
-    base: str
-    operator: dict[str, str]
-    reviewer: dict[str, str]
-    proc: subprocess.Popen[str]
-
-    def get(self, path: str, headers: dict[str, str] | None = None) -> httpx.Response:
-        """GET with the operator's token unless other headers are given."""
-        return httpx.get(self.base + path, headers=self.operator if headers is None else headers,
-                         timeout=60)
-
-    def post(self, path: str, body: Any, headers: dict[str, str] | None = None
-             ) -> httpx.Response:
-        """POST JSON with the operator's token unless other headers are given."""
-        return httpx.post(self.base + path, json=body, timeout=60,
-                          headers=self.operator if headers is None else headers)
-
-    def status(self, deal_id: str) -> str:
-        """The deal's status as the API reports it."""
-        return str(self.get(f"/v1/deals/{deal_id}").json()["status"])
-
-
-def _start(database_url: str, *args: str, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([dealflow_executable(), *args],
-                            env=cli_env(database_url, DEALFLOW_WEBHOOK_SECRET=SECRET, **env),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-@pytest.fixture
-def api_factory(service: DealService, database_url: str) -> Iterator[Any]:
-    """Start `dealflow serve` with the given workers and environment; stopped after."""
-    started: list[subprocess.Popen[str]] = []
-
-    def start(workers: int = 2, **env: str) -> Api:
-        port = _free_port()
-        proc = _start(database_url, "serve", "--port", str(port), "--workers", str(workers),
-                      **env)
-        started.append(proc)
-        base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: _answers(base) or proc.poll() is not None, 120, "the API")
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        tag = str(len(started))
-        operator = create_token(service.pool, f"ops-{tag}", "operator")
-        reviewer = create_token(service.pool, f"rita-{tag}", "reviewer")
-        return Api(base, {"Authorization": f"Bearer {operator}"},
-                   {"Authorization": f"Bearer {reviewer}"}, proc)
-
-    yield start
-    for proc in started:
-        _stop(proc)
-
-
-def _answers(base: str) -> bool:
-    try:
-        return httpx.get(base + "/healthz", timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def _webhook(api: Api, body: dict[str, str], secret: str = SECRET) -> httpx.Response:
-    raw = json.dumps(body).encode()
-    return httpx.post(api.base + "/v1/webhooks/esign", content=raw, timeout=60,
-                      headers={"X-Dealflow-Signature": sign(secret, raw)})
 
 
 def test_a_deal_from_post_to_completed_through_a_signed_webhook(
@@ -131,10 +42,10 @@ def test_a_deal_from_post_to_completed_through_a_signed_webhook(
     assert report == cli  # exactly the CLI's status JSON
     envelope = report["pending"]["envelope_id"]
     event = {"event_id": "evt-1", "envelope_id": envelope, "event": "signature.completed"}
-    assert _webhook(api, event, secret="wrong").status_code == 401
+    assert webhook(api, event, secret="wrong").status_code == 401
     assert api.status("SV-1") == "waiting_signature"
-    assert _webhook(api, {**event, "envelope_id": "ENV-404"}).status_code == 404
-    assert _webhook(api, event).status_code == 202
+    assert webhook(api, {**event, "envelope_id": "ENV-404"}).status_code == 404
+    assert webhook(api, event).status_code == 202
     wait_until(lambda: api.status("SV-1") == "completed", 120, "completion")
     assert sandbox_rows(service.pool, "SV-1") == {"projects": 1, "contracts": 1,
                                                    "envelopes": 1}
@@ -185,7 +96,7 @@ def test_auth_roles_and_malformed_bodies(api_factory: Any) -> None:
                         headers={**api.operator, "Content-Type": "application/json"})
     assert broken.status_code == 422 and set(broken.json()) == {"error"}
     assert api.get("/v1/deals/NOPE").status_code == 404
-    assert _webhook(api, {"event_id": "x"}).status_code == 422
+    assert webhook(api, {"event_id": "x"}).status_code == 422
     assert api.get("/openapi.json", headers={}).json()["paths"]["/v1/deals"]
 
 
@@ -197,7 +108,7 @@ def test_twenty_concurrent_deliveries_of_one_webhook_are_one_event(
     envelope = api.get("/v1/deals/SV-STORM").json()["pending"]["envelope_id"]
     event = {"event_id": "evt-storm", "envelope_id": envelope, "event": "signature.completed"}
     with ThreadPoolExecutor(20) as pool:
-        codes = list(pool.map(lambda _: _webhook(api, event).status_code, range(20)))
+        codes = list(pool.map(lambda _: webhook(api, event).status_code, range(20)))
     assert sorted(set(codes)) == [200, 202] and codes.count(202) == 1
     wait_until(lambda: api.status("SV-STORM") == "completed", 120, "completion")
     with service.pool.connection() as conn:
@@ -212,22 +123,22 @@ def test_a_worker_killed_mid_step_is_replaced_without_a_duplicate(
         api_factory: Any, service: DealService, database_url: str) -> None:
     api = api_factory(workers=0)  # an API-only node; the workers are separate processes
     slow = {"DEALFLOW_SANDBOX_LATENCY_MS": "1500", "DEALFLOW_WORKER_STALLED_SECONDS": "6"}
-    doomed = _start(database_url, "worker", "--concurrency", "1", **slow)
+    doomed = start_process(database_url, "worker", "--concurrency", "1", **slow)
     try:
         assert api.post("/v1/deals", {**DEAL, "deal_id": "SV-KILL"}).status_code == 202
         wait_until(lambda: _claimed(service, "SV-KILL"), 120, "a step mid-call")
         os.kill(doomed.pid, signal.SIGKILL)
         doomed.wait(timeout=30)
         killed_at = time.monotonic()
-        survivor = _start(database_url, "worker", "--concurrency", "1", **slow)
+        survivor = start_process(database_url, "worker", "--concurrency", "1", **slow)
         try:
             wait_until(lambda: api.status("SV-KILL") == "waiting_signature", 180,
                        "the survivor to finish the deal")
             took = time.monotonic() - killed_at
         finally:
-            _stop(survivor)
+            stop_process(survivor)
     finally:
-        _stop(doomed)
+        stop_process(doomed)
     assert sandbox_rows(service.pool, "SV-KILL") == {"projects": 1, "contracts": 1,
                                                       "envelopes": 1}
     performed = [e for e in service.audit("SV-KILL") if e.action == "effect.performed"]

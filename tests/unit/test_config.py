@@ -1,3 +1,4 @@
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -40,6 +41,13 @@ ALL_VARIABLES = {
     "DEALFLOW_LLM_BUDGET_USD": "0.5",
     "DEALFLOW_LLM_PRICE_INPUT_PER_MTOK": "1.5",
     "DEALFLOW_LLM_PRICE_OUTPUT_PER_MTOK": "6",
+    "DEALFLOW_REVIEW_REMIND_AFTER": "90s",
+    "DEALFLOW_REVIEW_ESCALATE_AFTER": "15m",
+    "DEALFLOW_REVIEW_EXPIRE_AFTER": "4h",
+    "DEALFLOW_SIGNATURE_REMIND_AFTER": "2d",
+    "DEALFLOW_SIGNATURE_EXPIRE_AFTER": "off",
+    "DEALFLOW_NOTIFY_URL": "https://hooks.example/T0/B0",
+    "DEALFLOW_ESCALATION_CONTACT": "vp-sales@example.com",
 }
 
 
@@ -65,6 +73,10 @@ def test_every_variable_reaches_its_field() -> None:
     assert settings.systems_factory == "my.systems:build"
     assert settings.crash_at == "send_for_signature:after_effect"
     assert settings.busy_wait_seconds == 2.5
+    assert (settings.review_remind_after, settings.review_escalate_after,
+            settings.review_expire_after, settings.signature_remind_after) == (
+        timedelta(seconds=90), timedelta(minutes=15), timedelta(hours=4), timedelta(days=2))
+    assert settings.signature_expire_after is None  # `off`: no such deadline
     assert settings.data_dir == Path("/tmp/dealflow-data")
     assert settings.openai_api_key is not None
     assert settings.openai_api_key.get_secret_value() == "sk-env"
@@ -224,3 +236,13 @@ def test_settings_stays_a_plain_frozen_model() -> None:
 def test_the_systems_and_modes_are_declared_elsewhere() -> None:
     assert not hasattr(config, "SANDBOX_SYSTEMS")
     assert config.SupervisorMode is models.SupervisorMode
+
+
+def test_deadline_durations_are_checked_with_their_variable() -> None:
+    for raw in ("5 weeks", "-3h", "1e9d", "soon"):
+        with pytest.raises(ConfigError) as caught:
+            Settings.from_env({"DEALFLOW_REVIEW_EXPIRE_AFTER": raw})
+        assert "DEALFLOW_REVIEW_EXPIRE_AFTER" in str(caught.value)
+        assert "\n" not in str(caught.value)
+    assert Settings.from_env({"DEALFLOW_REVIEW_REMIND_AFTER": "NEVER"}).review_remind_after \
+        is None

@@ -1,0 +1,83 @@
+"""What the inbox shows: the pending reviews, and everything one review needs.
+
+Read from `DealService` (the same queries as the CLI and the API), so a review
+decided anywhere (CLI, API, MCP, another reviewer) leaves the list at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dealflow.api import DealService
+from dealflow.deadlines import refusal
+from dealflow.errors import NotFound
+from dealflow.timeline import render_trace
+from graph.review import ALLOWED, APPROVE_ACTION, ESCALATION_ACTION, RETRY_ACTION
+from state.models import ReviewKind
+
+KINDS: dict[str, ReviewKind] = {APPROVE_ACTION: "approval", RETRY_ACTION: "failure",
+                                ESCALATION_ACTION: "escalation"}
+LABELS = {"approve": "Approve", "reject": "Reject", "retry": "Retry"}
+
+
+@dataclass(frozen=True)
+class PendingReview:
+    """One line of the inbox."""
+
+    deal_id: str
+    client: str
+    value: str
+    currency: str
+    kind: ReviewKind
+    why: str
+    since: datetime | None
+    deadline: dict[str, Any] | None
+
+
+def pending_reviews(service: DealService, kind: str | None = None) -> list[PendingReview]:
+    """Every review waiting for a person, newest first (of one kind, if given)."""
+    found = []
+    for row, _ in service.threads("waiting_review"):
+        try:
+            report = service.status(row.thread_id)
+        except NotFound:
+            continue
+        request = (report.pending or {}).get("action_requests") or [{}]
+        review_kind = KINDS.get(request[0].get("name", ""), "approval")
+        if report.status != "waiting_review" or (kind and review_kind != kind):
+            continue
+        wait = service.data.waits.open_wait(row.thread_id)
+        found.append(PendingReview(
+            deal_id=row.deal_id, client=row.client, value=f"{row.value:,.2f}",
+            currency=row.currency, kind=review_kind,
+            why=str(request[0].get("description", "")), since=wait.opened_at if wait else None,
+            deadline=report.deadlines[-1] if report.deadlines else None))
+    found.sort(key=lambda r: r.since.timestamp() if r.since else 0.0, reverse=True)
+    return found
+
+
+def review_page(service: DealService, deal_id: str) -> dict[str, Any]:
+    """Everything one review page shows (NotFound for an unknown deal)."""
+    report = service.status(deal_id)
+    context = report.context
+    request = (report.pending or {}).get("action_requests") or [{}]
+    waiting = report.status == "waiting_review"
+    kind = KINDS.get(request[0].get("name", ""), "approval") if waiting else None
+    contracts = service.records(deal_id).get("contracts", [])
+    ended = service.data.waits.last_ended(report.thread_id, "review")
+    row, spans = service.trace(deal_id)
+    return {
+        "report": report, "waiting": waiting, "kind": kind,
+        "why": request[0].get("description", "") if waiting else "",
+        "decisions": [(d, LABELS[d]) for d in ALLOWED[kind]] if kind else [],
+        "deal": context.get("deal") or {}, "qualification": context.get("qualification"),
+        "failures": context.get("failures") or [],
+        "contract": contracts[-1] if contracts else None,
+        "audit": service.audit(deal_id),
+        "trace": render_trace(row.deal_id, row.thread_id, spans, service.workflow,
+                              service.timers(row.thread_id)),
+        "ended": refusal(report.thread_id, ended).split(": ", 1)[-1]
+        if ended and not waiting else None,
+    }

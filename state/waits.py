@@ -1,0 +1,203 @@
+"""Waits and who ended them: one row per interrupt that waits for the outside world.
+
+A wait (a review, a signature) opens when its node first stops: the row, its
+deadlines (due at the opening time plus each delay, on the database's clock),
+an audit entry and the announcement go in one fenced transaction, and opening
+it again (the node re-runs on resume) changes nothing. It is keyed by the
+thread and the interrupted task's id, so a fork that waits again opens a new one.
+
+Whatever ends a wait (a person's decision, a signature event, an expiry)
+`claim`s it: the first claim stores its resolution and cancels the wait's
+scheduled deadlines in the same transaction; a later claim with another
+resolution loses, is audited as refused, and its caller is told who won.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from psycopg import Connection
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from state.audit import AuditTrail, Origin
+from state.database import Pool
+from state.leases import Leases
+from state.outbox import Notice, Outbox
+
+EXPIRED = "expired"  # the key of an expiry's resolution: {"expired": {"deadline": ...}}
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A wait as stored."""
+
+    thread_id: str
+    wait_key: str
+    deal_id: str
+    wait: str
+    node: str
+    opened_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
+    resolution: dict[str, Any] | None
+
+    @property
+    def expired(self) -> bool:
+        """Whether an expiry ended it."""
+        return bool(self.resolution and EXPIRED in self.resolution)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The outcome of a claim: whether it won, and the wait with the winning resolution."""
+
+    won: bool
+    wait: Wait
+
+
+_WAIT_COLUMNS = ("thread_id, wait_key, deal_id, wait, node, opened_at, resolved_at,"
+                 " resolved_by, resolution")
+
+
+class WaitBook:
+    """Reads and writes `dealflow_waits` and the deadlines it schedules and cancels."""
+
+    def __init__(self, pool: Pool, audit: AuditTrail, outbox: Outbox, leases: Leases) -> None:
+        """Use `pool`; audit in `audit`; announce through `outbox`; fence with `leases`."""
+        self._pool = pool
+        self._audit = audit
+        self._outbox = outbox
+        self._leases = leases
+
+    def open(self, origin: Origin, *, wait: str, key: str,
+             deadlines: Sequence[tuple[str, str, timedelta]], notice: Notice | None,
+             detail: dict[str, Any] | None = None) -> None:
+        """Store the wait (once) with its deadlines `(name, action, delay)` and announce it."""
+        assert origin.thread_id and origin.step
+        with self._pool.connection() as conn, conn.transaction():
+            self._leases.fence(conn, origin.thread_id)
+            opened = conn.execute(
+                "INSERT INTO dealflow_waits (thread_id, wait_key, deal_id, wait, node, detail)"
+                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING opened_at",
+                (origin.thread_id, key, origin.deal_id, wait, origin.step,
+                 Jsonb(detail or {}))).fetchone()
+            if opened is None:
+                return
+            due = [self._schedule(conn, origin, key, name, action, delay)
+                   for name, action, delay in deadlines]
+            self._audit.append(origin, "wait.opened", detail={
+                "wait": wait, "wait_key": key,
+                "deadlines": [{"name": n, "due_at": d.isoformat()} for n, d in due]}, conn=conn)
+            if notice is not None:
+                expiry = max((d for _, d in due), default=None)
+                self._outbox.add(conn, f"{origin.thread_id}:{key}:{notice.event}", origin,
+                                 Notice(notice.event, notice.text, notice.to, expiry))
+
+    def _schedule(self, conn: Connection[DictRow], origin: Origin, key: str, name: str,
+                  action: str, delay: timedelta) -> tuple[str, datetime]:
+        row = conn.execute(
+            "INSERT INTO dealflow_deadlines (thread_id, wait_key, deal_id, name, action,"
+            " due_at) SELECT %s, %s, %s, %s, %s, opened_at + %s FROM dealflow_waits"
+            " WHERE thread_id = %s AND wait_key = %s RETURNING due_at",
+            (origin.thread_id, key, origin.deal_id, name, action, delay, origin.thread_id,
+             key)).fetchone()
+        assert row is not None
+        return name, row["due_at"]
+
+    def claim(self, origin: Origin, key: str, resolution: dict[str, Any], by: str, *,
+              deadline_id: int | None = None) -> Claim:
+        """End the wait with `resolution` unless something ended it first.
+
+        Winning cancels the wait's scheduled deadlines (an expiry's own deadline,
+        `deadline_id`, is marked fired). Losing with another resolution is audited
+        as `wait.refused`; the same resolution again (a retried job) is not a loss.
+        """
+        assert origin.thread_id
+        with self._pool.connection() as conn, conn.transaction():
+            row = conn.execute(
+                f"UPDATE dealflow_waits SET resolved_at = clock_timestamp(), resolved_by = %s,"
+                f" resolution = %s WHERE thread_id = %s AND wait_key = %s"
+                f" AND resolved_at IS NULL RETURNING {_WAIT_COLUMNS}",
+                (by, Jsonb(resolution), origin.thread_id, key)).fetchone()
+            if row is not None:
+                self._audit.append(origin, "wait.answered", actor=by,
+                                   detail={"wait_key": key, "resolution": resolution}, conn=conn)
+                self._settle_deadlines(conn, origin, key, by, deadline_id)
+                return Claim(True, Wait(**row))
+            row = conn.execute(f"SELECT {_WAIT_COLUMNS} FROM dealflow_waits WHERE thread_id"
+                               " = %s AND wait_key = %s", (origin.thread_id, key)).fetchone()
+            if row is None:
+                raise KeyError(f"thread {origin.thread_id} has no wait {key}")
+            found = Wait(**row)
+            if found.resolution != resolution:
+                self._audit.append(origin, "wait.refused", actor=by, reason=(
+                    f"the wait already ended ({found.resolved_by}, "
+                    f"{found.resolved_at:%Y-%m-%d %H:%M:%S %Z})" if found.resolved_at else None),
+                    detail={"wait_key": key, "refused": resolution,
+                            "winner": found.resolution}, conn=conn)
+            return Claim(False, found)
+
+    def _settle_deadlines(self, conn: Connection[DictRow], origin: Origin, key: str, by: str,
+                          deadline_id: int | None) -> None:
+        rows = conn.execute(
+            "UPDATE dealflow_deadlines SET status = CASE WHEN id = %s THEN 'fired'"
+            " ELSE 'cancelled' END, settled_at = clock_timestamp(), note = CASE WHEN id = %s"
+            " THEN 'fired' ELSE %s END WHERE thread_id = %s AND wait_key = %s"
+            " AND status = 'scheduled' RETURNING name, status",
+            (deadline_id, deadline_id, f"the wait ended first ({by})", origin.thread_id,
+             key)).fetchall()
+        cancelled = [r["name"] for r in rows if r["status"] == "cancelled"]
+        if cancelled:
+            self._audit.append(origin, "deadline.cancelled", actor=by,
+                               reason="the wait ended before they were due",
+                               detail={"wait_key": key, "deadlines": cancelled}, conn=conn)
+
+    def get(self, thread_id: str, key: str) -> Wait | None:
+        """The wait `key` of the thread, if it was opened."""
+        with self._pool.connection() as conn:
+            row = conn.execute(f"SELECT {_WAIT_COLUMNS} FROM dealflow_waits WHERE thread_id"
+                               " = %s AND wait_key = %s", (thread_id, key)).fetchone()
+        return Wait(**row) if row else None
+
+    def unapplied(self, older_than_seconds: float) -> list[str]:
+        """Threads still listed as waiting whose last wait was claimed that long ago.
+
+        The claim's job was lost (an API node died between claiming and queueing):
+        the sweep has them applied.
+        """
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT w.thread_id FROM dealflow_waits w JOIN dealflow_deals d"
+                " ON d.thread_id = w.thread_id WHERE d.status IN ('waiting_review',"
+                " 'waiting_signature') AND w.resolved_at < clock_timestamp()"
+                " - make_interval(secs => %s) AND NOT EXISTS (SELECT 1 FROM dealflow_waits"
+                " later WHERE later.thread_id = w.thread_id AND later.opened_at > w.opened_at)",
+                (older_than_seconds,)).fetchall()
+        return [row["thread_id"] for row in rows]
+
+    def for_thread(self, thread_id: str) -> list[Wait]:
+        """The thread's waits, in the order they opened."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(f"SELECT {_WAIT_COLUMNS} FROM dealflow_waits WHERE thread_id"
+                                " = %s ORDER BY opened_at", (thread_id,)).fetchall()
+        return [Wait(**row) for row in rows]
+
+    def last_ended(self, thread_id: str, wait: str) -> Wait | None:
+        """The thread's `wait` (`review`) that ended last, if any."""
+        with self._pool.connection() as conn:
+            row = conn.execute(f"SELECT {_WAIT_COLUMNS} FROM dealflow_waits WHERE thread_id"
+                               " = %s AND wait = %s AND resolved_at IS NOT NULL"
+                               " ORDER BY resolved_at DESC LIMIT 1", (thread_id, wait)).fetchone()
+        return Wait(**row) if row else None
+
+    def open_wait(self, thread_id: str) -> Wait | None:
+        """The thread's wait that is open now, if any."""
+        with self._pool.connection() as conn:
+            row = conn.execute(f"SELECT {_WAIT_COLUMNS} FROM dealflow_waits WHERE thread_id"
+                               " = %s AND resolved_at IS NULL ORDER BY opened_at DESC LIMIT 1",
+                               (thread_id,)).fetchone()
+        return Wait(**row) if row else None
