@@ -31,7 +31,14 @@ from dealflow.errors import (
 )
 from dealflow.notify import Notifier, build_notifier
 from dealflow.queries import DealQueries
-from dealflow.reports import DealReport, build_report, deal_state_of, status_of
+from dealflow.reports import (
+    DealReport,
+    build_report,
+    deal_state_of,
+    has_run,
+    starting_report,
+    status_of,
+)
 from graph.builder import build_graph
 from graph.nodes import SUPERVISOR
 from graph.observe import traced
@@ -239,7 +246,7 @@ class DealService(DealQueries):
     def _delivered(self, row: DealRow, name: str) -> DealReport | None:
         """The report of a thread that already took this event (a repeat is a success)."""
         snapshot = self._snapshot(row.thread_id)
-        if snapshot.created_at is None:
+        if not has_run(snapshot):
             return None
         state = deal_state_of(snapshot, self.workflow)
         status = status_of(snapshot, self.workflow)
@@ -362,6 +369,9 @@ class DealService(DealQueries):
             snapshot = self._snapshot(thread_id)
             if owned and snapshot.created_at is not None:
                 self.registry.set_status(thread_id, status_of(snapshot, self.workflow))
+        if not has_run(snapshot):  # stopped before its first step was checkpointed
+            return starting_report(self._row(thread_id), "stopped before its first step; "
+                                   "continue it with dealflow recover")
         return self._with_deadlines(build_report(thread_id, snapshot, self.workflow))
 
     def _stream(self, config: RunnableConfig, payload: Any, on_step: StepCallback | None

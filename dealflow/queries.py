@@ -15,7 +15,7 @@ from langgraph.types import StateSnapshot
 
 from agents.systems import Systems
 from dealflow.errors import InvalidInput, NotFound
-from dealflow.reports import DealReport, build_report, status_of
+from dealflow.reports import DealReport, build_report, has_run, starting_report, status_of
 from dealflow.timeline import Timer
 from graph.workflow import Workflow
 from state.audit import AuditEntry, Origin
@@ -43,7 +43,10 @@ class DealQueries:
         snapshot = self._snapshot(row.thread_id)
         if snapshot.created_at is None:
             raise NotFound(f"thread {row.thread_id} has not run yet; start it with dealflow run")
-        report = self._with_deadlines(build_report(row.thread_id, snapshot, self.workflow))
+        if has_run(snapshot):
+            report = self._with_deadlines(build_report(row.thread_id, snapshot, self.workflow))
+        else:  # only its input is checkpointed: the first step is starting
+            report = starting_report(row, "starting: its first step has not finished yet")
         if report.status == "running" and not thread_is_held(self.pool, row.thread_id):
             return report.model_copy(update={
                 "note": "no process drives it any more: continue it with dealflow recover"})

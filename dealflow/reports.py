@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from graph.workflow import Workflow
 from state.deal_state import DealState, Status
+from state.registry import DealRow
 
 
 class DealReport(BaseModel):
@@ -62,6 +63,21 @@ def context_of_state(state: DealState) -> dict[str, Any]:
         data["contract"].pop("text", None)
     data["failures"] = list(data["failures"].values())
     return data
+
+
+def has_run(snapshot: StateSnapshot) -> bool:
+    """Whether the thread's state holds its deal: a first step has been checkpointed.
+
+    A thread whose only checkpoint is its input (LangGraph writes it before the
+    first step) has no deal in its values yet; read it with `starting_report`.
+    """
+    return isinstance(snapshot.values, dict) and "deal" in snapshot.values
+
+
+def starting_report(row: DealRow, note: str) -> DealReport:
+    """The report of a registered deal whose first step has not been checkpointed yet."""
+    return DealReport(thread_id=row.thread_id, deal_id=row.deal_id, status="running",
+                      completed_steps=[], pending=None, context={"deal": row.input}, note=note)
 
 
 def build_report(thread_id: str, snapshot: StateSnapshot, workflow: Workflow) -> DealReport:

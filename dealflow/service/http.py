@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from dealflow.api import DealService
 from dealflow.cli import COMMANDS
 from dealflow.errors import DealflowError, InvalidInput, NotFound
-from dealflow.reports import DealReport
+from dealflow.reports import DealReport, starting_report
 from dealflow.service import webhooks
 from dealflow.service.auth import Caller, caller_of
 from dealflow.service.inbox import inbox_routes
@@ -148,9 +148,7 @@ def _status(service: DealService, deal_id: str) -> DealReport:
         return service.status(deal_id)
     except NotFound:
         row = service.deal(deal_id)  # NotFound for an unknown deal
-        return DealReport(thread_id=row.thread_id, deal_id=row.deal_id, status="running",
-                          completed_steps=[], pending=None, context={"deal": row.input},
-                          note="queued: a worker starts it shortly")
+        return starting_report(row, "queued: a worker starts it shortly")
 
 
 def _deal_routes(app: FastAPI, service: DealService, queue: procrastinate.App) -> None:

@@ -19,6 +19,7 @@ from psycopg.conninfo import make_conninfo
 from dealflow.api import DealService
 from dealflow.cli import _after_outage
 from dealflow.cli_parser import build_parser
+from dealflow.errors import NotWaiting
 from state.audit import Origin
 from tests.conftest import cli_env, dealflow_executable, run_cli
 from tests.helpers import make_deal
@@ -143,6 +144,25 @@ def test_a_repeated_signature_event_is_an_idempotent_success(service: DealServic
     other = run_cli(["event", "DUP-1", "signature.declined"], env)
     _one_line_error(other, 4, "the signature wait already ended with signature.completed at",
                     "the thread is completed")
+
+
+def test_a_thread_whose_only_checkpoint_is_its_input_reads_as_starting(
+        service: DealService, database_url: str) -> None:
+    # LangGraph checkpoints a run's input before its first step; a reader that came
+    # in between (the service's GET right after POST) once got a 500
+    deal = make_deal("IC-1")
+    service.registry.claim(deal, "deal-IC-1")
+    service.graph.update_state({"configurable": {"thread_id": "deal-IC-1"}}, {"deal": deal},
+                               as_node="__input__")
+    report = service.status("IC-1")
+    assert (report.status, report.context["deal"]["deal_id"]) == ("running", "IC-1")
+    assert report.note == "no process drives it any more: continue it with dealflow recover"
+    assert json.loads(run_cli(["status", "IC-1", "--json"], cli_env(database_url)).stdout
+                      )["status"] == "running"
+    with pytest.raises(NotWaiting, match="stopped mid-run"):
+        service.event("IC-1", "signature.completed")
+    [continued] = service.recover()
+    assert (continued.deal_id, continued.status) == ("IC-1", "waiting_signature")
 
 
 def test_watch_on_an_unknown_deal_exits_3(database_url: str) -> None:
