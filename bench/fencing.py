@@ -78,8 +78,8 @@ def reproduce(url: str, source: Path | None, latency_ms: int) -> dict[str, objec
             " GROUP BY 1 HAVING count(*) > 1").fetchall()
         forks = conn.execute(
             "SELECT count(*) AS n FROM (SELECT parent_checkpoint_id FROM checkpoints"
-            " WHERE thread_id = 'deal-LK-2' AND parent_checkpoint_id IS NOT NULL"
-            " GROUP BY 1 HAVING count(*) > 1) f").fetchone()
+            " WHERE thread_id = (SELECT thread_id FROM dealflow_deals WHERE deal_id = 'LK-2')"
+            " AND parent_checkpoint_id IS NOT NULL GROUP BY 1 HAVING count(*) > 1) f").fetchone()
     return {"backends terminated": terminated,
             "first run": f"exit {first.returncode} {first_err.strip()[-160:]}",
             "second run": f"exit {second.returncode} {second_err.strip()[:160]}",

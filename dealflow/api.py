@@ -54,18 +54,13 @@ from state.effects import EffectBusy
 from state.embedded import EmbeddedPostgresError
 from state.leases import LeaseLost, Leases, ThreadBusy, thread_is_held
 from state.models import DealInput, SupervisorMode
-from state.registry import DealRegistry, DealRow
+from state.registry import DealRegistry, DealRow, thread_id_for
 from state.validation import first_error
 
 StepCallback = Callable[[str, dict[str, Any]], None]
 
 
 OPEN_STATUSES = ("running", "waiting_review", "waiting_signature")
-
-
-def thread_id_for(deal_id: str) -> str:
-    """The thread that runs a deal: one per deal id, always the same."""
-    return f"deal-{deal_id}"
 
 
 def parse_deal(data: dict[str, Any]) -> DealInput:

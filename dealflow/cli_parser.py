@@ -13,9 +13,9 @@ from state.models import SIGNATURE_EVENTS
 
 EPILOG = """examples:
   dealflow run --deal-id D-1001 --client "Acme GmbH" --value 12500
-  dealflow resume deal-D-1001 --decision approve --comment "ok for Q4"
-  dealflow event deal-D-1001 signature.completed
-  dealflow status deal-D-1001 --json
+  dealflow resume D-1001 --decision approve --comment "ok for Q4"
+  dealflow event D-1001 signature.completed
+  dealflow status D-1001 --json
 
 database: --database-url, else DATABASE_URL, else an embedded Postgres in ./.dealflow"""
 

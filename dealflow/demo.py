@@ -60,7 +60,7 @@ def run_demo(settings: Settings, *, as_json: bool = False) -> int:
                      [(r.deal_id, r.thread_id, r.status,
                        "/".join(str(len(v)) for v in records[r.deal_id].values()))
                       for r in reports]))
-    out(f"\nthe large deal waits for you: dealflow resume {reports[1].thread_id} "
+    out(f"\nthe large deal waits for you: dealflow resume {reports[1].deal_id} "
         "--decision approve")
     if as_json:
         print(json.dumps({"deals": [r.model_dump(mode="json") for r in reports],
@@ -75,7 +75,7 @@ def _small_deal(service: DealService, out: _Printer, stamp: str) -> DealReport:
     out(f"1) small deal · {deal.client} · {deal.value:,.2f} {deal.currency}")
     report = service.start(deal, on_step=out.step(service))
     out("  … the signer signs: dealflow event "
-        f"{report.thread_id} signature.completed")
+        f"{report.deal_id} signature.completed")
     return service.event(report.thread_id, "signature.completed", on_step=out.step(service))
 
 
@@ -96,8 +96,8 @@ def _outage_deal(service: DealService, out: _Printer, stamp: str) -> DealReport:
     report = service.start(deal, on_step=out.step(service))
     out(f"  ⏸ {report.status}: " + (report.pending or {}).get(
         "action_requests", [{"description": "?"}])[0]["description"])
-    out(f"  … the reviewer retries: dealflow resume {report.thread_id} --decision retry")
+    out(f"  … the reviewer retries: dealflow resume {report.deal_id} --decision retry")
     answer = {"decision": "retry", "reviewer": "demo reviewer", "comment": "e-sign is back"}
     report = service.resume(report.thread_id, answer, on_step=out.step(service))
-    out(f"  … the signer signs: dealflow event {report.thread_id} signature.completed")
+    out(f"  … the signer signs: dealflow event {report.deal_id} signature.completed")
     return service.event(report.thread_id, "signature.completed", on_step=out.step(service))

@@ -57,7 +57,7 @@ def progress_printer(workflow: Workflow,
 
 def next_steps(report: DealReport) -> list[str]:
     """The commands that continue a waiting thread."""
-    thread = report.thread_id
+    thread = report.deal_id  # every command takes the deal id as well as the thread id
     if report.status == "waiting_signature":
         return [f"dealflow event {thread} signature.completed",
                 f"dealflow event {thread} signature.declined"]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID, uuid5
 
 from psycopg.types.json import Jsonb
 
@@ -35,6 +36,22 @@ class DealRow:
     status: str
     created_at: datetime
     updated_at: datetime
+
+
+DEAL_THREADS = UUID("6c0f3b52-6d1e-5a43-9d1b-2f7c1e0a8d11")
+"""The namespace of deal thread ids (uuid5), fixed forever: changing it orphans threads."""
+
+
+def thread_id_for(deal_id: str) -> str:
+    """The thread that runs a deal: one per deal id, always the same.
+
+    A UUID (uuid5 of the deal id), because LangGraph Server accepts only UUID
+    thread ids: a deal started by the CLI, the HTTP API or MCP can be opened
+    with the LangGraph SDK (`threads.create(thread_id=..., graph_id="dealflow",
+    if_exists="do_nothing")`). Threads that older versions named `deal-<id>`
+    keep their names: the registry maps each deal to its thread.
+    """
+    return str(uuid5(DEAL_THREADS, deal_id))
 
 
 class DealOwnedElsewhere(RuntimeError):

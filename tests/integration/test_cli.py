@@ -59,8 +59,8 @@ def test_human_output_shows_progress_and_next_command(database_url: str, tmp_pat
     assert done.returncode == 0, done.stderr
     assert "✓ lead agent" in done.stdout
     assert "status waiting_review" in done.stdout
-    assert "dealflow resume deal-C-2 --decision approve" in done.stdout
-    approved = run_cli(["resume", "deal-C-2", "--decision", "approve", "--comment", "ok"], env)
+    assert "dealflow resume C-2 --decision approve" in done.stdout
+    approved = run_cli(["resume", "C-2", "--decision", "approve", "--comment", "ok"], env)
     assert approved.returncode == 0, approved.stderr
     assert "✓ project agent" in approved.stdout and "status waiting_signature" in approved.stdout
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from langgraph.types import Command
 
-from dealflow.api import DealService
+from dealflow.api import DealService, thread_id_for
 from state.audit import Origin
 from state.config import Settings
 from tests.conftest import cli_env, run_cli
@@ -241,7 +241,7 @@ def test_status_threads_overdue_and_a_decided_wait_with_no_worker(
         time.sleep(1.5)
         overdue = run_cli(["threads", "--overdue", "--json"], env).stdout
         assert [t["deal_id"] for t in json.loads(overdue)["threads"]] == ["OV-1"]
-        remind = next(d for d in service.data.deadlines.for_thread("deal-OV-1")
+        remind = next(d for d in service.data.deadlines.for_thread(thread_id_for("OV-1"))
                       if d.name == "review.remind")
         service.resume("OV-1", {"decision": "approve", "reviewer": "ann"})
         assert service.fire_deadline(remind.id) == "cancelled"  # its wait ended: never fired
@@ -260,7 +260,7 @@ def test_the_graph_alone_applies_whatever_claimed_the_wait_first(
         service: DealService, answer: str) -> None:
     """A resume from plain LangGraph still gets the winner: the claim lives in Postgres."""
     service.start(make_deal("GR-1", "80000.00"))
-    thread = "deal-GR-1"
+    thread = thread_id_for("GR-1")
     snapshot = service._snapshot(thread)
     key = snapshot.tasks[0].id
     origin = Origin("GR-1", agent="reviewer", step="human_review", thread_id=thread)
@@ -283,7 +283,7 @@ def test_a_claimed_answer_whose_job_was_lost_is_applied_by_the_sweep(
     service.start(make_deal("LOST-1", "80000.00"))
     service.claim_review("LOST-1", {"decision": "approve", "reviewer": "ann"})
     assert service.status("LOST-1").status == "waiting_review"  # claimed, not applied
-    assert service.data.waits.unapplied(0) == ["deal-LOST-1"]
+    assert service.data.waits.unapplied(0) == [thread_id_for("LOST-1")]
     assert service.apply_claim("LOST-1") == "waiting_signature"
     assert service.data.waits.unapplied(0) == []
     assert [r["reviewer"] for r in service.status("LOST-1").context["reviews"]] == ["ann"]

@@ -99,7 +99,7 @@ def test_control_characters_are_refused_and_never_printed_raw(service: DealServi
     env = cli_env(database_url)
     service.start(make_deal("ESC-1", "60000.00"))
     hostile = "\x1b]0;owned\x07\x1b[2J"
-    done = run_cli(["resume", "deal-ESC-1", "--decision", "approve", "--comment", hostile],
+    done = run_cli(["resume", "ESC-1", "--decision", "approve", "--comment", hostile],
                    env)
     _one_line_error(done, 2, "control characters")
     _one_line_error(run_cli(["run", "--deal-id", "NL-1", "--client", "Evil\nCorp",
@@ -163,6 +163,15 @@ def test_a_thread_whose_only_checkpoint_is_its_input_reads_as_starting(
         service.event("IC-1", "signature.completed")
     [continued] = service.recover()
     assert (continued.deal_id, continued.status) == ("IC-1", "waiting_signature")
+
+
+def test_a_deal_registered_under_an_older_thread_name_keeps_its_thread(
+        service: DealService) -> None:
+    # thread ids were `deal-<id>` before they became uuid5s: the registry maps the deal
+    service.registry.claim(make_deal("OLD-1"), "deal-OLD-1")
+    assert service.start(make_deal("OLD-1")).thread_id == "deal-OLD-1"
+    assert service.start(make_deal("NEW-1")).thread_id == str(
+        uuid.uuid5(uuid.UUID("6c0f3b52-6d1e-5a43-9d1b-2f7c1e0a8d11"), "NEW-1"))  # never changes
 
 
 def test_watch_on_an_unknown_deal_exits_3(database_url: str) -> None:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from agents.step_run import StepRun
 from agents.systems.sandbox import sandbox_systems
 from agents.systems.sandbox_base import SandboxSystem
-from dealflow.api import DealService
+from dealflow.api import DealService, thread_id_for
 from dealflow.render import describe_step
 from graph.guard import check_call
 from graph.prompts import system_prompt
@@ -129,7 +129,8 @@ def test_a_deal_runs_through_a_step_declared_in_one_place(settings: Settings) ->
         # the checkpoint allowlist: the output comes back as itself, in a new service
         assert CreditCheck in checkpoint_types(WORKFLOW.state_schema)
         again, pool2 = _service(settings)
-        values = again.graph.get_state({"configurable": {"thread_id": "deal-RISK-1"}}).values
+        config = {"configurable": {"thread_id": thread_id_for("RISK-1")}}
+        values = again.graph.get_state(config).values
         assert type(values["credit"]) is CreditCheck
         again.close()
         pool2.close()

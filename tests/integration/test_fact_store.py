@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from dealflow.api import DealService
+from dealflow.api import DealService, thread_id_for
 from state.audit import Origin
 from state.data import DataLayer
 from state.database import Pool, open_pool
@@ -164,7 +164,7 @@ def test_audit_explains_the_outcome(service: DealService) -> None:
     assert (review.actor, review.reason, review.detail["decision"]) == (
         "cfo", "no budget sign-off", "reject")
     assert "needs approval" in (trail[3].reason or "")
-    assert all(e.thread_id == "deal-AUD-1" and e.checkpoint_id for e in trail)
+    assert all(e.thread_id == thread_id_for("AUD-1") and e.checkpoint_id for e in trail)
     assert [e.action for e in service.audit("AUD-1", agent="reviewer")] == [
         "wait.opened", "wait.answered", "deadline.cancelled", "review.decision"]
 

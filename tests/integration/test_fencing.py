@@ -13,7 +13,7 @@ import signal
 import subprocess
 import time
 
-from dealflow.api import DealService
+from dealflow.api import DealService, thread_id_for
 from tests.conftest import cli_env, dealflow_executable
 from tests.integration.fencing import (
     checkpoint_forks,
@@ -44,7 +44,7 @@ def _claimed(service: DealService, deal_id: str) -> bool:
 def _assert_once_and_whole(service: DealService, deal_id: str) -> None:
     assert performed_twice(service.pool, deal_id) == {}
     assert sandbox_rows(service.pool, deal_id) == ONE_EACH
-    assert checkpoint_forks(service.pool, f"deal-{deal_id}") == 0
+    assert checkpoint_forks(service.pool, thread_id_for(deal_id)) == 0
     assert service.status(deal_id).status == "waiting_signature"
 
 
@@ -52,7 +52,7 @@ def test_the_reproduction_a_second_run_cannot_drive_a_leased_thread(
         service: DealService, database_url: str) -> None:
     """Before: killing the lock's backend let a second run drive the deal too."""
     first = _run(database_url, "LK-2", DEALFLOW_SANDBOX_LATENCY_MS="3000")
-    wait_for_lease(service.pool, "deal-LK-2")
+    wait_for_lease(service.pool, thread_id_for("LK-2"))
     assert terminate_backends_of(database_url, first.pid) >= 1
     second = _run(database_url, "LK-2")
     out2, err2 = second.communicate(timeout=120)
@@ -69,7 +69,7 @@ def test_terminating_each_connection_in_turn_loses_and_doubles_nothing(
         service: DealService, database_url: str) -> None:
     first = _run(database_url, "LK-3", DEALFLOW_SANDBOX_LATENCY_MS="400",
                  DEALFLOW_RETRY_INITIAL_INTERVAL="0.2", DEALFLOW_MAX_ATTEMPTS="6")
-    wait_for_lease(service.pool, "deal-LK-3")
+    wait_for_lease(service.pool, thread_id_for("LK-3"))
     killed = 0
     while first.poll() is None and killed < 8:  # one connection at a time, 8 in all
         killed += terminate_backends_of(database_url, first.pid, limit=1)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dealflow.api import DealService
+from dealflow.api import DealService, thread_id_for
 from state.config import Settings
 from tests.integration.fencing import (
     checkpoint_forks,
@@ -62,6 +62,6 @@ def test_a_database_restart_mid_step_doubles_nothing(restartable: tuple[str, obj
             service.recover()
         assert performed_twice(service.pool, "RS-1") == {}
         assert sandbox_rows(service.pool, "RS-1") == ONE_EACH
-        assert checkpoint_forks(service.pool, "deal-RS-1") == 0
+        assert checkpoint_forks(service.pool, thread_id_for("RS-1")) == 0
         assert service.status("RS-1").status == "waiting_signature"
     assert restarted_in < 60

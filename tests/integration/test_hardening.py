@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from psycopg.types.json import Jsonb
 
-from dealflow.api import DealService, parse_deal
+from dealflow.api import DealService, parse_deal, thread_id_for
 from dealflow.errors import InvalidInput, NotFound
 from state.config import Settings
 from state.fact_store import FactKeyError
@@ -75,14 +75,14 @@ def test_hostile_checkpoint_blobs_are_refused_and_run_no_code(service: DealServi
     system_call = ormsgpack.packb(
         ormsgpack.Ext(0, ormsgpack.packb(("os", "system", f"touch {marker}"))))
     with service.pool.connection() as conn:
+        thread = thread_id_for("EVIL-1")
         conn.execute("UPDATE checkpoint_blobs SET type = 'pickle', blob = %s"
-                     " WHERE thread_id = 'deal-EVIL-1' AND channel = 'qualification'",
-                     (pickle.dumps(_Planted(marker)),))
+                     " WHERE thread_id = %s AND channel = 'qualification'",
+                     (pickle.dumps(_Planted(marker)), thread))
         conn.execute("UPDATE checkpoint_blobs SET type = 'msgpack', blob = %s"
-                     " WHERE thread_id = 'deal-EVIL-1' AND channel = 'project'",
-                     (system_call,))
+                     " WHERE thread_id = %s AND channel = 'project'", (system_call, thread))
         changed = conn.execute("SELECT count(*) AS n FROM checkpoint_blobs WHERE thread_id ="
-                               " 'deal-EVIL-1' AND channel IN ('qualification', 'project')"
+                               " %s AND channel IN ('qualification', 'project')", (thread,)
                                ).fetchone()
     assert changed is not None and changed["n"] >= 2
     with pytest.raises(Exception, match="pickle"):

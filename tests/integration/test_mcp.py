@@ -20,7 +20,7 @@ from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.memory import create_connected_server_and_client_session
 
-from dealflow.api import DealService
+from dealflow.api import DealService, thread_id_for
 from dealflow.mcp_server import build_mcp_server
 from tests.conftest import cli_env, dealflow_executable
 from tests.helpers import make_deal
@@ -67,10 +67,10 @@ def test_tools_read_context_and_act_on_reviews(service: DealService) -> None:
             assert [d["name"] for d in pending[0]["deadlines"]] == [
                 "review.remind", "review.escalate", "review.expire"]  # the defaults
             done = _data(await session.call_tool("submit_review", {
-                "thread_id": "deal-MCP-1", "decision": "approve", "comment": "fine"}))
+                "thread_id": thread_id_for("MCP-1"), "decision": "approve", "comment": "fine"}))
             assert done["status"] == "waiting_signature"
             signed = _data(await session.call_tool("record_signature_event", {
-                "thread_id": "deal-MCP-1", "event": "signature.completed"}))
+                "thread_id": thread_id_for("MCP-1"), "event": "signature.completed"}))
             assert signed["status"] == "completed"
             text = await session.read_resource("deal://MCP-1/contract")  # type: ignore[arg-type]
             assert "MASTER SERVICES AGREEMENT" in text.contents[0].text  # type: ignore[union-attr]

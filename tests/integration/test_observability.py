@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from dealflow.api import DealService
+from dealflow.api import DealService, thread_id_for
 from state.config import Settings
 from tests.conftest import cli_env, run_cli
 from tests.fake_langsmith import FakeLangSmith
@@ -46,7 +46,7 @@ def test_every_run_of_a_deal_is_traced_with_its_ids_and_no_secrets(
             "generate_contract", "send_for_signature"} <= names
     for run in named.values():
         metadata = run["extra"]["metadata"]
-        assert metadata["deal_id"] == "LS-1" and metadata["thread_id"] == "deal-LS-1"
+        assert metadata["deal_id"] == "LS-1" and metadata["thread_id"] == thread_id_for("LS-1")
         assert metadata["supervisor"] == "rules"
     roots = [r for r in named.values() if r["name"] == "deal LS-1"]
     assert len(roots) == 2  # one per invocation, grouped by thread_id
@@ -84,7 +84,7 @@ def test_span_timeline_shows_outage_retries_review_and_waits(settings: Settings)
         service.start(make_deal("SPAN-1"))
         service.resume("SPAN-1", {"decision": "retry"})
         service.event("SPAN-1", "signature.completed")
-        _, spans = service.trace("deal-SPAN-1")
+        _, spans = service.trace(thread_id_for("SPAN-1"))
         sends = [s for s in spans if s.node == "send_for_signature"]
         assert [(s.attempt, s.status) for s in sends] == [
             (1, "error"), (2, "error"), (3, "error"), (1, "ok")]

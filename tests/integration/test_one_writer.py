@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from dealflow.api import DealService
+from dealflow.api import DealService, thread_id_for
 from state.checkpointer import make_checkpointer
 from state.leases import thread_is_held
 from tests.conftest import cli_env, dealflow_executable
@@ -18,14 +18,14 @@ from tests.helpers import make_deal
 
 def _resume(database_url: str, decision: str, **env: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [dealflow_executable(), "resume", "deal-RACE", "--decision", decision, "--json"],
+        [dealflow_executable(), "resume", "RACE", "--decision", decision, "--json"],
         env=cli_env(database_url, DEALFLOW_SANDBOX_LATENCY_MS="1500", **env),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _single_line(service: DealService) -> None:
     saver = make_checkpointer(service.pool)
-    checkpoints = list(saver.list({"configurable": {"thread_id": "deal-RACE",
+    checkpoints = list(saver.list({"configurable": {"thread_id": thread_id_for("RACE"),
                                                     "checkpoint_ns": ""}}))
     parents = Counter(c.parent_config["configurable"]["checkpoint_id"]
                       for c in checkpoints if c.parent_config)
@@ -38,7 +38,7 @@ def test_two_concurrent_resumes_one_decision(service: DealService, database_url:
     service.start(make_deal("RACE", "60000.00"))
     first = _resume(database_url, "approve", DEALFLOW_BUSY_WAIT_SECONDS=wait)
     deadline = time.monotonic() + 30
-    while not thread_is_held(service.pool, "deal-RACE"):  # the approver holds the thread;
+    while not thread_is_held(service.pool, thread_id_for("RACE")):  # the approver holds the thread;
         assert time.monotonic() < deadline               # its steps take 1.5 s each
         time.sleep(0.02)
     second = _resume(database_url, "reject", DEALFLOW_BUSY_WAIT_SECONDS=wait)

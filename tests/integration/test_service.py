@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from dealflow.api import DealService
+from dealflow.api import DealService, thread_id_for
 from tests.conftest import cli_env, run_cli
 from tests.helpers import make_deal
 from tests.integration.fencing import sandbox_rows, wait_until
@@ -32,7 +32,7 @@ def test_a_deal_from_post_to_completed_through_a_signed_webhook(
     api = api_factory()
     created = api.post("/v1/deals", DEAL)
     assert created.status_code == 202, created.text
-    assert created.json()["thread_id"] == "deal-SV-1"
+    assert created.json()["thread_id"] == thread_id_for("SV-1")
     assert api.post("/v1/deals", DEAL).status_code == 200  # same terms: same thread
     other = api.post("/v1/deals", {**DEAL, "value": "9001"})
     assert other.status_code == 409 and "different terms" in other.json()["error"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from dealflow.api import DealService
+from dealflow.api import DealService, thread_id_for
 from dealflow.cli import main as cli_main
 from tests.helpers import make_deal
 
@@ -59,7 +59,7 @@ def test_a_fork_with_other_terms_makes_its_own_records(service: DealService,
 def test_a_retry_of_the_same_request_reuses_the_receipt(service: DealService) -> None:
     deal = make_deal("TT-2", "40000.00")
     service.start(deal)
-    graph, config = service.graph, {"configurable": {"thread_id": "deal-TT-2"}}
+    graph, config = service.graph, {"configurable": {"thread_id": thread_id_for("TT-2")}}
     after_qualify = next(s for s in graph.get_state_history(config)  # type: ignore[arg-type]
                          if s.values.get("completed_steps") == ["qualify_lead"]
                          and s.next == ("supervisor",))
