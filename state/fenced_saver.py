@@ -23,7 +23,8 @@ from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMet
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg import AsyncCursor, Cursor
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from state.leases import FENCE_SQL, Leases, is_fenced, lease_lost
 
@@ -82,14 +83,30 @@ class FencedPostgresSaver(PostgresSaver):
 
     @contextmanager
     def _cursor(self, *, pipeline: bool = False) -> Iterator[Cursor[DictRow]]:
-        thread = _writing.get()
-        if thread is None or not pipeline:
+        """LangGraph's cursor, on a pool connection of the caller's own.
+
+        LangGraph guards every cursor with one process-wide lock, which a single
+        shared connection needs but a pool does not: on a pool, concurrent deals
+        read and write their checkpoints side by side. A fenced write (`put`,
+        `put_writes`) is pipelined in one transaction that checks the lease first.
+        """
+        if not isinstance(self.conn, ConnectionPool):
             with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
             return
-        with super()._cursor() as cur, cur.connection.transaction():
-            cur.execute(FENCE_SQL, (thread, self.leases.token(thread)))
-            yield cur
+        thread = _writing.get()
+        with self.conn.connection() as conn:
+            if not pipeline:
+                with conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    yield cur
+            elif thread is None:
+                with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    yield cur
+            else:
+                with conn.pipeline(), conn.transaction(), \
+                        conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    cur.execute(FENCE_SQL, (thread, self.leases.token(thread)))
+                    yield cur
 
 
 class FencedAsyncPostgresSaver(AsyncPostgresSaver):
@@ -132,12 +149,22 @@ class FencedAsyncPostgresSaver(AsyncPostgresSaver):
 
     @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
-        thread = _writing.get()
-        if thread is None or not pipeline:
+        """The async twin of `FencedPostgresSaver._cursor`: no process-wide lock on a pool."""
+        if not isinstance(self.conn, AsyncConnectionPool):
             async with super()._cursor(pipeline=pipeline) as cur:
                 yield cur
             return
-        token = self.leases.token(thread) if self.leases is not None else None
-        async with super()._cursor() as cur, cur.connection.transaction():
-            await cur.execute(FENCE_SQL, (thread, token))
-            yield cur
+        thread = _writing.get()
+        async with self.conn.connection() as conn:
+            if not pipeline:
+                async with conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    yield cur
+            elif thread is None:
+                async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    yield cur
+            else:
+                token = self.leases.token(thread) if self.leases is not None else None
+                async with conn.pipeline(), conn.transaction(), \
+                        conn.cursor(binary=True, row_factory=dict_row) as cur:
+                    await cur.execute(FENCE_SQL, (thread, token))
+                    yield cur

@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 from dealflow.api import DealService, parse_deal, thread_id_for
 from dealflow.errors import InvalidInput, NotFound
 from state.config import Settings
+from state.database import open_pool
 from state.fact_store import FactKeyError
 from tests.conftest import cli_env, run_cli
 from tests.helpers import ONE_EACH, counts, make_deal
@@ -119,6 +120,26 @@ def test_connection_loss_mid_run_fails_cleanly_and_resumes(settings: Settings,
     with DealService(settings) as service:
         assert service.status("DROP-1").status == "completed"
         assert counts(service.records("DROP-1")) == ONE_EACH
+
+
+def test_a_pool_connection_whose_backend_was_terminated_is_replaced_on_checkout(
+        database_url: str) -> None:
+    # the checkout check polls the socket instead of sending an empty query each time
+    pool = open_pool(database_url, max_size=1)
+    try:
+        with pool.connection() as conn:
+            first = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()
+        with psycopg.connect(database_url, autocommit=True) as killer:
+            assert first is not None
+            killer.execute("SELECT pg_terminate_backend(%s)", (first["pid"],))
+            while killer.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s",
+                                 (first["pid"],)).fetchone():
+                time.sleep(0.05)
+        with pool.connection() as conn:  # a fresh connection, not an error
+            second = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()
+        assert second is not None and second["pid"] != first["pid"]
+    finally:
+        pool.close()
 
 
 def test_deal_input_stored_as_json_is_not_interpreted(service: DealService) -> None:
