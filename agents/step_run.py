@@ -89,9 +89,5 @@ class StepRun:
         (a fork of the thread with other terms); the write checks the version it
         read. A fact another agent holds is a `VersionConflict`, never overwritten.
         """
-        key = fact_key(self.deal_id, name)
-        current = self.data.facts.read(key)
-        mine = current is not None and current.writer == self.origin.agent
-        self.data.facts.write(key, value, agent=self.origin.agent,
-                              expected_version=current.version if current and mine else 0,
-                              origin=self.origin)
+        self.data.facts.write(fact_key(self.deal_id, name), value, agent=self.origin.agent,
+                              only_own=True, origin=self.origin)

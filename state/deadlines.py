@@ -14,6 +14,7 @@ from datetime import datetime
 
 from state.audit import AuditTrail, Origin
 from state.database import Pool
+from state.leases import write_transaction
 from state.outbox import Notice, Outbox
 
 
@@ -71,7 +72,7 @@ class DeadlineBook:
     def fired(self, origin: Origin, deadline: Deadline, notice: Notice | None,
               detail: dict[str, object] | None = None) -> None:
         """Record that the deadline fired: status, audit entry and notification, once."""
-        with self._pool.connection() as conn, conn.transaction():
+        with write_transaction(self._pool) as conn:
             conn.execute("UPDATE dealflow_deadlines SET status = 'fired', settled_at ="
                          " clock_timestamp(), note = 'fired' WHERE id = %s"
                          " AND status = 'scheduled'", (deadline.id,))
@@ -85,7 +86,7 @@ class DeadlineBook:
 
     def cancel(self, origin: Origin, deadline: Deadline, note: str) -> None:
         """Cancel a deadline that must not fire (its wait is over), with the reason."""
-        with self._pool.connection() as conn, conn.transaction():
+        with write_transaction(self._pool) as conn:
             cancelled = conn.execute(
                 "UPDATE dealflow_deadlines SET status = 'cancelled', settled_at ="
                 " clock_timestamp(), note = %s WHERE id = %s AND status = 'scheduled'"

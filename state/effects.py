@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from state.audit import AuditTrail, Origin
 from state.database import Pool
-from state.leases import Leases
+from state.leases import Leases, write_transaction
 
 M = TypeVar("M", bound=BaseModel)
 CrashHook = Callable[[str, str], None]
@@ -115,7 +115,7 @@ class EffectLedger:
     def _claim(self, origin: Origin, step: str, effect: str, key: str, digest: str,
                request: Mapping[str, Any]) -> dict[str, Any]:
         """Claim the effect for this process's lease; return the row as it was before."""
-        with self._pool.connection() as conn, conn.transaction():
+        with write_transaction(self._pool) as conn:
             token = self._leases.fence(conn, origin.thread_id)
             conn.execute(
                 "INSERT INTO dealflow_effects (idempotency_key, fingerprint, deal_id, step,"
@@ -146,7 +146,7 @@ class EffectLedger:
 
     def _record(self, origin: Origin, effect: str, key: str, receipt: M, *, how: str) -> M:
         data = receipt.model_dump(mode="json")
-        with self._pool.connection() as conn, conn.transaction():
+        with write_transaction(self._pool) as conn:
             self._leases.fence(conn, origin.thread_id)
             conn.execute(
                 "UPDATE dealflow_effects SET status = 'performed', receipt = %s,"

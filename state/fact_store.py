@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from state.audit import AuditTrail, Origin
 from state.database import Pool
-from state.leases import Leases
+from state.leases import Leases, write_transaction
 
 NOTIFY_CHANNEL = "dealflow_context"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -92,15 +92,18 @@ class FactStore:
         expected_version: int | None = None,
         *,
         origin: Origin | None = None,
+        only_own: bool = False,
     ) -> FactValue:
         """Write `value`; with `expected_version` (0 = must not exist) check it first.
 
-        Writing the value the key already holds, by the same writer, is a no-op
-        (a step that runs again does not create a new version).
+        `only_own`: replace the key only if `agent` wrote it (or nobody did), read
+        and checked in the write's own transaction; another writer's fact is a
+        `VersionConflict`. Writing the value the key already holds, by the same
+        writer, is a no-op (a step that runs again does not create a new version).
         """
         deal_id, _ = split_key(key)
         payload = json.loads(json.dumps(value, default=str))
-        with self._pool.connection() as conn, conn.transaction():
+        with write_transaction(self._pool) as conn:
             if self._leases is not None and origin is not None:
                 self._leases.fence(conn, origin.thread_id)
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
@@ -110,31 +113,35 @@ class FactStore:
                 (key,),
             ).fetchone()
             current = row["version"] if row else 0
+            if only_own:
+                expected_version = current if row and row["writer"] == agent else 0
             if row and row["value"] == payload and row["writer"] == agent:
                 return FactValue(key, row["value"], current, agent, row["updated_at"])
             if expected_version is not None and expected_version != current:
                 raise VersionConflict(agent, key, expected_version, current)
             version = current + 1
-            saved = conn.execute(
+            upsert = conn.execute(  # fetched last: the pipeline sends the rest meanwhile
                 "INSERT INTO dealflow_context (key, deal_id, value, version, writer)"
                 " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) DO UPDATE SET"
                 " value = EXCLUDED.value, version = EXCLUDED.version, writer = EXCLUDED.writer,"
                 " updated_at = clock_timestamp() RETURNING updated_at",
                 (key, deal_id, Jsonb(payload), version, agent),
-            ).fetchone()
-            change = conn.execute(
-                "INSERT INTO dealflow_context_changes (key, deal_id, version, value, writer,"
-                " thread_id, step) VALUES (%s,%s,%s,%s,%s,%s,%s) RETURNING change_id",
+            )
+            conn.execute(  # the change, and its notification to subscribers
+                "WITH change AS (INSERT INTO dealflow_context_changes (key, deal_id, version,"
+                " value, writer, thread_id, step) VALUES (%s,%s,%s,%s,%s,%s,%s)"
+                " RETURNING change_id)"
+                " SELECT pg_notify(%s, json_build_object('deal_id', %s::text, 'key', %s::text,"
+                " 'change_id', change_id)::text) FROM change",
                 (key, deal_id, version, Jsonb(payload), agent,
-                 origin.thread_id if origin else None, origin.step if origin else None),
-            ).fetchone()
-            assert saved is not None and change is not None
+                 origin.thread_id if origin else None, origin.step if origin else None,
+                 NOTIFY_CHANNEL, deal_id, key))
             self._audit.append(
                 origin or Origin(deal_id=deal_id, agent=agent), "context.write", key=key,
                 detail={"version": version, "value": payload}, conn=conn,
             )
-            conn.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, json.dumps(
-                {"deal_id": deal_id, "key": key, "change_id": change["change_id"]})))
+            saved = upsert.fetchone()
+        assert saved is not None
         return FactValue(key, payload, version, agent, saved["updated_at"])
 
     def read(self, key: str) -> FactValue | None:

@@ -106,6 +106,24 @@ def lease_lost(exc: psycopg.Error) -> LeaseLost:
     return LeaseLost(f"{detail}; this process stopped without acting")
 
 
+@contextmanager
+def write_transaction(pool: Pool) -> Iterator[psycopg.Connection[Any]]:
+    """One transaction on a pool connection, its statements pipelined.
+
+    Statements go out without waiting for each other's answers (a fetch waits),
+    so a transaction of a few writes costs about one round trip and one commit.
+    In pipeline mode a failed fence surfaces at the next fetch or at the commit,
+    not at its own `execute`: it is turned into `LeaseLost` here, for all of them.
+    """
+    try:
+        with pool.connection() as conn, conn.pipeline(), conn.transaction():
+            yield conn
+    except psycopg.Error as exc:
+        if is_fenced(exc):
+            raise lease_lost(exc) from None
+        raise
+
+
 def holder(pool: Pool, thread_id: str) -> Holder | None:
     """The thread's lease row, or None if it never had one."""
     with pool.connection() as conn:

@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb
 
 from state.audit import AuditTrail, Origin
 from state.database import Pool
-from state.leases import Leases
+from state.leases import Leases, write_transaction
 from state.outbox import Notice, Outbox
 
 EXPIRED = "expired"  # the key of an expiry's resolution: {"expired": {"deadline": ...}}
@@ -78,7 +78,7 @@ class WaitBook:
              detail: dict[str, Any] | None = None) -> None:
         """Store the wait (once) with its deadlines `(name, action, delay)` and announce it."""
         assert origin.thread_id and origin.step
-        with self._pool.connection() as conn, conn.transaction():
+        with write_transaction(self._pool) as conn:
             self._leases.fence(conn, origin.thread_id)
             opened = conn.execute(
                 "INSERT INTO dealflow_waits (thread_id, wait_key, deal_id, wait, node, detail)"
@@ -117,7 +117,7 @@ class WaitBook:
         as `wait.refused`; the same resolution again (a retried job) is not a loss.
         """
         assert origin.thread_id
-        with self._pool.connection() as conn, conn.transaction():
+        with write_transaction(self._pool) as conn:
             row = conn.execute(
                 f"UPDATE dealflow_waits SET resolved_at = clock_timestamp(), resolved_by = %s,"
                 f" resolution = %s WHERE thread_id = %s AND wait_key = %s"

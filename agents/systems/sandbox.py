@@ -17,6 +17,7 @@ from agents.systems.base import Record, Systems
 from agents.systems.faults import FaultInjector
 from agents.systems.sandbox_base import RequestLog, SandboxSystem
 from state.database import Pool
+from state.leases import write_transaction
 from state.models import (
     Contract,
     DealInput,
@@ -41,7 +42,7 @@ class SandboxCRM(SandboxSystem):
     ) -> LeadRecord:
         """Record the score on the lead once per key; a repeated key returns the first."""
         self.before_call()
-        with self._pool.connection() as conn, conn.transaction():
+        with write_transaction(self._pool) as conn:
             conn.execute(
                 "INSERT INTO sandbox_crm_leads (deal_id, idempotency_key, client, contact_email,"
                 " score, qualified, icp_fit, reasons) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
@@ -77,7 +78,7 @@ class SandboxProjectTool(SandboxSystem):
     ) -> Project:
         """Create the project with its tasks in one transaction, once per key."""
         self.before_call()
-        with self._pool.connection() as conn, conn.transaction():
+        with write_transaction(self._pool) as conn:
             row = conn.execute(
                 "INSERT INTO sandbox_pm_projects (project_id, deal_id, idempotency_key, name,"
                 " template) VALUES ('PRJ-' || lpad(nextval('sandbox_pm_project_seq')::text, 6,"
@@ -133,7 +134,7 @@ class SandboxContracts(SandboxSystem):
     ) -> Contract:
         """Store the rendered contract once per key; return the stored one."""
         self.before_call()
-        with self._pool.connection() as conn, conn.transaction():
+        with write_transaction(self._pool) as conn:
             conn.execute(
                 "INSERT INTO sandbox_contracts (contract_id, deal_id, idempotency_key,"
                 " template_version, sha256, body) VALUES ('CTR-' ||"
@@ -171,7 +172,7 @@ class SandboxESign(SandboxSystem):
     ) -> Envelope:
         """Send the envelope once per key; return the one sent."""
         self.before_call()
-        with self._pool.connection() as conn, conn.transaction():
+        with write_transaction(self._pool) as conn:
             conn.execute(
                 "INSERT INTO sandbox_esign_envelopes (envelope_id, deal_id, idempotency_key,"
                 " contract_id, signer_name, signer_email) VALUES ('ENV-' ||"
@@ -188,7 +189,7 @@ class SandboxESign(SandboxSystem):
     def void_envelope(self, envelope_id: str, *, reason: str, key: str) -> Envelope:
         """Void a sent envelope once; voiding it again returns it as it is."""
         self.before_call()
-        with self._pool.connection() as conn, conn.transaction():
+        with write_transaction(self._pool) as conn:
             conn.execute(
                 "UPDATE sandbox_esign_envelopes SET status = 'voided', void_key = %s,"
                 " void_reason = %s, voided_at = now() WHERE envelope_id = %s"
@@ -209,7 +210,7 @@ class SandboxESign(SandboxSystem):
     def remind_signer(self, envelope_id: str, *, key: str) -> SignerReminder:
         """Remind the signer of a sent envelope once per key; return the reminder."""
         self.before_call()
-        with self._pool.connection() as conn, conn.transaction():
+        with write_transaction(self._pool) as conn:
             conn.execute(
                 "INSERT INTO sandbox_esign_reminders (envelope_id, deal_id, idempotency_key)"
                 " SELECT envelope_id, deal_id, %s FROM sandbox_esign_envelopes"
@@ -257,7 +258,7 @@ class SandboxBilling(SandboxSystem):
     def issue_invoice(self, deal_id: str, draft: InvoiceDraft, *, key: str) -> Invoice:
         """Number and store the invoice once per key; the counter moves only on success."""
         self.before_call()
-        with self._pool.connection() as conn, conn.transaction():
+        with write_transaction(self._pool) as conn:
             counter = conn.execute(
                 "SELECT last_number FROM sandbox_billing_counter FOR UPDATE").fetchone()
             assert counter is not None
