@@ -19,18 +19,29 @@ from typing import Any, TypeVar
 
 import psycopg
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import ChannelVersions, Checkpoint, CheckpointMetadata
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+)
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from psycopg import AsyncCursor, Cursor
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from state.held_writes import Batch, HeldWrites
 from state.leases import FENCE_SQL, Leases, is_fenced, lease_lost
 
 T = TypeVar("T")
 # The thread a write is for, set by put/put_writes for the _cursor they open.
 _writing: ContextVar[str | None] = ContextVar("dealflow_writing_thread", default=None)
+# Held task writes that the fenced transaction opened by _cursor saves first.
+_carrying: ContextVar[tuple[Batch, ...]] = ContextVar("dealflow_carrying", default=())
+# Where LangGraph puts a run's durability in the config it hands the checkpointer.
+DURABILITY_KEY = "__pregel_durability"
 
 
 # Pauses before the repeats of a write whose connection was lost (about 4 s in all).
@@ -46,24 +57,93 @@ def _fenced_or_same(exc: psycopg.Error) -> Exception:
 
 
 class FencedPostgresSaver(PostgresSaver):
-    """`PostgresSaver` whose checkpoint writes fail with `LeaseLost` once the lease is gone."""
+    """`PostgresSaver` whose checkpoint writes fail with `LeaseLost` once the lease is gone.
 
-    def __init__(self, pool: Any, *, leases: Leases, **kwargs: Any) -> None:
+    Under durability "sync" it saves a super-step's task writes with the step's
+    checkpoint, in one transaction (`state.held_writes` says what that changes).
+    `hold_writes`: "sync" (default), "always" (any durability) or "never".
+    """
+
+    def __init__(self, pool: Any, *, leases: Leases, hold_writes: str = "sync",
+                 **kwargs: Any) -> None:
         """On `pool`, fencing with this process's `leases`."""
         super().__init__(pool, **kwargs)
         self.leases = leases
+        # held writes ride on the pooled, fenced transaction of `_cursor`
+        self.hold_writes = hold_writes if isinstance(pool, ConnectionPool) else "never"
+        self.held = HeldWrites(self._save_held)
 
     def put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
             new_versions: ChannelVersions) -> RunnableConfig:
-        """Save a checkpoint, in the same transaction as the fence check."""
-        return self._fenced(config, lambda: super(FencedPostgresSaver, self).put(
-            config, checkpoint, metadata, new_versions))
+        """Save a checkpoint, and the writes held for the thread, in one fenced transaction."""
+        carried = _carrying.set(tuple(self.held.take(_thread_of(config), checkpoint["id"])))
+        try:
+            return self._fenced(config, lambda: super(FencedPostgresSaver, self).put(
+                config, checkpoint, metadata, new_versions))
+        finally:
+            _carrying.reset(carried)
 
     def put_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
                    task_id: str, task_path: str = "") -> None:
-        """Save a task's pending writes, in the same transaction as the fence check."""
-        self._fenced(config, lambda: super(FencedPostgresSaver, self).put_writes(
-            config, writes, task_id, task_path))
+        """Hold a task's writes for the step's checkpoint, or save them now (fenced)."""
+        configurable = config["configurable"]
+        thread, checkpoint_id = _thread_of(config), str(configurable["checkpoint_id"])
+        special = any(channel in WRITES_IDX_MAP for channel, _ in writes)
+        if not special and self._holds(configurable):
+            rows = self._dump_writes(thread, configurable["checkpoint_ns"], checkpoint_id,
+                                     task_id, task_path, writes)
+            if self.held.hold(thread, checkpoint_id, (self.INSERT_CHECKPOINT_WRITES_SQL, rows)):
+                return
+        carried = _carrying.set(tuple(self.held.take(thread)))
+        try:
+            self._fenced(config, lambda: super(FencedPostgresSaver, self).put_writes(
+                config, writes, task_id, task_path))
+        finally:
+            _carrying.reset(carried)
+
+    def _holds(self, configurable: dict[str, Any]) -> bool:
+        if self.hold_writes == "always":
+            return True
+        return self.hold_writes == "sync" and configurable.get(DURABILITY_KEY) == "sync"
+
+    def _save_held(self, thread: str, batches: list[Batch]) -> None:
+        """Save held writes on their own (a read, the timer, the process's exit)."""
+        def write() -> None:
+            with self._cursor(pipeline=True):
+                pass  # _cursor writes what is carried, after the fence
+        carried = _carrying.set(tuple(batches))
+        try:
+            self._fenced({"configurable": {"thread_id": thread}}, write)
+        finally:
+            _carrying.reset(carried)
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """LangGraph's read, after saving what is held for the thread."""
+        thread = _thread_of(config)
+        self.held.save(thread)
+        found = super().get_tuple(config)
+        if found is not None:
+            self.held.seen(thread, found.config["configurable"]["checkpoint_id"])
+        return found
+
+    def list(self, config: RunnableConfig | None, **kwargs: Any) -> Iterator[CheckpointTuple]:
+        """LangGraph's listing, after saving what is held (for the thread, or for all)."""
+        if config is None or "thread_id" not in config.get("configurable", {}):
+            self.held.save_all()
+        else:
+            self.held.save(_thread_of(config))
+        return super().list(config, **kwargs)
+
+    def delete_thread(self, thread_id: str) -> None:
+        """LangGraph's delete, after saving what is held (so nothing lands after it)."""
+        self.held.save(str(thread_id))
+        super().delete_thread(thread_id)
+
+    def prune(self, thread_ids: Sequence[str], **kwargs: Any) -> None:
+        """LangGraph's prune, after saving what is held for those threads."""
+        for thread in thread_ids:
+            self.held.save(str(thread))
+        super().prune(thread_ids, **kwargs)
 
     def _fenced(self, config: RunnableConfig, write: Callable[[], T]) -> T:
         reset = _writing.set(_thread_of(config))
@@ -90,11 +170,16 @@ class FencedPostgresSaver(PostgresSaver):
         read and write their checkpoints side by side. A fenced write (`put`,
         `put_writes`) is pipelined in one transaction that checks the lease first.
         """
-        if not isinstance(self.conn, ConnectionPool):
-            with super()._cursor(pipeline=pipeline) as cur:
+        thread = _writing.get()
+        if not isinstance(self.conn, ConnectionPool):  # one shared connection: LangGraph's lock
+            if thread is None or not pipeline:
+                with super()._cursor(pipeline=pipeline) as cur:
+                    yield cur
+                return
+            with super()._cursor() as cur, cur.connection.transaction():
+                cur.execute(FENCE_SQL, (thread, self.leases.token(thread)))
                 yield cur
             return
-        thread = _writing.get()
         with self.conn.connection() as conn:
             if not pipeline:
                 with conn.cursor(binary=True, row_factory=dict_row) as cur:
@@ -106,6 +191,8 @@ class FencedPostgresSaver(PostgresSaver):
                 with conn.pipeline(), conn.transaction(), \
                         conn.cursor(binary=True, row_factory=dict_row) as cur:
                     cur.execute(FENCE_SQL, (thread, self.leases.token(thread)))
+                    for statement, rows in _carrying.get():  # held task writes
+                        cur.executemany(statement, rows)
                     yield cur
 
 
@@ -150,11 +237,17 @@ class FencedAsyncPostgresSaver(AsyncPostgresSaver):
     @asynccontextmanager
     async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
         """The async twin of `FencedPostgresSaver._cursor`: no process-wide lock on a pool."""
-        if not isinstance(self.conn, AsyncConnectionPool):
-            async with super()._cursor(pipeline=pipeline) as cur:
+        thread = _writing.get()
+        token = self.leases.token(thread) if self.leases is not None and thread else None
+        if not isinstance(self.conn, AsyncConnectionPool):  # one shared connection
+            if thread is None or not pipeline:
+                async with super()._cursor(pipeline=pipeline) as cur:
+                    yield cur
+                return
+            async with super()._cursor() as cur, cur.connection.transaction():
+                await cur.execute(FENCE_SQL, (thread, token))
                 yield cur
             return
-        thread = _writing.get()
         async with self.conn.connection() as conn:
             if not pipeline:
                 async with conn.cursor(binary=True, row_factory=dict_row) as cur:
@@ -163,7 +256,6 @@ class FencedAsyncPostgresSaver(AsyncPostgresSaver):
                 async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur
             else:
-                token = self.leases.token(thread) if self.leases is not None else None
                 async with conn.pipeline(), conn.transaction(), \
                         conn.cursor(binary=True, row_factory=dict_row) as cur:
                     await cur.execute(FENCE_SQL, (thread, token))

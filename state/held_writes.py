@@ -1,0 +1,119 @@
+"""A super-step's task writes, held back to be saved with its checkpoint: one commit per step.
+
+With `durability="sync"` LangGraph saves each finished task's writes
+(`put_writes`) and then the super-step's checkpoint (`put`): two fenced
+transactions, two commits. `FencedPostgresSaver` holds a task's plain writes
+back here and saves them in the transaction of the checkpoint that follows.
+
+What is held, and when it is saved:
+- only writes made under durability "sync", for the checkpoint the saver last
+  loaded or saved for that thread; the writes of an error, an interrupt or a
+  resume are saved at once, together with whatever is held for the thread;
+- the thread's next `put` saves them in its own transaction;
+- any read, delete or prune of the thread saves them first, so no reader misses them;
+- a background timer saves whatever nobody saved within `HOLD_SECONDS` (a step
+  whose other task runs long, a run that ended without another checkpoint),
+  and the process saves what is left when it exits normally.
+
+The crash window: writes held back are lost if the process dies before they
+are saved (at most `HOLD_SECONDS` after the task); the task then runs again on
+recovery, as a task that was still running would. Effects are keyed by request
+in the effect ledger, so a task that runs again performs nothing twice.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+HOLD_SECONDS = 0.2
+REMEMBERED_THREADS = 10_000  # threads whose latest checkpoint id is remembered
+
+Batch = tuple[str, list[Any]]  # (statement, its parameter rows)
+log = logging.getLogger(__name__)
+
+
+class HeldWrites:
+    """Per thread: the latest checkpoint id seen, the writes held for it, when they are due."""
+
+    def __init__(self, save: Callable[[str, list[Batch]], None],
+                 hold_seconds: float = HOLD_SECONDS) -> None:
+        """`save(thread, batches)` writes batches in a fenced transaction of their own."""
+        self._save = save
+        self._hold_seconds = hold_seconds
+        self._lock = threading.Condition()
+        self._latest: OrderedDict[str, str] = OrderedDict()
+        self._held: dict[str, list[Batch]] = {}
+        self._due: dict[str, float] = {}
+        self._timer: threading.Thread | None = None
+        atexit.register(self.save_all)
+
+    def seen(self, thread: str, checkpoint_id: str) -> None:
+        """The thread's checkpoint `checkpoint_id` was loaded or saved: writes for it may wait."""
+        with self._lock:
+            self._latest[thread] = checkpoint_id
+            self._latest.move_to_end(thread)
+            while len(self._latest) > REMEMBERED_THREADS:
+                self._latest.popitem(last=False)
+
+    def hold(self, thread: str, checkpoint_id: str, batch: Batch) -> bool:
+        """Hold `batch` if it is for the thread's latest checkpoint; False: save it now."""
+        with self._lock:
+            if self._latest.get(thread) != checkpoint_id:
+                return False
+            self._held.setdefault(thread, []).append(batch)
+            self._due.setdefault(thread, time.monotonic() + self._hold_seconds)
+            self._start_timer()
+            self._lock.notify()
+            return True
+
+    def take(self, thread: str, next_checkpoint_id: str | None = None) -> list[Batch]:
+        """Take the thread's held writes (to save them); `next_checkpoint_id` becomes latest."""
+        with self._lock:
+            self._due.pop(thread, None)
+            if next_checkpoint_id is not None:
+                self._latest[thread] = next_checkpoint_id
+                self._latest.move_to_end(thread)
+            return self._held.pop(thread, [])
+
+    def save(self, thread: str) -> None:
+        """Save the thread's held writes now, if there are any."""
+        batches = self.take(thread)
+        if batches:
+            self._save(thread, batches)
+
+    def save_all(self) -> None:
+        """Save every thread's held writes (the timer, and the process's exit)."""
+        with self._lock:
+            threads = list(self._held)
+        for thread in threads:
+            self._save_logged(thread)
+
+    def _save_logged(self, thread: str) -> None:
+        try:
+            self.save(thread)
+        except Exception as exc:  # a lost lease or connection: the task runs again
+            log.warning("held writes of thread %s not saved: %s", thread, exc)
+
+    def _start_timer(self) -> None:
+        if self._timer is None:
+            self._timer = threading.Thread(target=self._run_timer, daemon=True,
+                                           name="dealflow-held-writes")
+            self._timer.start()
+
+    def _run_timer(self) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                due = [thread for thread, at in self._due.items() if at <= now]
+                if not due:
+                    wait = min(self._due.values(), default=now + 60) - now
+                    self._lock.wait(timeout=max(wait, 0.01))
+                    continue
+            for thread in due:
+                self._save_logged(thread)
