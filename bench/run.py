@@ -18,6 +18,7 @@ from bench.workloads import (
     deal,
     f_commit,
     f_engine,
+    statements_per_deal,
     w1_durable_step,
     w2_throughput,
     w3_resume,
@@ -39,6 +40,7 @@ def measure() -> dict[str, Any]:
         w1 = w1_durable_step(settings, url)
         w1["ratio"] = (w1["step_s"] - fe) / fc
         results["W1"] = w1
+        results["statements_per_deal"] = statements_per_deal(settings)
         with DealService(settings) as service:
             results["W2"] = {str(c): w2_throughput(service, c, deals=24 if c > 1 else 12)
                              for c in (1, 4, 8)}
@@ -54,7 +56,37 @@ def measure() -> dict[str, Any]:
     with throwaway_database() as url:
         results["peer_dbos_ms_per_deal"] = peer_dbos(url)
     results["peer_ratio"] = results["ours_ms_per_deal"] / results["peer_dbos_ms_per_deal"]
+    results["W2_scaling_8_over_1"] = (results["W2"]["8"]["steps_per_s"]
+                                      / results["W2"]["1"]["steps_per_s"])
     return results
+
+
+# The targets of the durable path: (key, label, bound, whether lower is better)
+TARGETS = (
+    ("peer_ratio", "ours ms/deal ÷ DBOS ms/deal", 2.0, True),
+    ("W1.ratio", "W1 (T − F_engine) / F_commit", 2.0, True),
+    ("W1.commits_per_step", "W1 commits per super-step", 3.0, True),
+    ("statements_per_deal", "statements per completed deal", 90.0, True),
+    ("W2_scaling_8_over_1", "W2 steps/s at 8 ÷ at 1", 1.6, False),
+)
+
+
+def _figure(results: dict[str, Any], key: str) -> float:
+    value: Any = results
+    for part in key.split("."):
+        value = value[part]
+    return float(value)
+
+
+def target_lines(results: dict[str, Any]) -> list[str]:
+    """Each target with its figure in this run, met or not."""
+    lines = ["targets:"]
+    for key, label, bound, lower in TARGETS:
+        figure = _figure(results, key)
+        met = figure <= bound if lower else figure >= bound
+        lines.append(f"  {'met ' if met else 'MISS'} {label:<32} {figure:8.2f} "
+                     f"({'≤' if lower else '≥'} {bound:g}; key {key})")
+    return lines
 
 
 def table(r: dict[str, Any]) -> str:
@@ -89,7 +121,8 @@ def table(r: dict[str, Any]) -> str:
                      f"{w4['deals_large']}")
     lines.append(f"Peer: ours {r['ours_ms_per_deal']:.1f} ms/deal vs DBOS "
                  f"{r['peer_dbos_ms_per_deal']:.1f} ms/deal → ratio {r['peer_ratio']:.2f}")
-    return "\n".join(lines)
+    lines.append(f"statements per completed deal {r['statements_per_deal']:.0f}")
+    return "\n".join(lines + target_lines(r))
 
 
 def main() -> int:

@@ -95,6 +95,20 @@ def w1_durable_step(settings: Settings, url: str, repeat: int = 60) -> dict[str,
             "client_cpu_per_step_s": cpu / steps}
 
 
+def statements_per_deal(settings: Settings, repeat: int = 10) -> float:
+    """Statements sent for one complete small deal (start + signature), any connection."""
+    database.CONNECTION_KWARGS["cursor_factory"] = CountingCursor
+    try:
+        with DealService(settings) as service:
+            _full_deal(service)  # warm: migrations checked, pool filled
+            before = CountingCursor.statements
+            for _ in range(repeat):
+                _full_deal(service)
+            return (CountingCursor.statements - before) / repeat
+    finally:
+        database.CONNECTION_KWARGS.pop("cursor_factory", None)
+
+
 def _full_deal(service: DealService) -> float:
     started = time.perf_counter()
     report = service.start(deal("W2"))
