@@ -2,7 +2,9 @@
 
 `DEALFLOW_CRASH_AT="send_for_signature:after_effect"` kills this process with
 SIGKILL at that point: `before_effect`, `after_effect` (the system was called,
-the receipt is not recorded), `after_receipt` (recorded, not checkpointed) or
+the receipt is not recorded), `after_receipt` (recorded, not checkpointed),
+`writes_held` (the step's task writes are handed to the checkpointer, which
+holds them for the step's checkpoint: see `state.held_writes`) or
 `after_checkpoint` (the step's super-step is checkpointed). Unset, it does nothing.
 """
 
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from langgraph.checkpoint.postgres import PostgresSaver
 
-PHASES = ("before_effect", "after_effect", "after_receipt", "after_checkpoint")
+PHASES = ("before_effect", "after_effect", "after_receipt", "writes_held", "after_checkpoint")
 
 
 def parse_crash_point(spec: str) -> tuple[str, str]:
@@ -41,16 +43,24 @@ def crash_hook(spec: str | None) -> Callable[[str, str], None]:
 
 
 def crashing_checkpointer(saver: PostgresSaver, spec: str | None) -> PostgresSaver:
-    """`saver`, made to SIGKILL the process once a checkpoint holds the `spec` step.
+    """`saver`, made to SIGKILL the process once it holds or checkpoints the `spec` step.
 
-    The `after_checkpoint` kill point lives here, in the checkpointer the crash
-    tests use, so the normal run path pays nothing for it. Without a `spec` the
-    saver is returned as it is.
+    The `writes_held` and `after_checkpoint` kill points live here, in the
+    checkpointer the crash tests use, so the normal run path pays nothing for
+    them. Without a `spec` the saver is returned as it is.
     """
     if not spec:
         return saver
     hook = crash_hook(spec)
-    put = saver.put
+    put, put_writes = saver.put, saver.put_writes
+
+    def put_writes_then_crash(config: Any, writes: Any, task_id: str,
+                              task_path: str = "") -> None:
+        put_writes(config, writes, task_id, task_path)
+        for channel, value in writes:
+            if channel == "completed_steps":
+                for step in value:
+                    hook(step, "writes_held")
 
     def put_then_crash(config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
         saved = put(config, checkpoint, metadata, new_versions)
@@ -59,4 +69,5 @@ def crashing_checkpointer(saver: PostgresSaver, spec: str | None) -> PostgresSav
         return saved
 
     saver.put = put_then_crash  # type: ignore[method-assign]
+    saver.put_writes = put_writes_then_crash  # type: ignore[method-assign]
     return saver

@@ -7,10 +7,7 @@ Pools use the settings the LangGraph Postgres checkpointer requires
 from __future__ import annotations
 
 import os
-import select
 import threading
-import time
-import weakref
 from typing import Any
 
 import psycopg
@@ -37,46 +34,6 @@ CONNECTION_KWARGS: dict[str, Any] = {
 def connection_kwargs() -> dict[str, Any]:
     """Pool connection settings; `application_name` names this process (`dealflow-PID`)."""
     return {**CONNECTION_KWARGS, "application_name": f"dealflow-{os.getpid()}"}
-
-# A connection is pinged on checkout when it has not been for this long (seconds), even
-# if its socket is quiet: a peer that vanished without a word (a cut network) is found.
-QUIET_PING_AFTER = 30.0
-_last_ping: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
-
-
-def _needs_ping(conn: Any) -> bool:
-    """Whether a checked-out connection wants a round trip to prove it is alive.
-
-    An idle connection receives nothing unless its server is ending it (a
-    terminated backend, a shutdown, a restart sends an error and closes): a
-    zero-timeout poll of its socket is a system call, not a round trip. A
-    connection quiet for longer than `QUIET_PING_AFTER` is pinged anyway.
-    """
-    now = time.monotonic()
-    if conn.closed:
-        return True
-    readable, _, _ = select.select([conn.fileno()], [], [], 0)
-    if readable or now - _last_ping.setdefault(conn, now) > QUIET_PING_AFTER:
-        _last_ping[conn] = now
-        return True
-    return False
-
-
-def check_on_checkout(conn: Connection[DictRow]) -> None:
-    """The pool's checkout check: raise if the connection is dead, so the pool replaces it.
-
-    psycopg_pool's own check sends an empty query on every checkout, one round
-    trip per statement we send; this one pings only when `_needs_ping` says so.
-    """
-    if _needs_ping(conn):
-        ConnectionPool.check_connection(conn)
-
-
-async def acheck_on_checkout(conn: psycopg.AsyncConnection[DictRow]) -> None:
-    """The async pool's checkout check (see `check_on_checkout`)."""
-    if _needs_ping(conn):
-        await AsyncConnectionPool.check_connection(conn)
-
 
 _shared: dict[str, Pool] = {}
 _shared_lock = threading.Lock()
@@ -117,7 +74,7 @@ def open_pool(url: str, *, max_size: int = 10, timeout: float = 10.0) -> Pool:
         max_size=max_size,
         kwargs=connection_kwargs(),
         connection_class=Connection[DictRow],
-        check=check_on_checkout,  # never hand out a connection the server dropped
+        check=ConnectionPool.check_connection,  # never hand out a connection the server dropped
         open=False,
         name="dealflow",
     )
@@ -137,7 +94,7 @@ async def open_async_pool(url: str, *, max_size: int = 10, timeout: float = 10.0
     pool: AsyncPool = AsyncConnectionPool(
         url, min_size=1, max_size=max_size, kwargs=connection_kwargs(),
         connection_class=psycopg.AsyncConnection[DictRow],
-        check=acheck_on_checkout, open=False, name="dealflow-async")
+        check=AsyncConnectionPool.check_connection, open=False, name="dealflow-async")
     try:
         await pool.open(wait=True, timeout=timeout)
     except Exception as exc:

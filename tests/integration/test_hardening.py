@@ -124,7 +124,7 @@ def test_connection_loss_mid_run_fails_cleanly_and_resumes(settings: Settings,
 
 def test_a_pool_connection_whose_backend_was_terminated_is_replaced_on_checkout(
         database_url: str) -> None:
-    # the checkout check polls the socket instead of sending an empty query each time
+    # the pool's checkout check: a connection whose backend was ended is never handed out
     pool = open_pool(database_url, max_size=1)
     try:
         with pool.connection() as conn:
