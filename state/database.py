@@ -7,7 +7,10 @@ Pools use the settings the LangGraph Postgres checkpointer requires
 from __future__ import annotations
 
 import os
+import select
 import threading
+import time
+import weakref
 from typing import Any
 
 import psycopg
@@ -65,16 +68,70 @@ def check_connection(url: str, timeout: int = 5) -> None:
         ) from exc
 
 
+class CheckedPool(ConnectionPool[Connection[DictRow]]):
+    """psycopg_pool's pool, with its checkout check (one round trip) only when it can matter.
+
+    A connection handed back moments ago, on whose socket the server has said
+    nothing since, is handed out again unchecked. Any other is checked with
+    psycopg_pool's own `check_connection`: one idle for `idle_seconds` or more,
+    one the server wrote to (a termination notice, a shutdown), and every
+    connection for `wary_seconds` after one came back broken, so that the
+    siblings of a dropped connection (a server restart, terminated backends)
+    are replaced on checkout instead of failing a step each.
+    """
+
+    def __init__(self, *args: Any, idle_seconds: float = 1.0, wary_seconds: float = 10.0,
+                 **kwargs: Any) -> None:
+        """psycopg_pool's arguments; `check` is this pool's own."""
+        super().__init__(*args, check=self._check_if_needed, **kwargs)
+        self.idle_seconds, self.wary_seconds = idle_seconds, wary_seconds
+        self._returned: weakref.WeakKeyDictionary[Connection[DictRow], float] = (
+            weakref.WeakKeyDictionary())
+        self._wary_until = 0.0
+        self.checks = self.skipped_checks = 0
+
+    def putconn(self, conn: Connection[DictRow]) -> None:
+        """Note when the connection came back, and whether it came back broken."""
+        now = time.monotonic()
+        if conn.broken or conn.closed:
+            self._wary_until = now + self.wary_seconds
+        else:
+            self._returned[conn] = now
+        super().putconn(conn)
+
+    def _check_if_needed(self, conn: Connection[DictRow]) -> None:
+        returned = self._returned.pop(conn, None)
+        now = time.monotonic()
+        if (returned is not None and now - returned < self.idle_seconds
+                and now >= self._wary_until and not _server_spoke(conn)):
+            self.skipped_checks += 1
+            return
+        self.checks += 1
+        try:
+            ConnectionPool.check_connection(conn)
+        except Exception:
+            self._wary_until = time.monotonic() + self.wary_seconds
+            raise
+
+
+def _server_spoke(conn: Connection[Any]) -> bool:
+    """Whether the server wrote to an idle connection (a FATAL notice, EOF, a NOTIFY)."""
+    try:
+        readable, _, _ = select.select([conn.pgconn.socket], [], [], 0)
+    except (OSError, ValueError, psycopg.OperationalError):
+        return True
+    return bool(readable)
+
+
 def open_pool(url: str, *, max_size: int = 10, timeout: float = 10.0) -> Pool:
     """Open a connection pool after checking that the server answers."""
     check_connection(url)
-    pool: Pool = ConnectionPool(
+    pool: Pool = CheckedPool(
         url,
         min_size=1,
         max_size=max_size,
         kwargs=connection_kwargs(),
         connection_class=Connection[DictRow],
-        check=ConnectionPool.check_connection,  # never hand out a connection the server dropped
         open=False,
         name="dealflow",
     )
