@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from langgraph.config import get_config
 from langgraph.errors import GraphBubbleUp, NodeError
 from langgraph.runtime import Runtime
 from langgraph.types import Command
@@ -30,6 +31,7 @@ from state.config import Settings
 from state.deal_state import DealState
 from state.models import LLMUsage
 from state.spans import Span
+from state.step_rows import StepRows, rows_ride_with, step_rows_of
 
 log = logging.getLogger(__name__)
 Node = Callable[[DealState, Runtime[DealContext]], Any]
@@ -38,7 +40,8 @@ Node = Callable[[DealState, Runtime[DealContext]], Any]
 def recorded(name: str, node: Node, workflow: Workflow, contexts: ContextResolver) -> Node:
     """`node`, recording a span per attempt and tagging its LangSmith run with the deal."""
     def traced_node(state: DealState, runtime: Runtime[DealContext]) -> Any:
-        with node_span(name, state, runtime, workflow, contexts) as finish:
+        with rows_ride_with(_step_rows(runtime)), \
+                node_span(name, state, runtime, workflow, contexts) as finish:
             result = node(state, runtime)
             finish(result)
             return result
@@ -53,13 +56,23 @@ def recorded_handler(handler: Callable[[DealState, NodeError, Runtime[DealContex
     """An error handler, recorded as the span of `__error_handler__<step>`."""
     def traced_handler(state: DealState, error: NodeError, runtime: Runtime[DealContext]) -> Any:
         name = ERROR_HANDLER_PREFIX + error.node
-        with node_span(name, state, runtime, workflow, contexts) as finish:
+        with rows_ride_with(_step_rows(runtime)), \
+                node_span(name, state, runtime, workflow, contexts) as finish:
             result = handler(state, error, runtime)
             finish(result)
             return result
 
     traced_handler.__doc__ = handler.__doc__
     return traced_handler
+
+
+def _step_rows(runtime: Runtime[DealContext]) -> StepRows | None:
+    """Where this task's spans, audit entries and registry update ride (`state.step_rows`)."""
+    try:
+        configurable = get_config().get("configurable", {})
+    except RuntimeError:  # not inside a run
+        return None
+    return step_rows_of(configurable, getattr(runtime.execution_info, "checkpoint_id", None))
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from state.database import Pool
+from state.step_rows import write_row
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ class AuditEntry:
     detail: dict[str, Any]
 
 
+_APPEND = ("INSERT INTO dealflow_audit (deal_id, thread_id, step, agent, action, key,"
+           " checkpoint_id, actor, reason, detail, dedupe_key)"
+           " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (dedupe_key) DO NOTHING")
+
+
 class AuditTrail:
     """Append and query `dealflow_audit`."""
 
@@ -66,17 +72,26 @@ class AuditTrail:
         dedupe_key: str | None = None,
         conn: Connection[DictRow] | None = None,
     ) -> None:
-        """Append one entry; with `dedupe_key`, a second append of the same act is dropped."""
-        params = (origin.deal_id, origin.thread_id, origin.step, origin.agent, action, key,
-                  origin.checkpoint_id, actor, reason, Jsonb(detail or {}), dedupe_key)
-        sql = ("INSERT INTO dealflow_audit (deal_id, thread_id, step, agent, action, key,"
-               " checkpoint_id, actor, reason, detail, dedupe_key)"
-               " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (dedupe_key) DO NOTHING")
+        """Append one entry; with `dedupe_key`, a second append of the same act is dropped.
+
+        With `conn`, in the caller's transaction; else inside a durable step with
+        the step's checkpoint (`state.step_rows`), else at once.
+        """
+        sql, params = self.row(origin, action, key=key, actor=actor, reason=reason,
+                               detail=detail, dedupe_key=dedupe_key)
         if conn is not None:
             conn.execute(sql, params)
             return
-        with self._pool.connection() as own:
-            own.execute(sql, params)
+        write_row(self._pool, sql, params)
+
+    @staticmethod
+    def row(origin: Origin, action: str, *, key: str | None = None, actor: str | None = None,
+            reason: str | None = None, detail: dict[str, Any] | None = None,
+            dedupe_key: str | None = None) -> tuple[str, tuple[Any, ...]]:
+        """The statement and parameters that append one entry (for a caller's batch)."""
+        return _APPEND, (origin.deal_id, origin.thread_id, origin.step, origin.agent, action,
+                         key, origin.checkpoint_id, actor, reason, Jsonb(detail or {}),
+                         dedupe_key)
 
     def entries(
         self, deal_id: str, *, agent: str | None = None, key: str | None = None

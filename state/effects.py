@@ -29,6 +29,7 @@ from pydantic import BaseModel
 from state.audit import AuditTrail, Origin
 from state.database import Pool
 from state.leases import Leases, write_transaction
+from state.step_rows import carrying_held, hold_rows
 
 M = TypeVar("M", bound=BaseModel)
 CrashHook = Callable[[str, str], None]
@@ -62,6 +63,26 @@ def fingerprint(effect: str, request: Mapping[str, Any]) -> str:
 def effect_key(deal_id: str, step: str, digest: str) -> str:
     """The idempotency key a system of record is given for one request."""
     return f"{deal_id}:{step}:{digest[:FINGERPRINT_CHARS]}"
+
+
+_RECORD_RECEIPT = ("UPDATE dealflow_effects SET status = 'performed', receipt = %s,"
+                   " performed_at = clock_timestamp()"
+                   " WHERE idempotency_key = %s AND status = 'claimed'")
+
+
+_CLAIM_COLUMNS = ("INSERT INTO dealflow_effects (idempotency_key, fingerprint, deal_id, step,"
+                  " effect, status, request, thread_id, checkpoint_id, attempts,"
+                  " claimant_token) SELECT %s, %s, %s, %s, %s, 'claimed', %s, %s, %s, 1, %s")
+_CLAIM_FIRST = _CLAIM_COLUMNS + " ON CONFLICT DO NOTHING RETURNING attempts"
+# the fence (`state.leases`) is evaluated first, in FROM: a lost lease inserts nothing
+_CLAIM_FIRST_FENCED = (_CLAIM_COLUMNS + " FROM (SELECT dealflow_fence(%s, %s)) AS fence"
+                       " ON CONFLICT DO NOTHING RETURNING attempts")
+_CLAIMED_BEFORE = (
+    "SELECT e.fingerprint, e.status, e.attempts, e.receipt, e.claimant_token,"
+    " l.owner AS claimant FROM dealflow_effects e LEFT JOIN dealflow_leases l"
+    " ON l.thread_id = e.thread_id AND l.token = e.claimant_token"
+    " AND l.expires_at > clock_timestamp()"
+    " WHERE e.idempotency_key = %s FOR UPDATE OF e")
 
 
 class EffectLedger:
@@ -99,7 +120,8 @@ class EffectLedger:
         if row["attempts"] > 0:
             found = lookup(key) if lookup is not None else None
             if found is not None:
-                return self._record(origin, effect, key, found, how="effect.reconciled"), key
+                return self._record(origin, effect, key, found, how="effect.reconciled",
+                                    askable=True), key
             if lookup is None:
                 raise EffectUncertain(
                     f"{effect} for deal {origin.deal_id} was attempted before without a "
@@ -108,28 +130,35 @@ class EffectLedger:
         self._crash(step, "before_effect")
         receipt = call(key)
         self._crash(step, "after_effect")
-        recorded = self._record(origin, effect, key, receipt, how="effect.performed")
+        recorded = self._record(origin, effect, key, receipt, how="effect.performed",
+                                askable=lookup is not None)
         self._crash(step, "after_receipt")
         return recorded, key
 
     def _claim(self, origin: Origin, step: str, effect: str, key: str, digest: str,
                request: Mapping[str, Any]) -> dict[str, Any]:
-        """Claim the effect for this process's lease; return the row as it was before."""
-        with write_transaction(self._pool) as conn:
-            token = self._leases.fence(conn, origin.thread_id)
-            conn.execute(
-                "INSERT INTO dealflow_effects (idempotency_key, fingerprint, deal_id, step,"
-                " effect, status, request, thread_id, checkpoint_id)"
-                " VALUES (%s, %s, %s, %s, %s, 'claimed', %s, %s, %s) ON CONFLICT DO NOTHING",
-                (key, digest, origin.deal_id, step, effect,
-                 Jsonb(json.loads(json.dumps(request, default=str))), origin.thread_id,
-                 origin.checkpoint_id))
-            row = conn.execute(
-                "SELECT e.fingerprint, e.status, e.attempts, e.receipt, e.claimant_token,"
-                " l.owner AS claimant FROM dealflow_effects e LEFT JOIN dealflow_leases l"
-                " ON l.thread_id = e.thread_id AND l.token = e.claimant_token"
-                " AND l.expires_at > clock_timestamp()"
-                " WHERE e.idempotency_key = %s FOR UPDATE OF e", (key,)).fetchone()
+        """Claim the effect for this process's lease; return the row as it was before.
+
+        A first claim is one statement: the fence, and the row inserted as
+        claimed by this lease with its first attempt counted. A key seen before
+        is read (locked), checked and, if still unperformed, claimed again.
+        """
+        token = self._leases.token(origin.thread_id)
+        payload = Jsonb(json.loads(json.dumps(request, default=str)))
+        # what the task holds goes first, fenced by the claim's fence
+        with write_transaction(self._pool) as conn, carrying_held(conn):
+            if origin.thread_id:
+                first = conn.execute(_CLAIM_FIRST_FENCED, (
+                    key, digest, origin.deal_id, step, effect, payload, origin.thread_id,
+                    origin.checkpoint_id, token, origin.thread_id, token)).fetchone()
+            else:
+                first = conn.execute(_CLAIM_FIRST, (
+                    key, digest, origin.deal_id, step, effect, payload, origin.thread_id,
+                    origin.checkpoint_id, token)).fetchone()
+            if first is not None:
+                return {"fingerprint": digest, "status": "claimed", "attempts": 0,
+                        "receipt": None, "claimant_token": None, "claimant": None}
+            row = conn.execute(_CLAIMED_BEFORE, (key,)).fetchone()
             assert row is not None
             if row["fingerprint"] != digest:
                 raise EffectConflict(
@@ -144,16 +173,25 @@ class EffectLedger:
                              " claimant_token = %s WHERE idempotency_key = %s", (token, key))
         return dict(row)
 
-    def _record(self, origin: Origin, effect: str, key: str, receipt: M, *, how: str) -> M:
+    def _record(self, origin: Origin, effect: str, key: str, receipt: M, *, how: str,
+                askable: bool) -> M:
+        """Record the receipt and its audit entry, fenced, in one transaction.
+
+        When the system can be asked later whether a call went through
+        (`askable`), inside a durable step the two rows ride with the step's
+        checkpoint (`state.step_rows`): if the process dies before that, the
+        task runs again, finds the effect claimed and attempted, and asks.
+        """
         data = receipt.model_dump(mode="json")
-        with write_transaction(self._pool) as conn:
+        rows = [(_RECORD_RECEIPT, (Jsonb(data), key)),
+                self._audit.row(origin, how, detail={"effect": effect, "key": key,
+                                                     "receipt": data})]
+        if askable and hold_rows(rows):
+            return receipt
+        with write_transaction(self._pool) as conn, carrying_held(conn):
             self._leases.fence(conn, origin.thread_id)
-            conn.execute(
-                "UPDATE dealflow_effects SET status = 'performed', receipt = %s,"
-                " performed_at = clock_timestamp()"
-                " WHERE idempotency_key = %s AND status = 'claimed'", (Jsonb(data), key))
-            self._audit.append(origin, how, detail={"effect": effect, "key": key,
-                                                    "receipt": data}, conn=conn)
+            for statement, params in rows:
+                conn.execute(statement, params)
         return receipt
 
     def effects(self, deal_id: str) -> list[dict[str, object]]:

@@ -19,6 +19,7 @@ from psycopg.types.json import Jsonb
 from state.audit import AuditTrail, Origin
 from state.database import Pool
 from state.leases import Leases, write_transaction
+from state.step_rows import carrying_held
 
 NOTIFY_CHANNEL = "dealflow_context"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -75,6 +76,23 @@ def split_key(key: str) -> tuple[str, str]:
     return deal_id, name
 
 
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+_FENCE_AND_LOCK = "SELECT dealflow_fence(%s, %s), pg_advisory_xact_lock(hashtextextended(%s, 0))"
+_AUDIT_APPEND = AuditTrail.row(Origin(deal_id="", agent=""), "")[0]
+# the value, its change (and the change's notification) and its audit entry: one statement
+_WRITE = (
+    "WITH saved AS (INSERT INTO dealflow_context (key, deal_id, value, version, writer)"
+    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) DO UPDATE SET"
+    " value = EXCLUDED.value, version = EXCLUDED.version, writer = EXCLUDED.writer,"
+    " updated_at = clock_timestamp() RETURNING updated_at),"
+    " change AS (INSERT INTO dealflow_context_changes (key, deal_id, version,"
+    " value, writer, thread_id, step) VALUES (%s,%s,%s,%s,%s,%s,%s) RETURNING change_id),"
+    " notified AS (SELECT pg_notify(%s, json_build_object('deal_id', %s::text, 'key', %s::text,"
+    " 'change_id', change_id)::text) FROM change),"
+    " audited AS (" + _AUDIT_APPEND + ")"
+    " SELECT updated_at, (SELECT count(*) FROM notified) AS notified FROM saved")
+
+
 class FactStore:
     """Reads and writes the shared facts of every deal."""
 
@@ -103,12 +121,14 @@ class FactStore:
         """
         deal_id, _ = split_key(key)
         payload = json.loads(json.dumps(value, default=str))
-        with write_transaction(self._pool) as conn:
-            if self._leases is not None and origin is not None:
-                self._leases.fence(conn, origin.thread_id)
-            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))",
-                         (f"context:{deal_id}",))
-            row = conn.execute(
+        with write_transaction(self._pool) as conn, carrying_held(conn):
+            lock = (f"context:{deal_id}",)
+            if self._leases is not None and origin is not None and origin.thread_id:
+                conn.execute(_FENCE_AND_LOCK, (origin.thread_id,
+                                               self._leases.token(origin.thread_id), *lock))
+            else:
+                conn.execute(_LOCK, lock)
+            row = conn.execute(  # after the lock: a statement of its own sees its writer
                 "SELECT value, version, writer, updated_at FROM dealflow_context WHERE key = %s",
                 (key,),
             ).fetchone()
@@ -120,27 +140,14 @@ class FactStore:
             if expected_version is not None and expected_version != current:
                 raise VersionConflict(agent, key, expected_version, current)
             version = current + 1
-            upsert = conn.execute(  # fetched last: the pipeline sends the rest meanwhile
-                "INSERT INTO dealflow_context (key, deal_id, value, version, writer)"
-                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) DO UPDATE SET"
-                " value = EXCLUDED.value, version = EXCLUDED.version, writer = EXCLUDED.writer,"
-                " updated_at = clock_timestamp() RETURNING updated_at",
-                (key, deal_id, Jsonb(payload), version, agent),
-            )
-            conn.execute(  # the change, and its notification to subscribers
-                "WITH change AS (INSERT INTO dealflow_context_changes (key, deal_id, version,"
-                " value, writer, thread_id, step) VALUES (%s,%s,%s,%s,%s,%s,%s)"
-                " RETURNING change_id)"
-                " SELECT pg_notify(%s, json_build_object('deal_id', %s::text, 'key', %s::text,"
-                " 'change_id', change_id)::text) FROM change",
-                (key, deal_id, version, Jsonb(payload), agent,
-                 origin.thread_id if origin else None, origin.step if origin else None,
-                 NOTIFY_CHANNEL, deal_id, key))
-            self._audit.append(
+            _, audit_params = AuditTrail.row(  # its parameters, for _WRITE's audited part
                 origin or Origin(deal_id=deal_id, agent=agent), "context.write", key=key,
-                detail={"version": version, "value": payload}, conn=conn,
-            )
-            saved = upsert.fetchone()
+                detail={"version": version, "value": payload})
+            saved = conn.execute(_WRITE, (
+                key, deal_id, Jsonb(payload), version, agent,
+                key, deal_id, version, Jsonb(payload), agent,
+                origin.thread_id if origin else None, origin.step if origin else None,
+                NOTIFY_CHANNEL, deal_id, key, *audit_params)).fetchone()
         assert saved is not None
         return FactValue(key, payload, version, agent, saved["updated_at"])
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -32,7 +32,7 @@ from psycopg import AsyncCursor, Cursor
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from state.held_writes import Batch, HeldWrites
+from state.held_writes import Batch, HeldWrites, combined
 from state.leases import FENCE_SQL, Leases, is_fenced, lease_lost
 
 T = TypeVar("T")
@@ -101,7 +101,21 @@ class FencedPostgresSaver(PostgresSaver):
         finally:
             _carrying.reset(carried)
 
-    def _holds(self, configurable: dict[str, Any]) -> bool:
+    def hold_rows(self, configurable: Mapping[str, Any], checkpoint_id: str,
+                  *batches: Batch) -> bool:
+        """Hold a task's bookkeeping rows (`state.step_rows`) for the step's checkpoint.
+
+        False when this run's writes are not held: the caller writes them itself.
+        """
+        if not self._holds(configurable):
+            return False
+        return self.held.hold(str(configurable["thread_id"]), checkpoint_id, *batches)
+
+    def take_rows(self, configurable: Mapping[str, Any]) -> list[Batch]:
+        """Take what is held for the thread, for a fenced transaction of the thread to write."""
+        return self.held.take(str(configurable["thread_id"]))
+
+    def _holds(self, configurable: Mapping[str, Any]) -> bool:
         if self.hold_writes == "always":
             return True
         return self.hold_writes == "sync" and configurable.get(DURABILITY_KEY) == "sync"
@@ -121,7 +135,10 @@ class FencedPostgresSaver(PostgresSaver):
         """LangGraph's read, after saving what is held for the thread."""
         thread = _thread_of(config)
         self.held.save(thread)
-        found = super().get_tuple(config)
+        try:
+            found = super().get_tuple(config)
+        except psycopg.OperationalError:  # a dropped connection: a read is safe to repeat
+            found = super().get_tuple(config)
         if found is not None:
             self.held.seen(thread, found.config["configurable"]["checkpoint_id"])
         return found
@@ -191,7 +208,7 @@ class FencedPostgresSaver(PostgresSaver):
                 with conn.pipeline(), conn.transaction(), \
                         conn.cursor(binary=True, row_factory=dict_row) as cur:
                     cur.execute(FENCE_SQL, (thread, self.leases.token(thread)))
-                    for statement, rows in _carrying.get():  # held task writes
+                    for statement, rows in combined(_carrying.get()):  # held writes, rows
                         cur.executemany(statement, rows)
                     yield cur
 

@@ -15,6 +15,9 @@ What is held, and when it is saved:
   whose other task runs long, a run that ended without another checkpoint),
   and the process saves what is left when it exits normally.
 
+A task's bookkeeping rows (spans, audit entries, receipts: `state.step_rows`)
+are held here too, with the same rules.
+
 The crash window: writes held back are lost if the process dies before they
 are saved (at most `HOLD_SECONDS` after the task); the task then runs again on
 recovery, as a task that was still running would. Effects are keyed by request
@@ -25,10 +28,11 @@ from __future__ import annotations
 
 import atexit
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 HOLD_SECONDS = 0.2
@@ -36,6 +40,34 @@ REMEMBERED_THREADS = 10_000  # threads whose latest checkpoint id is remembered
 
 Batch = tuple[str, list[Any]]  # (statement, its parameter rows)
 log = logging.getLogger(__name__)
+ROWS_PER_INSERT = 200
+# the one row of an INSERT whose rows may be sent as one multi-row INSERT
+_ONE_ROW = re.compile(r"\bVALUES\s*(\(\s*%s(?:\s*,\s*%s)*\s*\))", re.IGNORECASE)
+
+
+def combined(batches: Sequence[Batch]) -> list[Batch]:
+    """The same rows in as few statements: each statement's rows together, in order.
+
+    The rows of a plain INSERT (or one that does nothing on conflict) become one
+    multi-row INSERT; an upsert's or an update's rows stay one statement each,
+    since one statement may not update a row twice. Rows of one table keep their
+    order (the audit trail's order is its ids'); tables have no order among them.
+    """
+    grouped: dict[str, list[Any]] = {}
+    for statement, rows in batches:
+        grouped.setdefault(statement, []).extend(rows)
+    out: list[Batch] = []
+    for statement, rows in grouped.items():
+        one_row = _ONE_ROW.search(statement)
+        if one_row is None or len(rows) < 2 or "DO UPDATE" in statement.upper():
+            out.append((statement, rows))
+            continue
+        for start in range(0, len(rows), ROWS_PER_INSERT):
+            chunk = rows[start:start + ROWS_PER_INSERT]
+            values = ", ".join([one_row.group(1)] * len(chunk))
+            out.append((statement[:one_row.start(1)] + values + statement[one_row.end(1):],
+                        [tuple(value for row in chunk for value in row)]))
+    return out
 
 
 class HeldWrites:
@@ -45,7 +77,7 @@ class HeldWrites:
                  hold_seconds: float = HOLD_SECONDS) -> None:
         """`save(thread, batches)` writes batches in a fenced transaction of their own."""
         self._save = save
-        self._hold_seconds = hold_seconds
+        self.hold_seconds = hold_seconds
         self._lock = threading.Condition()
         self._latest: OrderedDict[str, str] = OrderedDict()
         self._held: dict[str, list[Batch]] = {}
@@ -61,13 +93,13 @@ class HeldWrites:
             while len(self._latest) > REMEMBERED_THREADS:
                 self._latest.popitem(last=False)
 
-    def hold(self, thread: str, checkpoint_id: str, batch: Batch) -> bool:
-        """Hold `batch` if it is for the thread's latest checkpoint; False: save it now."""
+    def hold(self, thread: str, checkpoint_id: str, *batches: Batch) -> bool:
+        """Hold `batches` (all, or none) if for the thread's latest checkpoint; False: save now."""
         with self._lock:
             if self._latest.get(thread) != checkpoint_id:
                 return False
-            self._held.setdefault(thread, []).append(batch)
-            self._due.setdefault(thread, time.monotonic() + self._hold_seconds)
+            self._held.setdefault(thread, []).extend(batches)
+            self._due.setdefault(thread, time.monotonic() + self.hold_seconds)
             self._start_timer()
             self._lock.notify()
             return True

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +23,7 @@ from psycopg.types.json import Jsonb
 
 from state.database import Pool
 from state.models import DealInput
+from state.step_rows import write_row
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,15 @@ def thread_id_for(deal_id: str) -> str:
     return str(uuid5(DEAL_THREADS, deal_id))
 
 
+REMEMBERED_DEALS = 10_000
+_RECORD = ("INSERT INTO dealflow_deals (deal_id, thread_id, client, value, currency, input,"
+           " status) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (deal_id) DO UPDATE"
+           " SET client = EXCLUDED.client, value = EXCLUDED.value,"
+           " currency = EXCLUDED.currency, input = EXCLUDED.input,"
+           " status = EXCLUDED.status, updated_at = now()"
+           " WHERE dealflow_deals.thread_id = EXCLUDED.thread_id")
+
+
 class DealOwnedElsewhere(RuntimeError):
     """The deal id is registered to another thread."""
 
@@ -64,6 +76,9 @@ class DealRegistry:
     def __init__(self, pool: Pool) -> None:
         """Use `pool` for every query."""
         self._pool = pool
+        # (deal, thread) pairs this process saw registered: a deal never changes thread
+        self._confirmed: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._confirmed_lock = threading.Lock()
 
     def claim(self, deal: DealInput, thread_id: str) -> tuple[DealRow, bool]:
         """Register the deal if new; return its row and whether this call created it."""
@@ -82,24 +97,27 @@ class DealRegistry:
     def record(self, deal: DealInput, thread_id: str, status: str) -> None:
         """Register the deal for `thread_id` or bring its row up to date (terms, status).
 
-        Raises `DealOwnedElsewhere` when another thread runs this deal id.
+        Raises `DealOwnedElsewhere` when another thread runs this deal id. Once
+        this process saw the deal registered to the thread, an update is a row
+        like a span: inside a durable step it rides with the step's checkpoint.
         """
+        params = (deal.deal_id, thread_id, deal.client, deal.value, deal.currency,
+                  Jsonb(deal.model_dump(mode="json")), status)
+        pair = (deal.deal_id, thread_id)
+        if pair in self._confirmed:
+            write_row(self._pool, _RECORD, params)
+            return
         with self._pool.connection() as conn:
-            row = conn.execute(
-                "INSERT INTO dealflow_deals (deal_id, thread_id, client, value, currency, input,"
-                " status) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (deal_id) DO UPDATE"
-                " SET client = EXCLUDED.client, value = EXCLUDED.value,"
-                " currency = EXCLUDED.currency, input = EXCLUDED.input,"
-                " status = EXCLUDED.status, updated_at = now()"
-                " WHERE dealflow_deals.thread_id = EXCLUDED.thread_id RETURNING thread_id",
-                (deal.deal_id, thread_id, deal.client, deal.value, deal.currency,
-                 Jsonb(deal.model_dump(mode="json")), status),
-            ).fetchone()
+            row = conn.execute(_RECORD + " RETURNING thread_id", params).fetchone()
         if row is None:
             other = self.find(deal.deal_id)
             raise DealOwnedElsewhere(
                 f"deal {deal.deal_id} already runs in thread "
                 f"{other.thread_id if other else '?'}; a deal id has one thread")
+        with self._confirmed_lock:
+            self._confirmed[pair] = None
+            while len(self._confirmed) > REMEMBERED_DEALS:
+                self._confirmed.popitem(last=False)
 
     def find(self, ref: str) -> DealRow | None:
         """The deal whose deal id or thread id is `ref`."""

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from state.database import Pool
+from state.step_rows import write_row
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,9 @@ class Span:
 _COLUMNS = ("deal_id", "thread_id", "node", "agent", "system", "task", "attempt", "started_at",
             "duration_ms", "status", "error", "llm_calls", "prompt_tokens", "completion_tokens")
 
+_INSERT = (f"INSERT INTO dealflow_spans ({', '.join(_COLUMNS)})"
+           f" VALUES ({', '.join(['%s'] * len(_COLUMNS))})")
+
 
 class SpanStore:
     """Reads and writes `dealflow_spans`."""
@@ -46,12 +50,8 @@ class SpanStore:
         self._pool = pool
 
     def record(self, span: Span) -> None:
-        """Append one span."""
-        with self._pool.connection() as conn:
-            conn.execute(
-                f"INSERT INTO dealflow_spans ({', '.join(_COLUMNS)})"
-                f" VALUES ({', '.join(['%s'] * len(_COLUMNS))})",
-                tuple(getattr(span, c) for c in _COLUMNS))
+        """Append one span (inside a durable step: with the step's checkpoint)."""
+        write_row(self._pool, _INSERT, tuple(getattr(span, c) for c in _COLUMNS))
 
     def for_thread(self, thread_id: str) -> list[Span]:
         """A thread's spans in start order."""

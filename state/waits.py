@@ -27,6 +27,7 @@ from state.audit import AuditTrail, Origin
 from state.database import Pool
 from state.leases import Leases, write_transaction
 from state.outbox import Notice, Outbox
+from state.step_rows import carrying_held
 
 EXPIRED = "expired"  # the key of an expiry's resolution: {"expired": {"deadline": ...}}
 
@@ -78,7 +79,7 @@ class WaitBook:
              detail: dict[str, Any] | None = None) -> None:
         """Store the wait (once) with its deadlines `(name, action, delay)` and announce it."""
         assert origin.thread_id and origin.step
-        with write_transaction(self._pool) as conn:
+        with write_transaction(self._pool) as conn, carrying_held(conn):
             self._leases.fence(conn, origin.thread_id)
             opened = conn.execute(
                 "INSERT INTO dealflow_waits (thread_id, wait_key, deal_id, wait, node, detail)"

@@ -1,0 +1,101 @@
+"""A durable step's bookkeeping rows, saved in the transaction of the step's checkpoint.
+
+A node's spans, its audit entries and the registry's status update would each
+cost a transaction of their own, and a commit. Inside a node of a run whose
+checkpointer can carry them (`FencedPostgresSaver` under durability "sync"),
+`write_row` hands such a row to the checkpointer instead: it is saved with the
+task's writes, in the fenced transaction of the step's checkpoint (see
+`state.held_writes` for when that happens and what a crash changes: the rows of
+a task that dies unsaved are written again when the task runs again).
+
+A fenced transaction the task opens itself (an effect's claim, a fact write)
+first writes what the task holds (`carrying_held`), so the rows of one thread are
+saved in the order they were made.
+
+Anywhere else (a CLI decision, the service, a checkpointer that cannot carry
+rows, another durability) `write_row` writes the row at once, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import Connection
+
+from state.database import Pool
+from state.held_writes import Batch, combined
+
+Row = tuple[str, tuple[Any, ...]]  # a statement and its parameters
+CHECKPOINTER_KEY = "__pregel_checkpointer"  # where LangGraph hands a task its checkpointer
+
+
+@dataclass(frozen=True)
+class StepRows:
+    """The rows a task hands to its run's checkpointer, for the step's checkpoint."""
+
+    hold: Callable[[list[Batch]], bool]  # hold batches (all or none); False: write them now
+    take: Callable[[], list[Batch]]  # take what is held for the thread (to write it now)
+
+
+_step: ContextVar[StepRows | None] = ContextVar("dealflow_step_rows", default=None)
+
+
+def step_rows_of(configurable: Mapping[str, Any], checkpoint_id: str | None) -> StepRows | None:
+    """Where a task's rows can ride: its run's checkpointer, if it carries rows (else None)."""
+    checkpointer = configurable.get(CHECKPOINTER_KEY)
+    hold_rows = getattr(checkpointer, "hold_rows", None)
+    take_rows = getattr(checkpointer, "take_rows", None)
+    if hold_rows is None or take_rows is None or not checkpoint_id \
+            or "thread_id" not in configurable:
+        return None
+    return StepRows(hold=lambda batches: bool(hold_rows(configurable, checkpoint_id, *batches)),
+                    take=lambda: list(take_rows(configurable)))
+
+
+@contextmanager
+def rows_ride_with(step: StepRows | None) -> Iterator[None]:
+    """Inside the block, `write_row` hands rows to `step` (None: they are written at once)."""
+    token = _step.set(step)
+    try:
+        yield
+    finally:
+        _step.reset(token)
+
+
+def write_row(pool: Pool, statement: str, params: tuple[Any, ...]) -> None:
+    """Run one row's statement: with the step's checkpoint inside a durable step, else now."""
+    if not hold_rows([(statement, params)]):
+        with pool.connection() as conn:
+            conn.execute(statement, params)
+
+
+def hold_rows(rows: list[Row]) -> bool:
+    """Hand `rows` (all or none) to the durable step's checkpoint; False: the caller writes them."""
+    step = _step.get()
+    return step is not None and step.hold([(statement, [params]) for statement, params in rows])
+
+
+@contextmanager
+def carrying_held(conn: Connection[Any]) -> Iterator[None]:
+    """In a fenced transaction of the step's thread: write what the step holds first.
+
+    So rows keep their order: a row held by the task (a receipt, an audit entry)
+    is saved before a row this transaction writes, never after it. If the block
+    fails (a conflict rolls the transaction back), the rows are held again.
+    """
+    step = _step.get()
+    batches = step.take() if step is not None else []
+    if batches:
+        with conn.cursor() as cur:
+            for statement, rows in combined(batches):
+                cur.executemany(statement, rows)
+    try:
+        yield
+    except BaseException:
+        if step is not None and batches:
+            step.hold(batches)
+        raise

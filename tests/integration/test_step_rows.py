@@ -1,0 +1,89 @@
+"""One commit per super-step: a step's bookkeeping rows are saved with its checkpoint.
+
+The assertions read what Postgres recorded: `xmin`, the transaction that wrote
+a row. A span, an audit entry or a registry update written inside a durable
+step shares its transaction with a checkpoint (or with a fenced transaction
+of the same thread that the task opened: a claim, a fact write), never one
+of its own.
+"""
+
+from __future__ import annotations
+
+import time
+
+import psycopg
+
+from dealflow.api import DealService
+from state.audit import Origin
+from state.database import open_pool
+from state.fenced_saver import FencedPostgresSaver
+from tests.helpers import make_deal
+
+
+def _xmins(service: DealService, sql: str, *params: object) -> list[str]:
+    with service.pool.connection() as conn:
+        return [str(row["x"]) for row in conn.execute(sql, params).fetchall()]
+
+
+def test_spans_audit_and_receipts_of_a_durable_run_share_their_steps_transactions(
+        service: DealService) -> None:
+    saver = service.graph.checkpointer
+    assert isinstance(saver, FencedPostgresSaver)
+    saver.held.hold_seconds = 60.0  # a loaded machine's slow step: no timer save in between
+    report = service.start(make_deal("ROWS-1"))
+    service.event(report.thread_id, "signature.completed")
+    assert service.status("ROWS-1").status == "completed"
+    thread = report.thread_id
+    # the transactions of the thread's checkpoints and of the fenced writes its tasks made
+    steps = set(_xmins(
+        service, "SELECT xmin::text AS x FROM checkpoints WHERE thread_id = %s"
+                 " UNION SELECT xmin::text FROM checkpoint_writes WHERE thread_id = %s"
+                 " UNION SELECT xmin::text FROM dealflow_waits WHERE thread_id = %s"
+                 " UNION SELECT xmin::text FROM dealflow_context_changes WHERE deal_id = %s"
+                 " UNION SELECT xmin::text FROM dealflow_effects WHERE deal_id = %s",
+        thread, thread, thread, "ROWS-1", "ROWS-1"))
+    spans = _xmins(service, "SELECT xmin::text AS x FROM dealflow_spans WHERE thread_id = %s",
+                   thread)
+    assert len(spans) >= 8 and set(spans) <= steps  # no span paid a commit of its own
+    audit = _xmins(service, "SELECT xmin::text AS x FROM dealflow_audit WHERE deal_id = %s"
+                            " AND action IN ('route', 'route.end', 'effect.performed')",
+                   "ROWS-1")
+    assert len(audit) >= 8 and set(audit) <= steps
+    # and the trail still reads in the order things happened
+    actions = [e.action for e in service.data.audit.entries("ROWS-1", agent="lead")]
+    assert actions.index("effect.performed") < actions.index("context.write")
+
+
+def test_rows_written_outside_a_run_are_written_at_once(service: DealService) -> None:
+    report = service.start(make_deal("ROWS-2"))
+    before = len(service.data.audit.entries("ROWS-2"))
+    service.data.audit.append(Origin("ROWS-2", agent="ops", thread_id=report.thread_id),
+                              "note", reason="outside any run")
+    entries = service.data.audit.entries("ROWS-2")
+    assert len(entries) == before + 1 and entries[-1].action == "note"
+
+
+def test_a_recently_returned_connection_skips_the_check_an_idle_one_does_not(
+        database_url: str) -> None:
+    pool = open_pool(database_url, max_size=1)
+    try:
+        assert pool.idle_seconds >= 0.5
+        with pool.connection() as conn:
+            conn.execute("SELECT 1")
+        checks = pool.checks
+        with pool.connection() as conn:  # handed back moments ago: no round trip
+            conn.execute("SELECT 1")
+        assert (pool.checks, pool.skipped_checks >= 1) == (checks, True)
+        time.sleep(pool.idle_seconds + 0.2)
+        with pool.connection() as conn:  # idle a while: checked
+            pid = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()
+        assert pool.checks == checks + 1 and pid is not None
+        # its backend ended: the next checkout is checked (the server spoke) and replaced
+        with psycopg.connect(database_url, autocommit=True) as killer:
+            killer.execute("SELECT pg_terminate_backend(%s)", (pid["pid"],))
+        time.sleep(0.3)
+        with pool.connection() as conn:
+            again = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()
+        assert again is not None and again["pid"] != pid["pid"]
+    finally:
+        pool.close()
