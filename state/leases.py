@@ -200,26 +200,33 @@ class Leases:
     def _acquire(self, thread_id: str, wait_seconds: float) -> int:
         deadline = time.monotonic() + wait_seconds
         pause = 0.05
+        stale: int | None = None
         while True:
-            found = holder(self._pool, thread_id)
-            stale = found.token if found is not None and not found.alive else None
-            row = None
-            with self._pool.connection() as conn:
-                try:
-                    with conn.transaction():  # a holder frozen mid-write keeps its row lock
-                        conn.execute("SET LOCAL lock_timeout = '2s'")
-                        row = conn.execute(_ACQUIRE, {
-                            "thread": thread_id, "owner": self.owner, "host": self.host,
-                            "pid": self.pid, "seconds": self.seconds,
-                            "stale": stale}).fetchone()
-                except psycopg.errors.LockNotAvailable:
-                    pass
-            if row is not None:
-                return int(row["token"])
+            token = self._try_acquire(thread_id, stale)
+            if token is not None:
+                return token
+            found = holder(self._pool, thread_id)  # who holds it, read only when taken
+            gone = found.token if found is not None and not found.alive else None
+            if gone is not None and gone != stale:
+                stale = gone  # its holder is gone: take it over at once
+                continue
             if time.monotonic() >= deadline:
                 raise ThreadBusy(self._busy_message(thread_id, found, wait_seconds))
             time.sleep(min(pause, max(0.0, deadline - time.monotonic())))
             pause = min(pause * 2, 1.0)
+
+    def _try_acquire(self, thread_id: str, stale: int | None) -> int | None:
+        """The new token if the lease was free, expired, or held by the `stale` token."""
+        with self._pool.connection() as conn:
+            try:
+                with conn.transaction():  # a holder frozen mid-write keeps its row lock
+                    conn.execute("SET LOCAL lock_timeout = '2s'")
+                    row = conn.execute(_ACQUIRE, {
+                        "thread": thread_id, "owner": self.owner, "host": self.host,
+                        "pid": self.pid, "seconds": self.seconds, "stale": stale}).fetchone()
+            except psycopg.errors.LockNotAvailable:
+                return None
+        return int(row["token"]) if row is not None else None
 
     @staticmethod
     def _busy_message(thread_id: str, found: Holder | None, wait_seconds: float) -> str:

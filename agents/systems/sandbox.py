@@ -17,7 +17,6 @@ from agents.systems.base import Record, Systems
 from agents.systems.faults import FaultInjector
 from agents.systems.sandbox_base import RequestLog, SandboxSystem
 from state.database import Pool
-from state.leases import write_transaction
 from state.models import (
     Contract,
     DealInput,
@@ -42,7 +41,7 @@ class SandboxCRM(SandboxSystem):
     ) -> LeadRecord:
         """Record the score on the lead once per key; a repeated key returns the first."""
         self.before_call()
-        with write_transaction(self._pool) as conn:
+        with self.serving() as conn:
             conn.execute(
                 "INSERT INTO sandbox_crm_leads (deal_id, idempotency_key, client, contact_email,"
                 " score, qualified, icp_fit, reasons) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
@@ -51,7 +50,7 @@ class SandboxCRM(SandboxSystem):
                  result.qualified, result.icp_fit, Jsonb(list(result.reasons))),
             )
             self.accept(conn, key, {"deal_id": deal.deal_id, "result": result.model_dump()})
-        found = self.lookup(key)
+            found = self.lookup(key)
         assert found is not None
         return found
 
@@ -78,7 +77,7 @@ class SandboxProjectTool(SandboxSystem):
     ) -> Project:
         """Create the project with its tasks in one transaction, once per key."""
         self.before_call()
-        with write_transaction(self._pool) as conn:
+        with self.serving() as conn:
             row = conn.execute(
                 "INSERT INTO sandbox_pm_projects (project_id, deal_id, idempotency_key, name,"
                 " template) VALUES ('PRJ-' || lpad(nextval('sandbox_pm_project_seq')::text, 6,"
@@ -96,7 +95,7 @@ class SandboxProjectTool(SandboxSystem):
                     )
             self.accept(conn, key, {"deal_id": deal_id, "name": name, "template": template,
                                     "tasks": [t.model_dump() for t in tasks]})
-        found = self.lookup(key)
+            found = self.lookup(key)
         assert found is not None
         return found
 
@@ -134,7 +133,7 @@ class SandboxContracts(SandboxSystem):
     ) -> Contract:
         """Store the rendered contract once per key; return the stored one."""
         self.before_call()
-        with write_transaction(self._pool) as conn:
+        with self.serving() as conn:
             conn.execute(
                 "INSERT INTO sandbox_contracts (contract_id, deal_id, idempotency_key,"
                 " template_version, sha256, body) VALUES ('CTR-' ||"
@@ -144,7 +143,7 @@ class SandboxContracts(SandboxSystem):
             )
             self.accept(conn, key, {"deal_id": deal_id, "sha256": sha256,
                                     "template_version": template_version})
-        found = self.lookup(key)
+            found = self.lookup(key)
         assert found is not None
         return found
 
@@ -172,7 +171,7 @@ class SandboxESign(SandboxSystem):
     ) -> Envelope:
         """Send the envelope once per key; return the one sent."""
         self.before_call()
-        with write_transaction(self._pool) as conn:
+        with self.serving() as conn:
             conn.execute(
                 "INSERT INTO sandbox_esign_envelopes (envelope_id, deal_id, idempotency_key,"
                 " contract_id, signer_name, signer_email) VALUES ('ENV-' ||"
@@ -182,21 +181,21 @@ class SandboxESign(SandboxSystem):
             )
             self.accept(conn, key, {"deal_id": deal_id, "contract_id": contract.contract_id,
                                     "signer_name": signer_name, "signer_email": signer_email})
-        found = self.lookup(key)
+            found = self.lookup(key)
         assert found is not None
         return found
 
     def void_envelope(self, envelope_id: str, *, reason: str, key: str) -> Envelope:
         """Void a sent envelope once; voiding it again returns it as it is."""
         self.before_call()
-        with write_transaction(self._pool) as conn:
+        with self.serving() as conn:
             conn.execute(
                 "UPDATE sandbox_esign_envelopes SET status = 'voided', void_key = %s,"
                 " void_reason = %s, voided_at = now() WHERE envelope_id = %s"
                 " AND status = 'sent'", (key, reason, envelope_id))
             self.accept(conn, key, {"envelope_id": envelope_id, "reason": reason})
-        found = self._rows("SELECT * FROM sandbox_esign_envelopes WHERE envelope_id = %s",
-                           envelope_id)
+            found = self._rows("SELECT * FROM sandbox_esign_envelopes WHERE envelope_id = %s",
+                               envelope_id)
         if not found:
             raise KeyError(f"esign: no envelope {envelope_id}")
         return _envelope(found[0])
@@ -210,14 +209,14 @@ class SandboxESign(SandboxSystem):
     def remind_signer(self, envelope_id: str, *, key: str) -> SignerReminder:
         """Remind the signer of a sent envelope once per key; return the reminder."""
         self.before_call()
-        with write_transaction(self._pool) as conn:
+        with self.serving() as conn:
             conn.execute(
                 "INSERT INTO sandbox_esign_reminders (envelope_id, deal_id, idempotency_key)"
                 " SELECT envelope_id, deal_id, %s FROM sandbox_esign_envelopes"
                 " WHERE envelope_id = %s ON CONFLICT (idempotency_key) DO NOTHING",
                 (key, envelope_id))
             self.accept(conn, key, {"envelope_id": envelope_id})
-        found = self.reminder(key)
+            found = self.reminder(key)
         if found is None:
             raise KeyError(f"esign: no envelope {envelope_id}")
         return found
@@ -258,7 +257,7 @@ class SandboxBilling(SandboxSystem):
     def issue_invoice(self, deal_id: str, draft: InvoiceDraft, *, key: str) -> Invoice:
         """Number and store the invoice once per key; the counter moves only on success."""
         self.before_call()
-        with write_transaction(self._pool) as conn:
+        with self.serving() as conn:
             counter = conn.execute(
                 "SELECT last_number FROM sandbox_billing_counter FOR UPDATE").fetchone()
             assert counter is not None
@@ -277,7 +276,7 @@ class SandboxBilling(SandboxSystem):
                 )
                 conn.execute("UPDATE sandbox_billing_counter SET last_number = %s", (seq,))
             self.accept(conn, key, {"deal_id": deal_id, "draft": draft.model_dump(mode="json")})
-        found = self.lookup(key)
+            found = self.lookup(key)
         assert found is not None
         return found
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from psycopg import Connection
@@ -18,8 +20,11 @@ from psycopg.rows import DictRow
 from agents.systems.base import IdempotencyConflict, Record
 from agents.systems.faults import FaultInjector
 from state.database import Pool
+from state.leases import write_transaction
 
 RequestLog = Callable[[Connection[DictRow], str, str], None]
+# The connection of the call being served (`SandboxSystem.serving`), for its reads.
+_serving: ContextVar[Connection[DictRow] | None] = ContextVar("sandbox_serving", default=None)
 
 
 class SandboxSystem:
@@ -63,7 +68,24 @@ class SandboxSystem:
         if self._log is not None:
             self._log(conn, self.name, key)
 
+    @contextmanager
+    def serving(self) -> Iterator[Connection[DictRow]]:
+        """The transaction a mutating call takes effect in; reads inside it use it too.
+
+        So a call reads back what it wrote (its receipt) in the same transaction:
+        one commit per call, and no second connection.
+        """
+        with write_transaction(self._pool) as conn:
+            token = _serving.set(conn)
+            try:
+                yield conn
+            finally:
+                _serving.reset(token)
+
     def _rows(self, sql: str, *params: Any) -> list[Record]:
+        serving = _serving.get()
+        if serving is not None:
+            return [dict(row) for row in serving.execute(sql, params).fetchall()]
         with self._pool.connection() as conn:
             return [dict(row) for row in conn.execute(sql, params).fetchall()]
 
