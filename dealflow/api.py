@@ -54,7 +54,7 @@ from state.effects import EffectBusy
 from state.embedded import EmbeddedPostgresError
 from state.leases import LeaseLost, Leases, ThreadBusy, thread_is_held
 from state.models import DealInput, SupervisorMode
-from state.registry import DealRegistry, DealRow, thread_id_for
+from state.registry import DealRow, thread_id_for
 from state.validation import first_error
 
 StepCallback = Callable[[str, dict[str, Any]], None]
@@ -105,7 +105,7 @@ class DealService(DealQueries):
             self.settings.crash_at)
         self.graph = build_graph(self.settings, workflow=workflow).compile(
             checkpointer=checkpointer)
-        self.registry = DealRegistry(self.pool)
+        self.registry = self.data.registry  # one registry: a deal it claims is known to the graph
         self.notifier = notifier or build_notifier(self.settings)
 
     def close(self) -> None:

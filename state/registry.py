@@ -86,12 +86,13 @@ class DealRegistry:
             created = conn.execute(
                 "INSERT INTO dealflow_deals (deal_id, thread_id, client, value, currency, input,"
                 " status) VALUES (%s, %s, %s, %s, %s, %s, 'running')"
-                " ON CONFLICT (deal_id) DO NOTHING RETURNING deal_id",
+                " ON CONFLICT (deal_id) DO NOTHING RETURNING *",
                 (deal.deal_id, thread_id, deal.client, deal.value, deal.currency,
                  Jsonb(deal.model_dump(mode="json"))),
             ).fetchone()
-        row = self.find(deal.deal_id)
+        row = DealRow(**created) if created is not None else self.find(deal.deal_id)
         assert row is not None
+        self._confirm(row.deal_id, row.thread_id)
         return row, created is not None
 
     def record(self, deal: DealInput, thread_id: str, status: str) -> None:
@@ -114,8 +115,12 @@ class DealRegistry:
             raise DealOwnedElsewhere(
                 f"deal {deal.deal_id} already runs in thread "
                 f"{other.thread_id if other else '?'}; a deal id has one thread")
+        self._confirm(*pair)
+
+    def _confirm(self, deal_id: str, thread_id: str) -> None:
+        """Remember that the deal is registered to the thread (it never changes thread)."""
         with self._confirmed_lock:
-            self._confirmed[pair] = None
+            self._confirmed[(deal_id, thread_id)] = None
             while len(self._confirmed) > REMEMBERED_DEALS:
                 self._confirmed.popitem(last=False)
 

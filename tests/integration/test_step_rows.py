@@ -67,21 +67,27 @@ def test_a_recently_returned_connection_skips_the_check_an_idle_one_does_not(
         database_url: str) -> None:
     pool = open_pool(database_url, max_size=1)
     try:
-        assert pool.idle_seconds >= 0.5
+        assert pool.idle_seconds >= 0.5  # the default: a second
+        pool.idle_seconds = 30.0  # "moments ago", however slow this machine is right now
         with pool.connection() as conn:
             conn.execute("SELECT 1")
         checks = pool.checks
         with pool.connection() as conn:  # handed back moments ago: no round trip
             conn.execute("SELECT 1")
         assert (pool.checks, pool.skipped_checks >= 1) == (checks, True)
-        time.sleep(pool.idle_seconds + 0.2)
+        pool.idle_seconds = 0.2
+        time.sleep(0.5)
         with pool.connection() as conn:  # idle a while: checked
             pid = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()
         assert pool.checks == checks + 1 and pid is not None
-        # its backend ended: the next checkout is checked (the server spoke) and replaced
+        # its backend ended (and told the client so): the next checkout, however
+        # recent, sees the server spoke, checks, and hands out a fresh connection
+        pool.idle_seconds = 30.0
         with psycopg.connect(database_url, autocommit=True) as killer:
             killer.execute("SELECT pg_terminate_backend(%s)", (pid["pid"],))
-        time.sleep(0.3)
+            while killer.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s",
+                                 (pid["pid"],)).fetchone():
+                time.sleep(0.05)
         with pool.connection() as conn:
             again = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()
         assert again is not None and again["pid"] != pid["pid"]
