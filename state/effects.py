@@ -146,13 +146,13 @@ class EffectLedger:
         token = self._leases.token(origin.thread_id)
         payload = Jsonb(json.loads(json.dumps(request, default=str)))
         # what the task holds goes first, fenced by the claim's fence
-        with write_transaction(self._pool) as conn, carrying_held(conn):
+        with write_transaction(self._pool) as conn, carrying_held(conn) as execute:
             if origin.thread_id:
-                first = conn.execute(_CLAIM_FIRST_FENCED, (
+                first = execute(_CLAIM_FIRST_FENCED, (
                     key, digest, origin.deal_id, step, effect, payload, origin.thread_id,
                     origin.checkpoint_id, token, origin.thread_id, token)).fetchone()
             else:
-                first = conn.execute(_CLAIM_FIRST, (
+                first = execute(_CLAIM_FIRST, (
                     key, digest, origin.deal_id, step, effect, payload, origin.thread_id,
                     origin.checkpoint_id, token)).fetchone()
             if first is not None:
@@ -188,8 +188,8 @@ class EffectLedger:
                                                      "receipt": data})]
         if askable and hold_rows(rows):
             return receipt
-        with write_transaction(self._pool) as conn, carrying_held(conn):
-            self._leases.fence(conn, origin.thread_id)
+        with write_transaction(self._pool) as conn, carrying_held(conn) as execute:
+            execute(*self._leases.fence_statement(origin.thread_id))
             for statement, params in rows:
                 conn.execute(statement, params)
         return receipt

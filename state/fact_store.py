@@ -121,13 +121,13 @@ class FactStore:
         """
         deal_id, _ = split_key(key)
         payload = json.loads(json.dumps(value, default=str))
-        with write_transaction(self._pool) as conn, carrying_held(conn):
+        with write_transaction(self._pool) as conn, carrying_held(conn) as execute:
             lock = (f"context:{deal_id}",)
             if self._leases is not None and origin is not None and origin.thread_id:
-                conn.execute(_FENCE_AND_LOCK, (origin.thread_id,
-                                               self._leases.token(origin.thread_id), *lock))
+                execute(_FENCE_AND_LOCK, (origin.thread_id,
+                                          self._leases.token(origin.thread_id), *lock))
             else:
-                conn.execute(_LOCK, lock)
+                execute(_LOCK, lock)
             row = conn.execute(  # after the lock: a statement of its own sees its writer
                 "SELECT value, version, writer, updated_at FROM dealflow_context WHERE key = %s",
                 (key,),

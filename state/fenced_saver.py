@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import psycopg
 from langchain_core.runnables import RunnableConfig
@@ -32,7 +32,7 @@ from psycopg import AsyncCursor, Cursor
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from state.held_writes import Batch, HeldWrites, combined
+from state.held_writes import Batch, HeldWrites, one_statement
 from state.leases import FENCE_SQL, Leases, is_fenced, lease_lost
 
 T = TypeVar("T")
@@ -54,6 +54,34 @@ def _thread_of(config: RunnableConfig) -> str:
 
 def _fenced_or_same(exc: psycopg.Error) -> Exception:
     return lease_lost(exc) if is_fenced(exc) else exc
+
+
+class _Recorder:
+    """Stands in for the cursor of a fenced write: keeps LangGraph's statements to send as one."""
+
+    def __init__(self) -> None:
+        self.batches: list[Batch] = []
+
+    def execute(self, query: str, params: Sequence[Any] = ()) -> None:
+        """Keep one statement."""
+        self.batches.append((query, [tuple(params)]))
+
+    def executemany(self, query: str, params_seq: Any) -> None:
+        """Keep one statement's rows."""
+        self.batches.append((query, [tuple(row) for row in params_seq]))
+
+
+def _write_fenced(conn: psycopg.Connection[Any], thread: str, token: int | None,
+                  batches: list[Batch]) -> None:
+    """The fence and `batches` in one transaction: one statement when they allow it."""
+    query, params, rest = one_statement(batches, FENCE_SQL, (thread, token))
+    if not rest:  # autocommit: the statement is its own transaction
+        conn.execute(query, params, prepare=False, binary=True)
+        return
+    with conn.pipeline(), conn.transaction(), conn.cursor(binary=True) as cur:
+        cur.execute(query, params, prepare=False)
+        for statement, rows in rest:
+            cur.executemany(statement, rows)
 
 
 class FencedPostgresSaver(PostgresSaver):
@@ -205,12 +233,10 @@ class FencedPostgresSaver(PostgresSaver):
                 with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur
             else:
-                with conn.pipeline(), conn.transaction(), \
-                        conn.cursor(binary=True, row_factory=dict_row) as cur:
-                    cur.execute(FENCE_SQL, (thread, self.leases.token(thread)))
-                    for statement, rows in combined(_carrying.get()):  # held writes, rows
-                        cur.executemany(statement, rows)
-                    yield cur
+                recorded = _Recorder()
+                yield cast(Cursor[DictRow], recorded)
+                _write_fenced(conn, thread, self.leases.token(thread),
+                              [*_carrying.get(), *recorded.batches])
 
 
 class FencedAsyncPostgresSaver(AsyncPostgresSaver):

@@ -70,6 +70,37 @@ def combined(batches: Sequence[Batch]) -> list[Batch]:
     return out
 
 
+_WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
+
+
+def one_statement(batches: Sequence[Batch], head: str, head_params: Sequence[Any]
+                  ) -> tuple[str, list[Any], list[Batch]]:
+    """`head` (a SELECT) with every write of `batches` it can carry, as one statement.
+
+    Each statement of `combined(batches)` that has one parameter row becomes a
+    data-modifying CTE of `head`: Postgres runs every such CTE to completion, in
+    the statement's one transaction, so `head` failing (the fence) undoes them
+    all. Returns the statement, its parameters, and the batches it could not
+    carry (a statement with several rows, which may touch one row twice): the
+    caller runs those after it, in the same transaction.
+    """
+    ctes: list[str] = []
+    params: list[Any] = []
+    rest: list[Batch] = []
+    for statement, rows in combined(batches):
+        if len(rows) != 1 or not _WRITE.match(statement) or "%(" in statement:
+            rest.append((statement, rows))
+            continue
+        ctes.append(f"w{len(ctes)} AS ({statement.strip().rstrip(';')})")
+        params.extend(rows[0])
+    if not ctes:
+        return head, list(head_params), rest
+    own = re.match(r"\s*WITH\s", head, re.IGNORECASE)  # the head's own CTEs follow ours
+    query = (f"WITH {', '.join(ctes)}, {head[own.end():]}" if own
+             else f"WITH {', '.join(ctes)} {head}")
+    return query, [*params, *head_params], rest
+
+
 class HeldWrites:
     """Per thread: the latest checkpoint id seen, the writes held for it, when they are due."""
 

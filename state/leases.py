@@ -160,6 +160,12 @@ class Leases:
         """Whether the renewer found the thread's lease gone (taken over or expired)."""
         return thread_id in self._lost
 
+    def fence_statement(self, thread_id: str | None) -> tuple[str, tuple[Any, ...]]:
+        """The statement `fence` runs, to send as part of another (no thread: a no-op)."""
+        if not thread_id:
+            return "SELECT 1", ()
+        return FENCE_SQL, (thread_id, self.token(thread_id))
+
     def fence(self, conn: psycopg.Connection[Any], thread_id: str | None) -> int | None:
         """In `conn`'s open transaction: refuse to go on unless this process may write."""
         if not thread_id:

@@ -18,18 +18,19 @@ rows, another durability) `write_row` writes the row at once, as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import Connection
+from psycopg import Connection, Cursor
 
 from state.database import Pool
-from state.held_writes import Batch, combined
+from state.held_writes import Batch, one_statement
 
 Row = tuple[str, tuple[Any, ...]]  # a statement and its parameters
+FirstStatement = Callable[[str, Sequence[Any]], Cursor[Any]]  # see carrying_held
 CHECKPOINTER_KEY = "__pregel_checkpointer"  # where LangGraph hands a task its checkpointer
 
 
@@ -80,21 +81,33 @@ def hold_rows(rows: list[Row]) -> bool:
 
 
 @contextmanager
-def carrying_held(conn: Connection[Any]) -> Iterator[None]:
-    """In a fenced transaction of the step's thread: write what the step holds first.
+def carrying_held(conn: Connection[Any]) -> Iterator[FirstStatement]:
+    """In a fenced transaction of the step's thread: what the step holds goes first.
 
-    So rows keep their order: a row held by the task (a receipt, an audit entry)
-    is saved before a row this transaction writes, never after it. If the block
-    fails (a conflict rolls the transaction back), the rows are held again.
+    Yields `first(query, params)`, which runs the transaction's first statement
+    (its fence) with the held rows as data-modifying CTEs of it (`one_statement`):
+    one statement, and a row held by the task (a receipt, an audit entry) is
+    saved before any row the transaction writes after it. If the block fails (a
+    conflict rolls the transaction back), the rows are held again.
     """
     step = _step.get()
     batches = step.take() if step is not None else []
-    if batches:
+    unsent = [bool(batches)]
+
+    def first(query: str, params: Sequence[Any]) -> Cursor[Any]:
+        if not unsent[0]:
+            return conn.execute(query, params)
+        unsent[0] = False
+        statement, values, rest = one_statement(batches, query, params)
         with conn.cursor() as cur:
-            for statement, rows in combined(batches):
-                cur.executemany(statement, rows)
+            for held, rows in rest:
+                cur.executemany(held, rows)
+        return conn.execute(statement, values, prepare=False)
+
     try:
-        yield
+        yield first
+        if unsent[0]:  # the block wrote nothing: the held rows still go, in its transaction
+            first("SELECT 1", ())
     except BaseException:
         if step is not None and batches:
             step.hold(batches)

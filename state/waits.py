@@ -79,8 +79,8 @@ class WaitBook:
              detail: dict[str, Any] | None = None) -> None:
         """Store the wait (once) with its deadlines `(name, action, delay)` and announce it."""
         assert origin.thread_id and origin.step
-        with write_transaction(self._pool) as conn, carrying_held(conn):
-            self._leases.fence(conn, origin.thread_id)
+        with write_transaction(self._pool) as conn, carrying_held(conn) as execute:
+            execute(*self._leases.fence_statement(origin.thread_id))
             opened = conn.execute(
                 "INSERT INTO dealflow_waits (thread_id, wait_key, deal_id, wait, node, detail)"
                 " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING opened_at",

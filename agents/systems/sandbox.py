@@ -67,6 +67,21 @@ class SandboxCRM(SandboxSystem):
         return self._rows("SELECT * FROM sandbox_crm_leads WHERE deal_id = %s ORDER BY id", deal_id)
 
 
+# A project and its tasks, one statement; nothing if the key created one before.
+_CREATE_PROJECT = (
+    "WITH project AS (INSERT INTO sandbox_pm_projects (project_id, deal_id, idempotency_key,"
+    " name, template) VALUES ('PRJ-' || lpad(nextval('sandbox_pm_project_seq')::text, 6, '0'),"
+    " %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING RETURNING project_id)"
+    " INSERT INTO sandbox_pm_tasks (project_id, position, title, owner_role, due_in_days)"
+    " SELECT project.project_id, task.* FROM project,"
+    " unnest(%s::int[], %s::text[], %s::text[], %s::int[]) AS task")
+_PROJECT_WITH_TASKS = (
+    "SELECT p.project_id, p.name, p.template, coalesce((SELECT json_agg(json_build_object("
+    "'title', t.title, 'owner_role', t.owner_role, 'due_in_days', t.due_in_days)"
+    " ORDER BY t.position) FROM sandbox_pm_tasks t WHERE t.project_id = p.project_id),"
+    " '[]') AS tasks FROM sandbox_pm_projects p WHERE p.idempotency_key = %s")
+
+
 class SandboxProjectTool(SandboxSystem):
     """Projects and their tasks."""
 
@@ -78,21 +93,10 @@ class SandboxProjectTool(SandboxSystem):
         """Create the project with its tasks in one transaction, once per key."""
         self.before_call()
         with self.serving() as conn:
-            row = conn.execute(
-                "INSERT INTO sandbox_pm_projects (project_id, deal_id, idempotency_key, name,"
-                " template) VALUES ('PRJ-' || lpad(nextval('sandbox_pm_project_seq')::text, 6,"
-                " '0'), %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING"
-                " RETURNING project_id",
-                (deal_id, key, name, template),
-            ).fetchone()
-            if row is not None:
-                with conn.cursor() as cur:
-                    cur.executemany(
-                        "INSERT INTO sandbox_pm_tasks (project_id, position, title, owner_role,"
-                        " due_in_days) VALUES (%s, %s, %s, %s, %s)",
-                        [(row["project_id"], i, t.title, t.owner_role, t.due_in_days)
-                         for i, t in enumerate(tasks, start=1)],
-                    )
+            conn.execute(_CREATE_PROJECT, (
+                deal_id, key, name, template, list(range(1, len(tasks) + 1)),
+                [t.title for t in tasks], [t.owner_role for t in tasks],
+                [t.due_in_days for t in tasks]))
             self.accept(conn, key, {"deal_id": deal_id, "name": name, "template": template,
                                     "tasks": [t.model_dump() for t in tasks]})
             found = self.lookup(key)
@@ -101,15 +105,13 @@ class SandboxProjectTool(SandboxSystem):
 
     def lookup(self, key: str) -> Project | None:
         """The project created with `key`, with its tasks."""
-        project = self._by_key("sandbox_pm_projects", key)
-        if project is None:
+        rows = self._rows(_PROJECT_WITH_TASKS, key)
+        if not rows:
             return None
-        tasks = self._rows(
-            "SELECT title, owner_role, due_in_days FROM sandbox_pm_tasks"
-            " WHERE project_id = %s ORDER BY position", project["project_id"])
+        project = rows[0]
         return Project(
             project_id=project["project_id"], name=project["name"], template=project["template"],
-            tasks=tuple(ProjectTask(**t) for t in tasks),
+            tasks=tuple(ProjectTask(**t) for t in project["tasks"]),
         )
 
     def records(self, deal_id: str) -> list[Record]:

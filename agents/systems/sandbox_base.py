@@ -22,6 +22,13 @@ from agents.systems.faults import FaultInjector
 from state.database import Pool
 from state.leases import write_transaction
 
+# Log a request, or return the hash of the one logged before under its key.
+_LOG_REQUEST = (
+    "WITH logged AS (INSERT INTO sandbox_requests (idempotency_key, system, request_hash)"
+    " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING request_hash)"
+    " SELECT request_hash FROM logged UNION ALL"
+    " SELECT request_hash FROM sandbox_requests WHERE idempotency_key = %s")
+_LOGGED_REQUEST = "SELECT request_hash FROM sandbox_requests WHERE idempotency_key = %s"
 RequestLog = Callable[[Connection[DictRow], str, str], None]
 # The connection of the call being served (`SandboxSystem.serving`), for its reads.
 _serving: ContextVar[Connection[DictRow] | None] = ContextVar("sandbox_serving", default=None)
@@ -58,10 +65,9 @@ class SandboxSystem:
         """
         digest = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()
                                 ).hexdigest()
-        conn.execute("INSERT INTO sandbox_requests (idempotency_key, system, request_hash)"
-                     " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING", (key, self.name, digest))
-        row = conn.execute("SELECT request_hash FROM sandbox_requests WHERE idempotency_key = %s",
-                           (key,)).fetchone()
+        row = conn.execute(_LOG_REQUEST, (key, self.name, digest, key)).fetchone()
+        if row is None:  # a request with this key committed while this one waited: read it
+            row = conn.execute(_LOGGED_REQUEST, (key,)).fetchone()
         if row is not None and row["request_hash"] != digest:
             raise IdempotencyConflict(
                 f"{self.name}: idempotency key {key} was used before with other arguments")
