@@ -42,25 +42,22 @@ class SandboxCRM(SandboxSystem):
         """Record the score on the lead once per key; a repeated key returns the first."""
         self.before_call()
         with self.serving() as conn:
-            conn.execute(
+            row = conn.execute(
                 "INSERT INTO sandbox_crm_leads (deal_id, idempotency_key, client, contact_email,"
                 " score, qualified, icp_fit, reasons) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
-                " ON CONFLICT (idempotency_key) DO NOTHING",
+                " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *",
                 (deal.deal_id, key, deal.client, deal.lead.contact_email, result.score,
                  result.qualified, result.icp_fit, Jsonb(list(result.reasons))),
-            )
+            ).fetchone()
             self.accept(conn, key, {"deal_id": deal.deal_id, "result": result.model_dump()})
-            found = self.lookup(key)
+            found = _lead(row) if row is not None else self.lookup(key)
         assert found is not None
         return found
 
     def lookup(self, key: str) -> LeadRecord | None:
         """The lead update made with `key`."""
         row = self._by_key("sandbox_crm_leads", key)
-        if row is None:
-            return None
-        return LeadRecord(record_id=row["id"], deal_id=row["deal_id"], score=row["score"],
-                          qualified=row["qualified"], icp_fit=row["icp_fit"])
+        return _lead(row) if row is not None else None
 
     def records(self, deal_id: str) -> list[Record]:
         """Lead records of the deal."""
@@ -136,26 +133,23 @@ class SandboxContracts(SandboxSystem):
         """Store the rendered contract once per key; return the stored one."""
         self.before_call()
         with self.serving() as conn:
-            conn.execute(
+            row = conn.execute(
                 "INSERT INTO sandbox_contracts (contract_id, deal_id, idempotency_key,"
                 " template_version, sha256, body) VALUES ('CTR-' ||"
                 " lpad(nextval('sandbox_contract_seq')::text, 6, '0'), %s, %s, %s, %s, %s)"
-                " ON CONFLICT (idempotency_key) DO NOTHING",
+                " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *",
                 (deal_id, key, template_version, sha256, text),
-            )
+            ).fetchone()
             self.accept(conn, key, {"deal_id": deal_id, "sha256": sha256,
                                     "template_version": template_version})
-            found = self.lookup(key)
+            found = _contract(row) if row is not None else self.lookup(key)
         assert found is not None
         return found
 
     def lookup(self, key: str) -> Contract | None:
         """The contract stored with `key`."""
         row = self._by_key("sandbox_contracts", key)
-        if row is None:
-            return None
-        return Contract(contract_id=row["contract_id"], template_version=row["template_version"],
-                        sha256=row["sha256"], text=row["body"])
+        return _contract(row) if row is not None else None
 
     def records(self, deal_id: str) -> list[Record]:
         """Contracts of the deal."""
@@ -174,16 +168,16 @@ class SandboxESign(SandboxSystem):
         """Send the envelope once per key; return the one sent."""
         self.before_call()
         with self.serving() as conn:
-            conn.execute(
+            row = conn.execute(
                 "INSERT INTO sandbox_esign_envelopes (envelope_id, deal_id, idempotency_key,"
                 " contract_id, signer_name, signer_email) VALUES ('ENV-' ||"
                 " lpad(nextval('sandbox_esign_envelope_seq')::text, 6, '0'), %s, %s, %s, %s, %s)"
-                " ON CONFLICT (idempotency_key) DO NOTHING",
+                " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *",
                 (deal_id, key, contract.contract_id, signer_name, signer_email),
-            )
+            ).fetchone()
             self.accept(conn, key, {"deal_id": deal_id, "contract_id": contract.contract_id,
                                     "signer_name": signer_name, "signer_email": signer_email})
-            found = self.lookup(key)
+            found = _envelope(row) if row is not None else self.lookup(key)
         assert found is not None
         return found
 
@@ -251,6 +245,20 @@ class SandboxESign(SandboxSystem):
         return envelopes
 
 
+# Number and store an invoice, and move the counter, in one statement; nothing (and
+# the counter unmoved) if the key issued one before. The counter's row lock orders
+# concurrent issues, so numbers have no gaps.
+_ISSUE_INVOICE = (
+    "WITH counter AS (SELECT last_number + 1 AS seq FROM sandbox_billing_counter FOR UPDATE),"
+    " issued AS (INSERT INTO sandbox_billing_invoices (number, seq, deal_id, idempotency_key,"
+    " currency, lines, subtotal, tax_rate, tax, total, issued_on, due_on)"
+    " SELECT 'INV-' || lpad(seq::text, greatest(6, length(seq::text)), '0'), seq,"
+    " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM counter"
+    " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *),"
+    " moved AS (UPDATE sandbox_billing_counter SET last_number = issued.seq FROM issued)"
+    " SELECT * FROM issued")
+
+
 class SandboxBilling(SandboxSystem):
     """Invoices with gap-free numbers."""
 
@@ -260,43 +268,42 @@ class SandboxBilling(SandboxSystem):
         """Number and store the invoice once per key; the counter moves only on success."""
         self.before_call()
         with self.serving() as conn:
-            counter = conn.execute(
-                "SELECT last_number FROM sandbox_billing_counter FOR UPDATE").fetchone()
-            assert counter is not None
-            existing = conn.execute(
-                "SELECT 1 FROM sandbox_billing_invoices WHERE idempotency_key = %s", (key,)
-            ).fetchone()
-            if existing is None:
-                seq = counter["last_number"] + 1
-                conn.execute(
-                    "INSERT INTO sandbox_billing_invoices (number, seq, deal_id, idempotency_key,"
-                    " currency, lines, subtotal, tax_rate, tax, total, issued_on, due_on)"
-                    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                    (f"INV-{seq:06d}", seq, deal_id, key, draft.currency,
-                     Jsonb(json.loads(_lines_json(draft))), draft.subtotal, draft.tax_rate,
-                     draft.tax, draft.total, draft.issued_on, draft.due_on),
-                )
-                conn.execute("UPDATE sandbox_billing_counter SET last_number = %s", (seq,))
+            row = conn.execute(_ISSUE_INVOICE, (
+                deal_id, key, draft.currency, Jsonb(json.loads(_lines_json(draft))),
+                draft.subtotal, draft.tax_rate, draft.tax, draft.total, draft.issued_on,
+                draft.due_on)).fetchone()
             self.accept(conn, key, {"deal_id": deal_id, "draft": draft.model_dump(mode="json")})
-            found = self.lookup(key)
+            found = _invoice(row) if row is not None else self.lookup(key)
         assert found is not None
         return found
 
     def lookup(self, key: str) -> Invoice | None:
         """The invoice issued with `key`."""
         row = self._by_key("sandbox_billing_invoices", key)
-        if row is None:
-            return None
-        return Invoice(
-            number=row["number"], currency=row["currency"], lines=tuple(row["lines"]),
-            subtotal=row["subtotal"], tax_rate=row["tax_rate"], tax=row["tax"],
-            total=row["total"], issued_on=row["issued_on"], due_on=row["due_on"],
-        )
+        return _invoice(row) if row is not None else None
 
     def records(self, deal_id: str) -> list[Record]:
         """Invoices of the deal."""
         return self._rows(
             "SELECT * FROM sandbox_billing_invoices WHERE deal_id = %s ORDER BY seq", deal_id)
+
+
+def _lead(row: Record) -> LeadRecord:
+    return LeadRecord(record_id=row["id"], deal_id=row["deal_id"], score=row["score"],
+                      qualified=row["qualified"], icp_fit=row["icp_fit"])
+
+
+def _contract(row: Record) -> Contract:
+    return Contract(contract_id=row["contract_id"], template_version=row["template_version"],
+                    sha256=row["sha256"], text=row["body"])
+
+
+def _invoice(row: Record) -> Invoice:
+    return Invoice(
+        number=row["number"], currency=row["currency"], lines=tuple(row["lines"]),
+        subtotal=row["subtotal"], tax_rate=row["tax_rate"], tax=row["tax"],
+        total=row["total"], issued_on=row["issued_on"], due_on=row["due_on"],
+    )
 
 
 def _envelope(row: Record) -> Envelope:
