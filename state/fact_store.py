@@ -76,8 +76,8 @@ def split_key(key: str) -> tuple[str, str]:
     return deal_id, name
 
 
-_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
-_FENCE_AND_LOCK = "SELECT dealflow_fence(%s, %s), pg_advisory_xact_lock(hashtextextended(%s, 0))"
+# the fence (if fenced), the deal's lock, then the key's row as it is once locked
+_LOCK_AND_READ = "SELECT * FROM dealflow_lock_fact(%s, %s, %s, %s, %s)"
 _AUDIT_APPEND = AuditTrail.row(Origin(deal_id="", agent=""), "")[0]
 # the value, its change (and the change's notification) and its audit entry: one statement
 _WRITE = (
@@ -122,16 +122,11 @@ class FactStore:
         deal_id, _ = split_key(key)
         payload = json.loads(json.dumps(value, default=str))
         with write_transaction(self._pool) as conn, carrying_held(conn) as execute:
-            lock = (f"context:{deal_id}",)
-            if self._leases is not None and origin is not None and origin.thread_id:
-                execute(_FENCE_AND_LOCK, (origin.thread_id,
-                                          self._leases.token(origin.thread_id), *lock))
-            else:
-                execute(_LOCK, lock)
-            row = conn.execute(  # after the lock: a statement of its own sees its writer
-                "SELECT value, version, writer, updated_at FROM dealflow_context WHERE key = %s",
-                (key,),
-            ).fetchone()
+            thread = origin.thread_id if origin is not None else None
+            fenced = self._leases is not None and bool(thread)
+            token = self._leases.token(thread) if self._leases is not None and thread else None
+            row = execute(_LOCK_AND_READ, (fenced, thread, token, f"context:{deal_id}",
+                                           key)).fetchone()
             current = row["version"] if row else 0
             if only_own:
                 expected_version = current if row and row["writer"] == agent else 0
