@@ -23,7 +23,7 @@ from state.deal_state import DealState
 from state.effects import EffectBusy
 from state.leases import LeaseLost
 from state.models import Failure
-from state.registry import DealOwnedElsewhere
+from state.ownership import DealOwnedElsewhere
 
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (SystemUnavailable, psycopg.OperationalError)
 # Not a step failing: this process must stop driving the thread (another owns it).

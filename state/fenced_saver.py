@@ -32,14 +32,18 @@ from psycopg import AsyncCursor, Cursor
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from state.held_writes import Batch, HeldWrites, one_statement
-from state.leases import FENCE_SQL, Leases, is_fenced, lease_lost
+from state.held_writes import HeldWrites
+from state.leases import FENCE_SQL, Leases, refusal
+from state.ownership import DealOwnedElsewhere
+from state.statements import Batch, Recorder, write_fenced
 
 T = TypeVar("T")
 # The thread a write is for, set by put/put_writes for the _cursor they open.
 _writing: ContextVar[str | None] = ContextVar("dealflow_writing_thread", default=None)
 # Held task writes that the fenced transaction opened by _cursor saves first.
 _carrying: ContextVar[tuple[Batch, ...]] = ContextVar("dealflow_carrying", default=())
+# Set by _hold_input: the fenced write's statements go here instead of to the database.
+_recording: ContextVar[list[Batch] | None] = ContextVar("dealflow_recording", default=None)
 # Where LangGraph puts a run's durability in the config it hands the checkpointer.
 DURABILITY_KEY = "__pregel_durability"
 
@@ -52,36 +56,10 @@ def _thread_of(config: RunnableConfig) -> str:
     return str(config["configurable"]["thread_id"])
 
 
-def _fenced_or_same(exc: psycopg.Error) -> Exception:
-    return lease_lost(exc) if is_fenced(exc) else exc
-
-
-class _Recorder:
-    """Stands in for the cursor of a fenced write: keeps LangGraph's statements to send as one."""
-
-    def __init__(self) -> None:
-        self.batches: list[Batch] = []
-
-    def execute(self, query: str, params: Sequence[Any] = ()) -> None:
-        """Keep one statement."""
-        self.batches.append((query, [tuple(params)]))
-
-    def executemany(self, query: str, params_seq: Any) -> None:
-        """Keep one statement's rows."""
-        self.batches.append((query, [tuple(row) for row in params_seq]))
-
-
-def _write_fenced(conn: psycopg.Connection[Any], thread: str, token: int | None,
-                  batches: list[Batch]) -> None:
-    """The fence and `batches` in one transaction: one statement when they allow it."""
-    query, params, rest = one_statement(batches, FENCE_SQL, (thread, token))
-    if not rest:  # autocommit: the statement is its own transaction
-        conn.execute(query, params, prepare=False, binary=True)
-        return
-    with conn.pipeline(), conn.transaction(), conn.cursor(binary=True) as cur:
-        cur.execute(query, params, prepare=False)
-        for statement, rows in rest:
-            cur.executemany(statement, rows)
+_INSERT_NEW_CHECKPOINT = (
+    "INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,"
+    " checkpoint, metadata) VALUES (%s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id) DO NOTHING")
 
 
 class FencedPostgresSaver(PostgresSaver):
@@ -99,17 +77,44 @@ class FencedPostgresSaver(PostgresSaver):
         self.leases = leases
         # held writes ride on the pooled, fenced transaction of `_cursor`
         self.hold_writes = hold_writes if isinstance(pool, ConnectionPool) else "never"
-        self.held = HeldWrites(self._save_held)
+        # a refused registry update stays held: the run's next checkpoint raises it
+        self.held = HeldWrites(self._save_held,
+                               keep=lambda exc: isinstance(exc, DealOwnedElsewhere))
 
     def put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
             new_versions: ChannelVersions) -> RunnableConfig:
-        """Save a checkpoint, and the writes held for the thread, in one fenced transaction."""
+        """Save a checkpoint, and the writes held for the thread, in one fenced transaction.
+
+        A run's input checkpoint is held like a task's writes, under the same
+        rules: the run's first step saves it with its own checkpoint.
+        """
+        if metadata.get("source") == "input" and self._holds(config["configurable"]):
+            return self._hold_input(config, checkpoint, metadata, new_versions)
         carried = _carrying.set(tuple(self.held.take(_thread_of(config), checkpoint["id"])))
         try:
             return self._fenced(config, lambda: super(FencedPostgresSaver, self).put(
                 config, checkpoint, metadata, new_versions))
         finally:
             _carrying.reset(carried)
+
+    def _hold_input(self, config: RunnableConfig, checkpoint: Checkpoint,
+                    metadata: CheckpointMetadata, new_versions: ChannelVersions
+                    ) -> RunnableConfig:
+        """Hold the input checkpoint's statements for the thread's next checkpoint."""
+        thread, recorded = _thread_of(config), list[Batch]()
+        reset = _recording.set(recorded)
+        try:
+            next_config = self._fenced(config, lambda: super(FencedPostgresSaver, self).put(
+                config, checkpoint, metadata, new_versions))
+        finally:
+            _recording.reset(reset)
+        # a new id: inserted once, and a statement apart from the next checkpoint's upsert
+        batches = [(_INSERT_NEW_CHECKPOINT if statement == self.UPSERT_CHECKPOINTS_SQL
+                    else statement, rows) for statement, rows in recorded]
+        self.held.seen(thread, checkpoint["id"])
+        if not self.held.hold(thread, checkpoint["id"], *batches):
+            self._save_held(thread, batches)
+        return next_config
 
     def put_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
                    task_id: str, task_path: str = "") -> None:
@@ -202,7 +207,7 @@ class FencedPostgresSaver(PostgresSaver):
                     time.sleep(pause)
             raise AssertionError("unreachable")
         except psycopg.Error as exc:
-            raise _fenced_or_same(exc) from None
+            raise refusal(exc) from None
         finally:
             _writing.reset(reset)
 
@@ -213,7 +218,8 @@ class FencedPostgresSaver(PostgresSaver):
         LangGraph guards every cursor with one process-wide lock, which a single
         shared connection needs but a pool does not: on a pool, concurrent deals
         read and write their checkpoints side by side. A fenced write (`put`,
-        `put_writes`) is pipelined in one transaction that checks the lease first.
+        `put_writes`) is recorded, then sent with the fence and the held rows as one
+        statement (`state.statements.write_fenced`), or held itself (`_hold_input`).
         """
         thread = _writing.get()
         if not isinstance(self.conn, ConnectionPool):  # one shared connection: LangGraph's lock
@@ -225,18 +231,24 @@ class FencedPostgresSaver(PostgresSaver):
                 cur.execute(FENCE_SQL, (thread, self.leases.token(thread)))
                 yield cur
             return
+        if thread is not None and pipeline:  # a fenced write: its statements, sent as one
+            recorder = Recorder()
+            yield cast(Cursor[DictRow], recorder)
+            recording = _recording.get()
+            if recording is not None:  # held, to be sent with a later write
+                recording.extend(recorder.batches)
+                return
+            with self.conn.connection() as conn:
+                write_fenced(conn, thread, self.leases.token(thread),
+                              [*_carrying.get(), *recorder.batches])
+            return
         with self.conn.connection() as conn:
             if not pipeline:
                 with conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur
-            elif thread is None:
+            else:  # an unfenced write: a delete, a prune
                 with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
                     yield cur
-            else:
-                recorded = _Recorder()
-                yield cast(Cursor[DictRow], recorded)
-                _write_fenced(conn, thread, self.leases.token(thread),
-                              [*_carrying.get(), *recorded.batches])
 
 
 class FencedAsyncPostgresSaver(AsyncPostgresSaver):
@@ -273,7 +285,7 @@ class FencedAsyncPostgresSaver(AsyncPostgresSaver):
                     await asyncio.sleep(pause)
             raise AssertionError("unreachable")
         except psycopg.Error as exc:
-            raise _fenced_or_same(exc) from None
+            raise refusal(exc) from None
         finally:
             _writing.reset(reset)
 

@@ -15,12 +15,18 @@ What is held, and when it is saved:
   whose other task runs long, a run that ended without another checkpoint),
   and the process saves what is left when it exits normally.
 
-A task's bookkeeping rows (spans, audit entries, receipts: `state.step_rows`)
-are held here too, with the same rules.
+A task's bookkeeping rows (spans, audit entries, receipts, registry updates:
+`state.step_rows`) and a run's input checkpoint are held here too, with the
+same rules. Rows the timer could not save are dropped (a lost lease: the task
+runs again elsewhere), except for a refusal the run must meet (`keep`, a deal
+registered to another thread): those stay held, and the thread's next
+checkpoint raises it.
 
 The crash window: writes held back are lost if the process dies before they
 are saved (at most `HOLD_SECONDS` after the task); the task then runs again on
-recovery, as a task that was still running would. Effects are keyed by request
+recovery, as a task that was still running would. A lost input checkpoint
+leaves a thread with no checkpoint: the service starts it again from the terms
+in the deal registry (`dealflow recover`). Effects are keyed by request
 in the effect ledger, so a task that runs again performs nothing twice.
 """
 
@@ -28,86 +34,30 @@ from __future__ import annotations
 
 import atexit
 import logging
-import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
+
+from state.statements import Batch
 
 HOLD_SECONDS = 0.2
 REMEMBERED_THREADS = 10_000  # threads whose latest checkpoint id is remembered
 
-Batch = tuple[str, list[Any]]  # (statement, its parameter rows)
 log = logging.getLogger(__name__)
-ROWS_PER_INSERT = 200
-# the one row of an INSERT whose rows may be sent as one multi-row INSERT
-_ONE_ROW = re.compile(r"\bVALUES\s*(\(\s*%s(?:\s*,\s*%s)*\s*\))", re.IGNORECASE)
-
-
-def combined(batches: Sequence[Batch]) -> list[Batch]:
-    """The same rows in as few statements: each statement's rows together, in order.
-
-    The rows of a plain INSERT (or one that does nothing on conflict) become one
-    multi-row INSERT; an upsert's or an update's rows stay one statement each,
-    since one statement may not update a row twice. Rows of one table keep their
-    order (the audit trail's order is its ids'); tables have no order among them.
-    """
-    grouped: dict[str, list[Any]] = {}
-    for statement, rows in batches:
-        grouped.setdefault(statement, []).extend(rows)
-    out: list[Batch] = []
-    for statement, rows in grouped.items():
-        one_row = _ONE_ROW.search(statement)
-        if one_row is None or len(rows) < 2 or "DO UPDATE" in statement.upper():
-            out.append((statement, rows))
-            continue
-        for start in range(0, len(rows), ROWS_PER_INSERT):
-            chunk = rows[start:start + ROWS_PER_INSERT]
-            values = ", ".join([one_row.group(1)] * len(chunk))
-            out.append((statement[:one_row.start(1)] + values + statement[one_row.end(1):],
-                        [tuple(value for row in chunk for value in row)]))
-    return out
-
-
-_WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
-
-
-def one_statement(batches: Sequence[Batch], head: str, head_params: Sequence[Any]
-                  ) -> tuple[str, list[Any], list[Batch]]:
-    """`head` (a SELECT) with every write of `batches` it can carry, as one statement.
-
-    Each statement of `combined(batches)` that has one parameter row becomes a
-    data-modifying CTE of `head`: Postgres runs every such CTE to completion, in
-    the statement's one transaction, so `head` failing (the fence) undoes them
-    all. Returns the statement, its parameters, and the batches it could not
-    carry (a statement with several rows, which may touch one row twice): the
-    caller runs those after it, in the same transaction.
-    """
-    ctes: list[str] = []
-    params: list[Any] = []
-    rest: list[Batch] = []
-    for statement, rows in combined(batches):
-        if len(rows) != 1 or not _WRITE.match(statement) or "%(" in statement:
-            rest.append((statement, rows))
-            continue
-        ctes.append(f"w{len(ctes)} AS ({statement.strip().rstrip(';')})")
-        params.extend(rows[0])
-    if not ctes:
-        return head, list(head_params), rest
-    own = re.match(r"\s*WITH\s", head, re.IGNORECASE)  # the head's own CTEs follow ours
-    query = (f"WITH {', '.join(ctes)}, {head[own.end():]}" if own
-             else f"WITH {', '.join(ctes)} {head}")
-    return query, [*params, *head_params], rest
-
-
 class HeldWrites:
     """Per thread: the latest checkpoint id seen, the writes held for it, when they are due."""
 
     def __init__(self, save: Callable[[str, list[Batch]], None],
-                 hold_seconds: float = HOLD_SECONDS) -> None:
-        """`save(thread, batches)` writes batches in a fenced transaction of their own."""
+                 hold_seconds: float = HOLD_SECONDS,
+                 keep: Callable[[Exception], bool] = lambda exc: False) -> None:
+        """`save(thread, batches)` writes batches in a fenced transaction of their own.
+
+        `keep(exc)`: whether rows the timer failed to save stay held, for the
+        thread's next checkpoint to meet the same refusal and raise it in the run.
+        """
         self._save = save
+        self._keep = keep
         self.hold_seconds = hold_seconds
         self._lock = threading.Condition()
         self._latest: OrderedDict[str, str] = OrderedDict()
@@ -158,10 +108,16 @@ class HeldWrites:
             self._save_logged(thread)
 
     def _save_logged(self, thread: str) -> None:
+        batches = self.take(thread)
+        if not batches:
+            return
         try:
-            self.save(thread)
+            self._save(thread, batches)
         except Exception as exc:  # a lost lease or connection: the task runs again
             log.warning("held writes of thread %s not saved: %s", thread, exc)
+            if self._keep(exc):  # no timer again: the thread's next write or read takes them
+                with self._lock:
+                    self._held[thread] = batches + self._held.get(thread, [])
 
     def _start_timer(self) -> None:
         if self._timer is None:

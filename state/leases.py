@@ -31,6 +31,7 @@ from typing import Any
 import psycopg
 
 from state.database import Pool
+from state.ownership import is_owned_elsewhere, owned_elsewhere
 
 FENCE_SQLSTATE = "DF001"
 FENCE_SQL = "SELECT dealflow_fence(%s, %s)"
@@ -100,6 +101,15 @@ def is_fenced(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.Error) and getattr(exc, "sqlstate", None) == FENCE_SQLSTATE
 
 
+def refusal(exc: psycopg.Error) -> Exception:
+    """What a database error stands for: `LeaseLost`, `DealOwnedElsewhere`, or itself."""
+    if is_fenced(exc):
+        return lease_lost(exc)
+    if is_owned_elsewhere(exc):
+        return owned_elsewhere(exc)
+    return exc
+
+
 def lease_lost(exc: psycopg.Error) -> LeaseLost:
     """The `LeaseLost` for a fenced database error (its first line)."""
     detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "write fenced"
@@ -119,8 +129,9 @@ def write_transaction(pool: Pool) -> Iterator[psycopg.Connection[Any]]:
         with pool.connection() as conn, conn.pipeline(), conn.transaction():
             yield conn
     except psycopg.Error as exc:
-        if is_fenced(exc):
-            raise lease_lost(exc) from None
+        refused = refusal(exc)
+        if refused is not exc:
+            raise refused from None
         raise
 
 

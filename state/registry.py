@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,10 +17,12 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid5
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from state.database import Pool
 from state.models import DealInput
+from state.ownership import is_owned_elsewhere, owned_elsewhere
 from state.step_rows import write_row
 
 
@@ -57,17 +57,15 @@ def thread_id_for(deal_id: str) -> str:
     return str(uuid5(DEAL_THREADS, deal_id))
 
 
-REMEMBERED_DEALS = 10_000
+# Register a deal, or bring its row up to date: refused (DF002, `DealOwnedElsewhere`)
+# when the deal is registered to another thread.
 _RECORD = ("INSERT INTO dealflow_deals (deal_id, thread_id, client, value, currency, input,"
            " status) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (deal_id) DO UPDATE"
            " SET client = EXCLUDED.client, value = EXCLUDED.value,"
            " currency = EXCLUDED.currency, input = EXCLUDED.input,"
-           " status = EXCLUDED.status, updated_at = now()"
-           " WHERE dealflow_deals.thread_id = EXCLUDED.thread_id")
-
-
-class DealOwnedElsewhere(RuntimeError):
-    """The deal id is registered to another thread."""
+           " status = CASE WHEN dealflow_deals.thread_id = EXCLUDED.thread_id"
+           " THEN EXCLUDED.status ELSE dealflow_deal_owned_elsewhere(dealflow_deals.deal_id,"
+           " dealflow_deals.thread_id) END, updated_at = now()")
 
 
 class DealRegistry:
@@ -77,8 +75,6 @@ class DealRegistry:
         """Use `pool` for every query."""
         self._pool = pool
         # (deal, thread) pairs this process saw registered: a deal never changes thread
-        self._confirmed: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._confirmed_lock = threading.Lock()
 
     def claim(self, deal: DealInput, thread_id: str) -> tuple[DealRow, bool]:
         """Register the deal if new; return its row and whether this call created it."""
@@ -92,37 +88,25 @@ class DealRegistry:
             ).fetchone()
         row = DealRow(**created) if created is not None else self.find(deal.deal_id)
         assert row is not None
-        self._confirm(row.deal_id, row.thread_id)
         return row, created is not None
 
     def record(self, deal: DealInput, thread_id: str, status: str) -> None:
         """Register the deal for `thread_id` or bring its row up to date (terms, status).
 
-        Raises `DealOwnedElsewhere` when another thread runs this deal id. Once
-        this process saw the deal registered to the thread, an update is a row
-        like a span: inside a durable step it rides with the step's checkpoint.
+        A row like a span: inside a durable step it rides with the step's
+        checkpoint (`state.step_rows`). The database refuses it when another
+        thread runs this deal id (`DealOwnedElsewhere`): at once outside a
+        durable step, else from the step's checkpoint, so the step is not saved
+        and the run stops there.
         """
         params = (deal.deal_id, thread_id, deal.client, deal.value, deal.currency,
                   Jsonb(deal.model_dump(mode="json")), status)
-        pair = (deal.deal_id, thread_id)
-        if pair in self._confirmed:
+        try:
             write_row(self._pool, _RECORD, params)
-            return
-        with self._pool.connection() as conn:
-            row = conn.execute(_RECORD + " RETURNING thread_id", params).fetchone()
-        if row is None:
-            other = self.find(deal.deal_id)
-            raise DealOwnedElsewhere(
-                f"deal {deal.deal_id} already runs in thread "
-                f"{other.thread_id if other else '?'}; a deal id has one thread")
-        self._confirm(*pair)
-
-    def _confirm(self, deal_id: str, thread_id: str) -> None:
-        """Remember that the deal is registered to the thread (it never changes thread)."""
-        with self._confirmed_lock:
-            self._confirmed[(deal_id, thread_id)] = None
-            while len(self._confirmed) > REMEMBERED_DEALS:
-                self._confirmed.popitem(last=False)
+        except psycopg.Error as exc:
+            if is_owned_elsewhere(exc):
+                raise owned_elsewhere(exc) from None
+            raise
 
     def find(self, ref: str) -> DealRow | None:
         """The deal whose deal id or thread id is `ref`."""

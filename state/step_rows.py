@@ -27,7 +27,7 @@ from typing import Any
 from psycopg import Connection, Cursor
 
 from state.database import Pool
-from state.held_writes import Batch, one_statement
+from state.statements import Batch, one_statement
 
 Row = tuple[str, tuple[Any, ...]]  # a statement and its parameters
 FirstStatement = Callable[[str, Sequence[Any]], Cursor[Any]]  # see carrying_held

@@ -12,6 +12,7 @@ import pytest
 from dealflow.api import DealService, thread_id_for
 from state.checkpointer import make_checkpointer
 from state.leases import thread_is_held
+from state.ownership import DealOwnedElsewhere
 from tests.conftest import cli_env, dealflow_executable
 from tests.helpers import make_deal
 
@@ -76,3 +77,20 @@ def test_threads_shows_a_dead_run_and_recover_continues_it(service: DealService,
     assert [r.deal_id for r in recovered] == ["DEAD-1"]
     assert recovered[0].status in ("waiting_signature", "disqualified")
     assert service.threads("running") == []
+
+
+@pytest.mark.parametrize("durability", ["sync", "async"])
+def test_a_deal_id_runs_in_one_thread_only(service: DealService, durability: str) -> None:
+    graph, context = service.graph, service.context
+    deal = make_deal(f"ONE-{durability}")
+    first = {"configurable": {"thread_id": f"first-{durability}"}}
+    graph.invoke({"deal": deal}, first, context=context,  # type: ignore[arg-type]
+                 durability=durability)  # type: ignore[arg-type]
+    with pytest.raises(DealOwnedElsewhere, match=f"already runs in thread first-{durability}"):
+        graph.invoke({"deal": deal}, {"configurable": {"thread_id": f"second-{durability}"}},
+                     context=context, durability=durability)  # type: ignore[arg-type]
+    row = service.data.registry.find(deal.deal_id)
+    assert row is not None and row.thread_id == f"first-{durability}"
+    # the second thread acted on no system: one lead record, one contract, for the deal
+    records = service.records(deal.deal_id)
+    assert len(records["crm"]) == 1 and len(records["contracts"]) == 1

@@ -1,0 +1,107 @@
+"""Statements sent as one: a transaction's writes in as few statements as they allow.
+
+`combined` merges the rows of one plain INSERT into a multi-row INSERT;
+`one_statement` makes a transaction's writes the data-modifying CTEs of its
+first statement (the fence), so a checkpoint, its blobs, a step's held writes
+and its bookkeeping rows are one statement and one commit; `Recorder` stands in
+for LangGraph's cursor to collect the statements of a checkpoint write.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+from state.leases import FENCE_SQL
+
+Batch = tuple[str, list[Any]]  # (statement, its parameter rows)
+ROWS_PER_INSERT = 200
+# the one row of an INSERT whose rows may be sent as one multi-row INSERT
+_ONE_ROW = re.compile(r"\bVALUES\s*(\(\s*%s(?:\s*,\s*%s)*\s*\))", re.IGNORECASE)
+
+
+def combined(batches: Sequence[Batch]) -> list[Batch]:
+    """The same rows in as few statements: each statement's rows together, in order.
+
+    The rows of a plain INSERT (or one that does nothing on conflict) become one
+    multi-row INSERT; an upsert's or an update's rows stay one statement each,
+    since one statement may not update a row twice. Rows of one table keep their
+    order (the audit trail's order is its ids'); tables have no order among them.
+    """
+    grouped: dict[str, list[Any]] = {}
+    for statement, rows in batches:
+        grouped.setdefault(statement, []).extend(rows)
+    out: list[Batch] = []
+    for statement, rows in grouped.items():
+        one_row = _ONE_ROW.search(statement)
+        if one_row is None or len(rows) < 2 or "DO UPDATE" in statement.upper():
+            out.append((statement, rows))
+            continue
+        for start in range(0, len(rows), ROWS_PER_INSERT):
+            chunk = rows[start:start + ROWS_PER_INSERT]
+            values = ", ".join([one_row.group(1)] * len(chunk))
+            out.append((statement[:one_row.start(1)] + values + statement[one_row.end(1):],
+                        [tuple(value for row in chunk for value in row)]))
+    return out
+
+
+_WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
+
+
+def one_statement(batches: Sequence[Batch], head: str, head_params: Sequence[Any]
+                  ) -> tuple[str, list[Any], list[Batch]]:
+    """`head` (a SELECT) with every write of `batches` it can carry, as one statement.
+
+    Each statement of `combined(batches)` that has one parameter row becomes a
+    data-modifying CTE of `head`: Postgres runs every such CTE to completion, in
+    the statement's one transaction, so `head` failing (the fence) undoes them
+    all. Returns the statement, its parameters, and the batches it could not
+    carry (a statement with several rows, which may touch one row twice): the
+    caller runs those after it, in the same transaction.
+    """
+    ctes: list[str] = []
+    params: list[Any] = []
+    rest: list[Batch] = []
+    for statement, rows in combined(batches):
+        if len(rows) != 1 or not _WRITE.match(statement) or "%(" in statement:
+            rest.append((statement, rows))
+            continue
+        ctes.append(f"w{len(ctes)} AS ({statement.strip().rstrip(';')})")
+        params.extend(rows[0])
+    if not ctes:
+        return head, list(head_params), rest
+    own = re.match(r"\s*WITH\s", head, re.IGNORECASE)  # the head's own CTEs follow ours
+    query = (f"WITH {', '.join(ctes)}, {head[own.end():]}" if own
+             else f"WITH {', '.join(ctes)} {head}")
+    return query, [*params, *head_params], rest
+
+
+class Recorder:
+    """Stands in for the cursor of a fenced write: keeps LangGraph's statements to send as one."""
+
+    def __init__(self) -> None:
+        self.batches: list[Batch] = []
+
+    def execute(self, query: str, params: Sequence[Any] = ()) -> None:
+        """Keep one statement."""
+        self.batches.append((query, [tuple(params)]))
+
+    def executemany(self, query: str, params_seq: Any) -> None:
+        """Keep one statement's rows."""
+        self.batches.append((query, [tuple(row) for row in params_seq]))
+
+
+def write_fenced(conn: psycopg.Connection[Any], thread: str, token: int | None,
+                  batches: list[Batch]) -> None:
+    """The fence and `batches` in one transaction: one statement when they allow it."""
+    query, params, rest = one_statement(batches, FENCE_SQL, (thread, token))
+    if not rest:  # autocommit: the statement is its own transaction
+        conn.execute(query, params, prepare=False, binary=True)
+        return
+    with conn.pipeline(), conn.transaction(), conn.cursor(binary=True) as cur:
+        cur.execute(query, params, prepare=False)
+        for statement, rows in rest:
+            cur.executemany(statement, rows)

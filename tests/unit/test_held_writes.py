@@ -1,0 +1,43 @@
+"""What the held-writes timer does with rows it could not save."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from state.held_writes import HeldWrites
+from state.leases import LeaseLost
+from state.ownership import DealOwnedElsewhere
+from state.statements import Batch
+
+ROW: Batch = ("INSERT INTO dealflow_spans (node) VALUES (%s)", [("supervisor",)])
+
+
+def _held_refusing(error: Exception) -> tuple[HeldWrites, list[Any]]:
+    attempts: list[Any] = []
+
+    def save(thread: str, batches: list[Batch]) -> None:
+        attempts.append((thread, batches))
+        raise error
+
+    held = HeldWrites(save, hold_seconds=0.01,
+                      keep=lambda exc: isinstance(exc, DealOwnedElsewhere))
+    held.seen("T", "cp-1")
+    assert held.hold("T", "cp-1", ROW)
+    deadline = time.monotonic() + 30
+    while not attempts and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)  # time for the timer to try again, if it would
+    return held, attempts
+
+
+def test_rows_refused_for_another_threads_deal_stay_held_for_the_next_checkpoint() -> None:
+    held, attempts = _held_refusing(DealOwnedElsewhere("deal D already runs in thread A"))
+    assert attempts == [("T", [ROW])]  # tried once by the timer, not again
+    assert held.take("T") == [ROW]  # the thread's next checkpoint carries them, and fails
+
+
+def test_rows_of_a_lost_lease_are_dropped() -> None:
+    held, attempts = _held_refusing(LeaseLost("lease taken over"))
+    assert attempts == [("T", [ROW])]
+    assert held.take("T") == []  # the new owner runs the task again
