@@ -195,9 +195,10 @@ class DealService(DealQueries):
         """Claim the signature wait for `event` without running anything (the API's way)."""
         name = self._event_name(event)
         row = self._row(ref)
-        if self._delivered(row, name) is None:
-            snapshot = self._waiting(row, "waiting_signature", "a signature event",
-                                     attempt={"event": name})
+        snapshot = self._snapshot(row.thread_id)
+        if self._delivered(row, name, snapshot) is None:
+            self._waiting(row, "waiting_signature", "a signature event",
+                          attempt={"event": name}, snapshot=snapshot)
             claim_wait(self, row, snapshot, {"event": name}, "esign")
         return row
 
@@ -222,11 +223,12 @@ class DealService(DealQueries):
         name = self._event_name(event)
         row = self._row(ref)
         with self._locked(row.thread_id):
-            delivered = self._delivered(row, name)
+            snapshot = self._snapshot(row.thread_id)  # read once, under the lease
+            delivered = self._delivered(row, name, snapshot)
             if delivered is not None:
                 return delivered
-            snapshot = self._waiting(row, "waiting_signature", "a signature event",
-                                     attempt={"event": name})
+            self._waiting(row, "waiting_signature", "a signature event",
+                          attempt={"event": name}, snapshot=snapshot)
             claim_wait(self, row, snapshot, {"event": name}, "esign")
             return self._drive(row.thread_id, Command(resume={"event": name}), on_step,
                                snapshot)
@@ -238,9 +240,9 @@ class DealService(DealQueries):
         except SignatureEventError as exc:
             raise InvalidInput(str(exc)) from None
 
-    def _delivered(self, row: DealRow, name: str) -> DealReport | None:
+    def _delivered(self, row: DealRow, name: str, snapshot: StateSnapshot
+                   ) -> DealReport | None:
         """The report of a thread that already took this event (a repeat is a success)."""
-        snapshot = self._snapshot(row.thread_id)
         if not has_run(snapshot):
             return None
         state = deal_state_of(snapshot, self.workflow)
@@ -312,13 +314,15 @@ class DealService(DealQueries):
         return build_report(row.thread_id, snapshot, self.workflow)
 
     def _waiting(self, row: DealRow, status: str, what: str,
-                 attempt: dict[str, Any] | str | None = None) -> StateSnapshot:
+                 attempt: dict[str, Any] | str | None = None,
+                 snapshot: StateSnapshot | None = None) -> StateSnapshot:
         """The snapshot of a thread waiting in `status`, else `NotWaiting`.
 
-        If something else ended the wait, `Decided` says what and when, and the
-        refused `attempt` is audited.
+        `snapshot`: the thread's, if the caller just read it. If something else
+        ended the wait, `Decided` says what and when, and the refused `attempt`
+        is audited.
         """
-        snapshot = self._snapshot(row.thread_id)
+        snapshot = snapshot or self._snapshot(row.thread_id)
         current = status_of(snapshot, self.workflow) if snapshot.created_at else "not started"
         if current == status:
             return snapshot
