@@ -5,7 +5,10 @@ SIGKILL at that point: `before_effect`, `after_effect` (the system was called,
 the receipt is not recorded), `after_receipt` (recorded, not checkpointed),
 `writes_held` (the step's task writes are handed to the checkpointer, which
 holds them for the step's checkpoint: see `state.held_writes`) or
-`after_checkpoint` (the step's super-step is checkpointed). Unset, it does nothing.
+`after_checkpoint` (the step's super-step is checkpointed). One kill point
+belongs to the run, not a step: `run:input_held` (the run's input checkpoint is
+handed to the checkpointer, which holds it for the first step's checkpoint).
+Unset, it does nothing.
 """
 
 from __future__ import annotations
@@ -19,13 +22,17 @@ if TYPE_CHECKING:
     from langgraph.checkpoint.postgres import PostgresSaver
 
 PHASES = ("before_effect", "after_effect", "after_receipt", "writes_held", "after_checkpoint")
+INPUT_HELD = ("run", "input_held")  # the kill point of a run's input checkpoint
 
 
 def parse_crash_point(spec: str) -> tuple[str, str]:
     """`(step, phase)` from `step:phase`, or ValueError."""
     step, sep, phase = spec.partition(":")
+    if (step, phase) == INPUT_HELD:
+        return INPUT_HELD
     if not sep or not step or phase not in PHASES:
-        raise ValueError(f"crash point must be step:phase with phase in {', '.join(PHASES)}")
+        raise ValueError(f"crash point must be {':'.join(INPUT_HELD)} or step:phase with "
+                         f"phase in {', '.join(PHASES)}")
     return step, phase
 
 
@@ -64,6 +71,8 @@ def crashing_checkpointer(saver: PostgresSaver, spec: str | None) -> PostgresSav
 
     def put_then_crash(config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
         saved = put(config, checkpoint, metadata, new_versions)
+        if metadata.get("source") == "input":
+            hook(*INPUT_HELD)
         for step in checkpoint.get("channel_values", {}).get("completed_steps", []):
             hook(step, "after_checkpoint")
         return saved

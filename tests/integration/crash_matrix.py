@@ -39,6 +39,8 @@ def kill_points(workflow: Workflow) -> list[tuple[str, str]]:
 def after_a_wait(workflow: Workflow, step: str) -> bool:
     """Whether `step` runs only after an event (so it is reached by `dealflow event`)."""
     names = [spec.name for spec in workflow.steps]
+    if step not in names:  # a kill point of the run itself (`run:input_held`)
+        return False
     return any(spec.kind == "event" for spec in workflow.steps[:names.index(step)])
 LEAD = json.dumps({"company_size": 300, "industry": "software", "engagement": 80,
                    "budget": "100000"})

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from graph.workflow import DEFAULT_WORKFLOW
-from tests.integration.crash_matrix import kill_points, run_matrix, summary
+from state.crash import INPUT_HELD
+from tests.integration.crash_matrix import LEAD, kill_points, run_case, run_matrix, summary
 
 
 @pytest.mark.timeout(1500)  # about 130 CLI processes: minutes on a loaded 2-core machine
@@ -19,3 +20,13 @@ def test_crash_matrix(database_url: str, tmp_path: Path) -> None:
     assert all(r.killed for r in scheduled), report
     assert sum(r.duplicates for r in results) == 0, report
     assert [r.name for r in results if r.lost] == [], report
+
+
+@pytest.mark.parametrize("index", [0, 1])  # 0: `dealflow recover`; 1: the same command again
+def test_a_kill_with_the_input_checkpoint_held_loses_nothing(database_url: str, tmp_path: Path,
+                                                             index: int) -> None:
+    lead = tmp_path / "lead.json"
+    lead.write_text(LEAD)
+    result = run_case(database_url, str(lead), *INPUT_HELD, index)
+    assert result.killed and result.status == "completed", summary([result])
+    assert result.duplicates == 0 and not result.lost, summary([result])
