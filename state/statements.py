@@ -18,6 +18,7 @@ import psycopg
 from state.leases import FENCE_SQL
 
 Batch = tuple[str, list[Any]]  # (statement, its parameter rows)
+MAX_PARAMS = 30_000  # per statement, well below the protocol's 65,535
 ROWS_PER_INSERT = 200
 # the one row of an INSERT whose rows may be sent as one multi-row INSERT
 _ONE_ROW = re.compile(r"\bVALUES\s*(\(\s*%s(?:\s*,\s*%s)*\s*\))", re.IGNORECASE)
@@ -59,14 +60,17 @@ def one_statement(batches: Sequence[Batch], head: str, head_params: Sequence[Any
     data-modifying CTE of `head`: Postgres runs every such CTE to completion, in
     the statement's one transaction, so `head` failing (the fence) undoes them
     all. Returns the statement, its parameters, and the batches it could not
-    carry (a statement with several rows, which may touch one row twice): the
-    caller runs those after it, in the same transaction.
+    carry: a statement with several rows (which may touch one row twice), and
+    all that follows once `MAX_PARAMS` parameters are reached. The caller runs
+    those after it, in the same transaction, in their order.
     """
     ctes: list[str] = []
     params: list[Any] = []
     rest: list[Batch] = []
+    full = False
     for statement, rows in combined(batches):
-        if len(rows) != 1 or not _WRITE.match(statement) or "%(" in statement:
+        full = full or len(params) + sum(map(len, rows)) > MAX_PARAMS
+        if full or len(rows) != 1 or not _WRITE.match(statement) or "%(" in statement:
             rest.append((statement, rows))
             continue
         ctes.append(f"w{len(ctes)} AS ({statement.strip().rstrip(';')})")

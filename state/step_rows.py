@@ -99,10 +99,12 @@ def carrying_held(conn: Connection[Any]) -> Iterator[FirstStatement]:
             return conn.execute(query, params)
         unsent[0] = False
         statement, values, rest = one_statement(batches, query, params)
-        with conn.cursor() as cur:
-            for held, rows in rest:
-                cur.executemany(held, rows)
-        return conn.execute(statement, values, prepare=False)
+        cursor = conn.execute(statement, values, prepare=False)
+        if rest:
+            with conn.cursor() as cur:
+                for held, rows in rest:
+                    cur.executemany(held, rows)
+        return cursor
 
     try:
         yield first

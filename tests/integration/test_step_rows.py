@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 import psycopg
+from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
 
 from dealflow.api import DealService
 from state.audit import Origin
@@ -93,3 +94,22 @@ def test_a_recently_returned_connection_skips_the_check_an_idle_one_does_not(
         assert again is not None and again["pid"] != pid["pid"]
     finally:
         pool.close()
+
+
+def test_a_step_with_thousands_of_writes_is_saved_whole(service: DealService) -> None:
+    """Past what one statement may carry (65,535 parameters), the rest follows it."""
+    saver = service.graph.checkpointer
+    assert isinstance(saver, FencedPostgresSaver)
+    saver.held.hold_seconds = 60.0  # the step's checkpoint, not the timer, saves them
+    sync = {"thread_id": "rows-big", "checkpoint_ns": "", "__pregel_durability": "sync"}
+    first = empty_checkpoint()
+    saved = saver.put({"configurable": sync}, first, {"source": "loop", "step": 0}, {})
+    step = {**sync, "checkpoint_id": saved["configurable"]["checkpoint_id"]}
+    writes = [("values", i) for i in range(8000)]  # 8,000 rows × 9 parameters
+    saver.put_writes({"configurable": step}, writes, task_id="fan-out")
+    saver.put({"configurable": step}, create_checkpoint(first, None, 1),
+              {"source": "loop", "step": 1}, {})
+    found = saver.get_tuple({"configurable": {"thread_id": "rows-big", "checkpoint_ns": "",
+                                              "checkpoint_id": step["checkpoint_id"]}})
+    assert found is not None and found.pending_writes is not None
+    assert sorted(value for _, _, value in found.pending_writes) == list(range(8000))
