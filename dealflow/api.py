@@ -303,7 +303,8 @@ class DealService(DealQueries):
             mode = supervisor or self.settings.supervisor
             self._require_model(mode)
             start = {"deal": DealInput(**row.input), "supervisor": mode}
-            return self._drive(row.thread_id, start, on_step, snapshot)
+            return self._drive(row.thread_id, start, on_step, snapshot,
+                               listed_running=row.status == "running")
         status = status_of(snapshot, self.workflow)
         if status in ("running", "failed"):
             # nothing scheduled and no outcome (an edit with update_state at a wait): the
@@ -350,13 +351,17 @@ class DealService(DealQueries):
         }
 
     def _drive(self, thread_id: str, payload: Any, on_step: StepCallback | None,
-               start: StateSnapshot) -> DealReport:
-        """Run the thread from `start` (its current snapshot, read under the lock)."""
+               start: StateSnapshot, *, listed_running: bool = False) -> DealReport:
+        """Run the thread from `start` (its current snapshot, read under the lock).
+
+        `listed_running`: the registry lists the thread as running already.
+        """
         current = start.values
         if isinstance(current, dict) and current.get("supervisor"):
             self._require_model(current["supervisor"])
         config = self._run_config(thread_id, start, payload)
-        self.registry.set_status(thread_id, "running")
+        if not listed_running:
+            self.registry.set_status(thread_id, "running")
         owned = True
         try:
             with traced(self.settings, config["metadata"]):
