@@ -28,8 +28,8 @@ from pydantic import BaseModel
 
 from state.audit import AuditTrail, Origin
 from state.database import Pool
-from state.leases import Leases, write_transaction
-from state.step_rows import carrying_held, hold_rows
+from state.leases import Leases
+from state.step_rows import fenced_carrying, hold_rows
 
 M = TypeVar("M", bound=BaseModel)
 CrashHook = Callable[[str, str], None]
@@ -146,7 +146,7 @@ class EffectLedger:
         token = self._leases.token(origin.thread_id)
         payload = Jsonb(json.loads(json.dumps(request, default=str)))
         # what the task holds goes first, fenced by the claim's fence
-        with write_transaction(self._pool) as conn, carrying_held(conn) as execute:
+        with fenced_carrying(self._pool) as (conn, execute):
             if origin.thread_id:
                 first = execute(_CLAIM_FIRST_FENCED, (
                     key, digest, origin.deal_id, step, effect, payload, origin.thread_id,
@@ -188,7 +188,7 @@ class EffectLedger:
                                                      "receipt": data})]
         if askable and hold_rows(rows):
             return receipt
-        with write_transaction(self._pool) as conn, carrying_held(conn) as execute:
+        with fenced_carrying(self._pool) as (conn, execute):
             execute(*self._leases.fence_statement(origin.thread_id))
             for statement, params in rows:
                 conn.execute(statement, params)

@@ -18,8 +18,8 @@ from psycopg.types.json import Jsonb
 
 from state.audit import AuditTrail, Origin
 from state.database import Pool
-from state.leases import Leases, write_transaction
-from state.step_rows import carrying_held
+from state.leases import Leases
+from state.step_rows import fenced_carrying
 
 NOTIFY_CHANNEL = "dealflow_context"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -121,7 +121,7 @@ class FactStore:
         """
         deal_id, _ = split_key(key)
         payload = json.loads(json.dumps(value, default=str))
-        with write_transaction(self._pool) as conn, carrying_held(conn) as execute:
+        with fenced_carrying(self._pool) as (conn, execute):
             thread = origin.thread_id if origin is not None else None
             fenced = self._leases is not None and bool(thread)
             token = self._leases.token(thread) if self._leases is not None and thread else None

@@ -90,12 +90,14 @@ class FencedPostgresSaver(PostgresSaver):
         """
         if metadata.get("source") == "input" and self._holds(config["configurable"]):
             return self._hold_input(config, checkpoint, metadata, new_versions)
-        carried = _carrying.set(tuple(self.held.take(_thread_of(config), checkpoint["id"])))
-        try:
-            return self._fenced(config, lambda: super(FencedPostgresSaver, self).put(
-                config, checkpoint, metadata, new_versions))
-        finally:
-            _carrying.reset(carried)
+        thread = _thread_of(config)
+        with self.held.flushing(thread):
+            carried = _carrying.set(tuple(self.held.take(thread, checkpoint["id"])))
+            try:
+                return self._fenced(config, lambda: super(FencedPostgresSaver, self).put(
+                    config, checkpoint, metadata, new_versions))
+            finally:
+                _carrying.reset(carried)
 
     def _hold_input(self, config: RunnableConfig, checkpoint: Checkpoint,
                     metadata: CheckpointMetadata, new_versions: ChannelVersions
@@ -127,12 +129,13 @@ class FencedPostgresSaver(PostgresSaver):
                                      task_id, task_path, writes)
             if self.held.hold(thread, checkpoint_id, (self.INSERT_CHECKPOINT_WRITES_SQL, rows)):
                 return
-        carried = _carrying.set(tuple(self.held.take(thread)))
-        try:
-            self._fenced(config, lambda: super(FencedPostgresSaver, self).put_writes(
-                config, writes, task_id, task_path))
-        finally:
-            _carrying.reset(carried)
+        with self.held.flushing(thread):
+            carried = _carrying.set(tuple(self.held.take(thread)))
+            try:
+                self._fenced(config, lambda: super(FencedPostgresSaver, self).put_writes(
+                    config, writes, task_id, task_path))
+            finally:
+                _carrying.reset(carried)
 
     def hold_rows(self, configurable: Mapping[str, Any], checkpoint_id: str,
                   *batches: Batch) -> bool:
@@ -145,8 +148,14 @@ class FencedPostgresSaver(PostgresSaver):
         return self.held.hold(str(configurable["thread_id"]), checkpoint_id, *batches)
 
     def take_rows(self, configurable: Mapping[str, Any]) -> list[Batch]:
-        """Take what is held for the thread, for a fenced transaction of the thread to write."""
-        return self.held.take(str(configurable["thread_id"]))
+        """Take what is held for the thread, for a fenced transaction of the thread to write.
+
+        Waits for a save of the thread's rows already under way (the timer's), so the
+        rows taken here land after those.
+        """
+        thread = str(configurable["thread_id"])
+        with self.held.flushing(thread):
+            return self.held.take(thread)
 
     def _holds(self, configurable: Mapping[str, Any]) -> bool:
         if self.hold_writes == "always":

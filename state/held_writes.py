@@ -42,6 +42,7 @@ from collections.abc import Callable
 from state.statements import Batch
 
 HOLD_SECONDS = 0.2
+FLUSH_STRIPES = 64  # locks that order the writes of one thread's held rows
 REMEMBERED_THREADS = 10_000  # threads whose latest checkpoint id is remembered
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class HeldWrites:
         self._held: dict[str, list[Batch]] = {}
         self._due: dict[str, float] = {}
         self._timer: threading.Thread | None = None
+        self._stripes = [threading.RLock() for _ in range(FLUSH_STRIPES)]
         atexit.register(self.save_all)
 
     def seen(self, thread: str, checkpoint_id: str) -> None:
@@ -94,11 +96,21 @@ class HeldWrites:
                 self._latest.move_to_end(thread)
             return self._held.pop(thread, [])
 
+    def flushing(self, thread: str) -> threading.RLock:
+        """Held from taking a thread's rows until they are written (committed).
+
+        So two writes of one thread's held rows (the timer's and the thread's
+        next checkpoint, say) never overlap, and rows land in the order they
+        were held: the audit trail's ids follow what happened.
+        """
+        return self._stripes[hash(thread) % FLUSH_STRIPES]
+
     def save(self, thread: str) -> None:
         """Save the thread's held writes now, if there are any."""
-        batches = self.take(thread)
-        if batches:
-            self._save(thread, batches)
+        with self.flushing(thread):
+            batches = self.take(thread)
+            if batches:
+                self._save(thread, batches)
 
     def save_all(self) -> None:
         """Save every thread's held writes (the timer, and the process's exit)."""
@@ -108,16 +120,17 @@ class HeldWrites:
             self._save_logged(thread)
 
     def _save_logged(self, thread: str) -> None:
-        batches = self.take(thread)
-        if not batches:
-            return
-        try:
-            self._save(thread, batches)
-        except Exception as exc:  # a lost lease or connection: the task runs again
-            log.warning("held writes of thread %s not saved: %s", thread, exc)
-            if self._keep(exc):  # no timer again: the thread's next write or read takes them
-                with self._lock:
-                    self._held[thread] = batches + self._held.get(thread, [])
+        with self.flushing(thread):
+            batches = self.take(thread)
+            if not batches:
+                return
+            try:
+                self._save(thread, batches)
+            except Exception as exc:  # a lost lease or connection: the task runs again
+                log.warning("held writes of thread %s not saved: %s", thread, exc)
+                if self._keep(exc):  # no timer again: the next write or read takes them
+                    with self._lock:
+                        self._held[thread] = batches + self._held.get(thread, [])
 
     def _start_timer(self) -> None:
         if self._timer is None:

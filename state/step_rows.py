@@ -9,7 +9,7 @@ task's writes, in the fenced transaction of the step's checkpoint (see
 a task that dies unsaved are written again when the task runs again).
 
 A fenced transaction the task opens itself (an effect's claim, a fact write)
-first writes what the task holds (`carrying_held`), so the rows of one thread are
+first writes what the task holds (`fenced_carrying`), so the rows of one thread are
 saved in the order they were made.
 
 Anywhere else (a CLI decision, the service, a checkpointer that cannot carry
@@ -27,10 +27,11 @@ from typing import Any
 from psycopg import Connection, Cursor
 
 from state.database import Pool
+from state.leases import write_transaction
 from state.statements import Batch, one_statement
 
 Row = tuple[str, tuple[Any, ...]]  # a statement and its parameters
-FirstStatement = Callable[[str, Sequence[Any]], Cursor[Any]]  # see carrying_held
+FirstStatement = Callable[[str, Sequence[Any]], Cursor[Any]]  # see fenced_carrying
 CHECKPOINTER_KEY = "__pregel_checkpointer"  # where LangGraph hands a task its checkpointer
 
 
@@ -81,35 +82,39 @@ def hold_rows(rows: list[Row]) -> bool:
 
 
 @contextmanager
-def carrying_held(conn: Connection[Any]) -> Iterator[FirstStatement]:
-    """In a fenced transaction of the step's thread: what the step holds goes first.
+def fenced_carrying(pool: Pool) -> Iterator[tuple[Connection[Any], FirstStatement]]:
+    """A write transaction of the step's thread that saves what the step holds first.
 
-    Yields `first(query, params)`, which runs the transaction's first statement
-    (its fence) with the held rows as data-modifying CTEs of it (`one_statement`):
-    one statement, and a row held by the task (a receipt, an audit entry) is
-    saved before any row the transaction writes after it. If the block fails (a
-    conflict rolls the transaction back), the rows are held again.
+    The held rows are taken before a connection is (waiting, if need be, for a
+    save of the thread's rows already under way, so these land after those).
+    Yields the connection and `first(query, params)`, which runs the
+    transaction's first statement (its fence) with the held rows as
+    data-modifying CTEs of it (`one_statement`): one statement, and a row held
+    by the task (a receipt, an audit entry) is saved before any row the
+    transaction writes after it. If the transaction fails (a conflict, a lost
+    lease), the rows are held again.
     """
     step = _step.get()
     batches = step.take() if step is not None else []
-    unsent = [bool(batches)]
-
-    def first(query: str, params: Sequence[Any]) -> Cursor[Any]:
-        if not unsent[0]:
-            return conn.execute(query, params)
-        unsent[0] = False
-        statement, values, rest = one_statement(batches, query, params)
-        cursor = conn.execute(statement, values, prepare=False)
-        if rest:
-            with conn.cursor() as cur:
-                for held, rows in rest:
-                    cur.executemany(held, rows)
-        return cursor
-
     try:
-        yield first
-        if unsent[0]:  # the block wrote nothing: the held rows still go, in its transaction
-            first("SELECT 1", ())
+        with write_transaction(pool) as conn:
+            unsent = [bool(batches)]
+
+            def first(query: str, params: Sequence[Any]) -> Cursor[Any]:
+                if not unsent[0]:
+                    return conn.execute(query, params)
+                unsent[0] = False
+                statement, values, rest = one_statement(batches, query, params)
+                cursor = conn.execute(statement, values, prepare=False)
+                if rest:
+                    with conn.cursor() as cur:
+                        for held, rows in rest:
+                            cur.executemany(held, rows)
+                return cursor
+
+            yield conn, first
+            if unsent[0]:  # the block wrote nothing: the held rows still go, in its transaction
+                first("SELECT 1", ())
     except BaseException:
         if step is not None and batches:
             step.hold(batches)

@@ -27,7 +27,7 @@ from state.audit import AuditTrail, Origin
 from state.database import Pool
 from state.leases import Leases, write_transaction
 from state.outbox import Notice, Outbox
-from state.step_rows import carrying_held
+from state.step_rows import fenced_carrying
 
 EXPIRED = "expired"  # the key of an expiry's resolution: {"expired": {"deadline": ...}}
 
@@ -79,7 +79,7 @@ class WaitBook:
              detail: dict[str, Any] | None = None) -> None:
         """Store the wait (once) with its deadlines `(name, action, delay)` and announce it."""
         assert origin.thread_id and origin.step
-        with write_transaction(self._pool) as conn, carrying_held(conn) as execute:
+        with fenced_carrying(self._pool) as (conn, execute):
             execute(*self._leases.fence_statement(origin.thread_id))
             opened = conn.execute(
                 "INSERT INTO dealflow_waits (thread_id, wait_key, deal_id, wait, node, detail)"

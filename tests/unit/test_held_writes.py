@@ -41,3 +41,27 @@ def test_rows_of_a_lost_lease_are_dropped() -> None:
     held, attempts = _held_refusing(LeaseLost("lease taken over"))
     assert attempts == [("T", [ROW])]
     assert held.take("T") == []  # the new owner runs the task again
+
+
+def test_rows_taken_while_a_save_is_under_way_wait_for_it() -> None:
+    """The audit trail's order: a newer row never lands before an older one being saved."""
+    order: list[str] = []
+
+    def slow_save(thread: str, batches: list[Batch]) -> None:
+        order.append("save started")
+        time.sleep(0.3)
+        order.append("save done")
+
+    held = HeldWrites(slow_save, hold_seconds=0.01)
+    held.seen("T", "cp-1")
+    assert held.hold("T", "cp-1", ROW)
+    deadline = time.monotonic() + 30
+    while not order and time.monotonic() < deadline:
+        time.sleep(0.005)
+    held.hold_seconds = 60.0
+    newer: Batch = ("INSERT INTO dealflow_spans (node) VALUES (%s)", [("qualify_lead",)])
+    assert held.hold("T", "cp-1", newer)
+    with held.flushing("T"):  # what a checkpoint or a claim does before taking rows
+        order.append("taken")
+        assert held.take("T") == [newer]
+    assert order == ["save started", "save done", "taken"]
