@@ -98,14 +98,24 @@ class Recorder:
         self.batches.append((query, [tuple(row) for row in params_seq]))
 
 
+def execute_carrying(conn: psycopg.Connection[Any], batches: Sequence[Batch], head: str,
+                     head_params: Sequence[Any], *, binary: bool = False) -> psycopg.Cursor[Any]:
+    """Run `head` carrying `batches` (`one_statement`), then the batches it could not carry.
+
+    Inside the caller's transaction; returns the cursor of `head`.
+    """
+    query, params, rest = one_statement(batches, head, head_params)
+    cursor = conn.execute(query, params, prepare=False if query != head else None,
+                          binary=binary)
+    if rest:
+        with conn.cursor(binary=binary) as cur:
+            for statement, rows in rest:
+                cur.executemany(statement, rows)
+    return cursor
+
+
 def write_fenced(conn: psycopg.Connection[Any], thread: str, token: int | None,
-                  batches: list[Batch]) -> None:
-    """The fence and `batches` in one transaction: one statement when they allow it."""
-    query, params, rest = one_statement(batches, FENCE_SQL, (thread, token))
-    if not rest:  # autocommit: the statement is its own transaction
-        conn.execute(query, params, prepare=False, binary=True)
-        return
-    with conn.pipeline(), conn.transaction(), conn.cursor(binary=True) as cur:
-        cur.execute(query, params, prepare=False)
-        for statement, rows in rest:
-            cur.executemany(statement, rows)
+                 batches: list[Batch]) -> None:
+    """The fence and `batches` in one pipelined transaction: one statement when they allow it."""
+    with conn.pipeline(), conn.transaction():
+        execute_carrying(conn, batches, FENCE_SQL, (thread, token), binary=True)

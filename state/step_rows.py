@@ -28,7 +28,7 @@ from psycopg import Connection, Cursor
 
 from state.database import Pool
 from state.leases import write_transaction
-from state.statements import Batch, one_statement
+from state.statements import Batch, execute_carrying
 
 Row = tuple[str, tuple[Any, ...]]  # a statement and its parameters
 FirstStatement = Callable[[str, Sequence[Any]], Cursor[Any]]  # see fenced_carrying
@@ -89,7 +89,7 @@ def fenced_carrying(pool: Pool) -> Iterator[tuple[Connection[Any], FirstStatemen
     save of the thread's rows already under way, so these land after those).
     Yields the connection and `first(query, params)`, which runs the
     transaction's first statement (its fence) with the held rows as
-    data-modifying CTEs of it (`one_statement`): one statement, and a row held
+    data-modifying CTEs of it (`execute_carrying`): one statement, and a row held
     by the task (a receipt, an audit entry) is saved before any row the
     transaction writes after it. If the transaction fails (a conflict, a lost
     lease), the rows are held again.
@@ -101,16 +101,9 @@ def fenced_carrying(pool: Pool) -> Iterator[tuple[Connection[Any], FirstStatemen
             unsent = [bool(batches)]
 
             def first(query: str, params: Sequence[Any]) -> Cursor[Any]:
-                if not unsent[0]:
-                    return conn.execute(query, params)
+                carried = batches if unsent[0] else []
                 unsent[0] = False
-                statement, values, rest = one_statement(batches, query, params)
-                cursor = conn.execute(statement, values, prepare=False)
-                if rest:
-                    with conn.cursor() as cur:
-                        for held, rows in rest:
-                            cur.executemany(held, rows)
-                return cursor
+                return execute_carrying(conn, carried, query, params)
 
             yield conn, first
             if unsent[0]:  # the block wrote nothing: the held rows still go, in its transaction
