@@ -17,6 +17,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from state.embedded import embedded_database_url
+from state.query_cache import CachedQueryCursor
 
 
 @contextmanager
@@ -55,7 +56,7 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
-class CountingCursor(psycopg.Cursor):
+class CountingCursor(CachedQueryCursor):
     """A cursor that counts the statements sent through it (all connections of a pool)."""
 
     statements = 0

@@ -62,6 +62,7 @@ def f_engine(service: DealService, repeat: int = 60) -> float:
 
 def w1_durable_step(settings: Settings, url: str, repeat: int = 60) -> dict[str, float]:
     """Per super-step with durability='sync': time, statements, commits, client CPU."""
+    default_cursor = database.CONNECTION_KWARGS["cursor_factory"]
     database.CONNECTION_KWARGS["cursor_factory"] = CountingCursor
     try:
         service = DealService(settings)
@@ -88,7 +89,7 @@ def w1_durable_step(settings: Settings, url: str, repeat: int = 60) -> dict[str,
         time.sleep(1.0)
         committed = commits(url) - commits_before
     finally:
-        database.CONNECTION_KWARGS.pop("cursor_factory", None)
+        database.CONNECTION_KWARGS["cursor_factory"] = default_cursor
     steps = repeat * STEPS_PER_SHORT_DEAL
     return {"step_s": median(runs) / STEPS_PER_SHORT_DEAL, "statements_per_step":
             statements / steps, "commits_per_step": committed / steps,
@@ -97,6 +98,7 @@ def w1_durable_step(settings: Settings, url: str, repeat: int = 60) -> dict[str,
 
 def statements_per_deal(settings: Settings, repeat: int = 10) -> float:
     """Statements sent for one complete small deal (start + signature), any connection."""
+    default_cursor = database.CONNECTION_KWARGS["cursor_factory"]
     database.CONNECTION_KWARGS["cursor_factory"] = CountingCursor
     try:
         with DealService(settings) as service:
@@ -106,7 +108,7 @@ def statements_per_deal(settings: Settings, repeat: int = 10) -> float:
                 _full_deal(service)
             return (CountingCursor.statements - before) / repeat
     finally:
-        database.CONNECTION_KWARGS.pop("cursor_factory", None)
+        database.CONNECTION_KWARGS["cursor_factory"] = default_cursor
 
 
 def _full_deal(service: DealService) -> float:

@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from state.config import Settings
 from state.embedded import embedded_database_url
+from state.query_cache import AsyncCachedQueryCursor, CachedQueryCursor
 
 Pool = ConnectionPool[Connection[DictRow]]
 AsyncPool = AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]
@@ -28,6 +29,7 @@ CONNECTION_KWARGS: dict[str, Any] = {
     "autocommit": True,
     "prepare_threshold": 0,
     "row_factory": dict_row,
+    "cursor_factory": CachedQueryCursor,  # long statements converted once (state.query_cache)
     # a process frozen inside a transaction (all of ours are short) must not hold
     # its row locks, a thread's lease included, for ever: the server ends it
     "options": "-c idle_in_transaction_session_timeout=30000",
@@ -149,7 +151,8 @@ async def open_async_pool(url: str, *, max_size: int = 10, timeout: float = 10.0
     """An async pool with the same settings, for `AsyncPostgresSaver` (`ainvoke`, `astream`)."""
     check_connection(url)
     pool: AsyncPool = AsyncConnectionPool(
-        url, min_size=1, max_size=max_size, kwargs=connection_kwargs(),
+        url, min_size=1, max_size=max_size,
+        kwargs={**connection_kwargs(), "cursor_factory": AsyncCachedQueryCursor},
         connection_class=psycopg.AsyncConnection[DictRow],
         check=AsyncConnectionPool.check_connection, open=False, name="dealflow-async")
     try:
