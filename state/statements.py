@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import psycopg
@@ -19,6 +20,11 @@ from state.leases import FENCE_SQL
 
 Batch = tuple[str, list[Any]]  # (statement, its parameter rows)
 MAX_PARAMS = 30_000  # per statement, well below the protocol's 65,535
+# A carried statement of at most this many parameters is prepared (psycopg keeps the
+# last 100 per connection): its few shapes repeat every step, and a prepared one skips
+# the server's parse and plan (about 1 ms a durable step, `make bench` W1). A larger
+# one (a wide fan-out's rows) is rare, and would only push the common ones out.
+PREPARED_PARAMS = 400
 ROWS_PER_INSERT = 200
 # the one row of an INSERT whose rows may be sent as one multi-row INSERT
 _ONE_ROW = re.compile(r"\bVALUES\s*(\(\s*%s(?:\s*,\s*%s)*\s*\))", re.IGNORECASE)
@@ -105,17 +111,33 @@ def execute_carrying(conn: psycopg.Connection[Any], batches: Sequence[Batch], he
     Inside the caller's transaction; returns the cursor of `head`.
     """
     query, params, rest = one_statement(batches, head, head_params)
-    cursor = conn.execute(query, params, prepare=False if query != head else None,
-                          binary=binary)
-    if rest:
-        with conn.cursor(binary=binary) as cur:
-            for statement, rows in rest:
-                cur.executemany(statement, rows)
+    cursor = conn.execute(query, params, prepare=_prepare(params), binary=binary)
+    _execute_rest(conn, rest, binary)
     return cursor
 
 
 def write_fenced(conn: psycopg.Connection[Any], thread: str, token: int | None,
                  batches: list[Batch]) -> None:
-    """The fence and `batches` in one pipelined transaction: one statement when they allow it."""
-    with conn.pipeline(), conn.transaction():
-        execute_carrying(conn, batches, FENCE_SQL, (thread, token), binary=True)
+    """The fence and `batches` in one transaction: one statement when they allow it.
+
+    One statement is sent alone, in autocommit: a statement is its own transaction,
+    and a pipelined BEGIN/COMMIT around it costs more than it saves (see
+    `state.leases.write_transaction`).
+    """
+    query, params, rest = one_statement(batches, FENCE_SQL, (thread, token))
+    with conn.transaction() if rest else nullcontext():
+        conn.execute(query, params, prepare=_prepare(params), binary=True)
+        _execute_rest(conn, rest, True)
+
+
+def _prepare(params: Sequence[Any]) -> bool | None:
+    """The `prepare` of a carried statement: psycopg's default (prepared), or never."""
+    return None if len(params) <= PREPARED_PARAMS else False
+
+
+def _execute_rest(conn: psycopg.Connection[Any], rest: list[Batch], binary: bool) -> None:
+    """The batches `one_statement` could not carry, in order (inside a transaction)."""
+    if rest:
+        with conn.cursor(binary=binary) as cur:
+            for statement, rows in rest:
+                cur.executemany(statement, rows)
