@@ -5,7 +5,8 @@ SIGKILL at that point: `before_effect`, `after_effect` (the system was called,
 the receipt is not recorded), `after_receipt` (recorded, not checkpointed),
 `writes_held` (the step's task writes are handed to the checkpointer, which
 holds them for the step's checkpoint: see `state.held_writes`) or
-`after_checkpoint` (the step's super-step is checkpointed). One kill point
+`after_checkpoint` (the checkpointer has the step's super-step: saved, or held
+for the next step's first write when the run goes on, see `state.fenced_saver.leads_on`). One kill point
 belongs to the run, not a step: `run:input_held` (the run's input checkpoint is
 handed to the checkpointer, which holds it for the first step's checkpoint).
 Unset, it does nothing.

@@ -28,6 +28,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.constants import START, TASKS
 from psycopg import AsyncCursor, Cursor
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -42,7 +43,7 @@ T = TypeVar("T")
 _writing: ContextVar[str | None] = ContextVar("dealflow_writing_thread", default=None)
 # Held task writes that the fenced transaction opened by _cursor saves first.
 _carrying: ContextVar[tuple[Batch, ...]] = ContextVar("dealflow_carrying", default=())
-# Set by _hold_input: the fenced write's statements go here instead of to the database.
+# Set by _hold_checkpoint: the fenced write's statements go here instead of to the database.
 _recording: ContextVar[list[Batch] | None] = ContextVar("dealflow_recording", default=None)
 # Where LangGraph puts a run's durability in the config it hands the checkpointer.
 DURABILITY_KEY = "__pregel_durability"
@@ -54,6 +55,19 @@ RECONNECT_PAUSES = (0.2, 0.5, 1.0, 2.0)
 
 def _thread_of(config: RunnableConfig) -> str:
     return str(config["configurable"]["thread_id"])
+
+
+def leads_on(checkpoint: Checkpoint, metadata: CheckpointMetadata) -> bool:
+    """Whether a run's checkpoint has a super-step after it in the same run.
+
+    A run's input, or a step's checkpoint that triggers a node (LangGraph's
+    `branch:to:NODE` channels, `Send`'s tasks): the run goes on, and the next
+    step's first write will carry it. A step that ends the run triggers none.
+    """
+    if metadata.get("source") not in ("input", "loop"):
+        return False
+    return any(channel in (START, TASKS) or channel.startswith("branch:to:")
+               for channel in checkpoint.get("updated_channels") or ())
 
 
 _INSERT_NEW_CHECKPOINT = (
@@ -85,11 +99,13 @@ class FencedPostgresSaver(PostgresSaver):
             new_versions: ChannelVersions) -> RunnableConfig:
         """Save a checkpoint, and the writes held for the thread, in one fenced transaction.
 
-        A run's input checkpoint is held like a task's writes, under the same
-        rules: the run's first step saves it with its own checkpoint.
+        A checkpoint the run goes on from (`leads_on`: its input, and every step
+        but the last) is held like a task's writes, under the same rules: the
+        next step's first write (an effect's claim, a fact, its checkpoint) saves
+        it, before anything that step does is saved.
         """
-        if metadata.get("source") == "input" and self._holds(config["configurable"]):
-            return self._hold_input(config, checkpoint, metadata, new_versions)
+        if self._holds(config["configurable"]) and leads_on(checkpoint, metadata):
+            return self._hold_checkpoint(config, checkpoint, metadata, new_versions)
         thread = _thread_of(config)
         with self.held.flushing(thread):
             carried = _carrying.set(tuple(self.held.take(thread, checkpoint["id"])))
@@ -99,10 +115,10 @@ class FencedPostgresSaver(PostgresSaver):
             finally:
                 _carrying.reset(carried)
 
-    def _hold_input(self, config: RunnableConfig, checkpoint: Checkpoint,
-                    metadata: CheckpointMetadata, new_versions: ChannelVersions
-                    ) -> RunnableConfig:
-        """Hold the input checkpoint's statements for the thread's next checkpoint."""
+    def _hold_checkpoint(self, config: RunnableConfig, checkpoint: Checkpoint,
+                         metadata: CheckpointMetadata, new_versions: ChannelVersions
+                         ) -> RunnableConfig:
+        """Hold the checkpoint's statements for the thread's next fenced write."""
         thread, recorded = _thread_of(config), list[Batch]()
         reset = _recording.set(recorded)
         try:
@@ -110,7 +126,7 @@ class FencedPostgresSaver(PostgresSaver):
                 config, checkpoint, metadata, new_versions))
         finally:
             _recording.reset(reset)
-        # a new id: inserted once, and a statement apart from the next checkpoint's upsert
+        # a new id, inserted once: held checkpoints go out as one multi-row INSERT
         batches = [(_INSERT_NEW_CHECKPOINT if statement == self.UPSERT_CHECKPOINTS_SQL
                     else statement, rows) for statement, rows in recorded]
         self.held.seen(thread, checkpoint["id"])
@@ -228,7 +244,7 @@ class FencedPostgresSaver(PostgresSaver):
         shared connection needs but a pool does not: on a pool, concurrent deals
         read and write their checkpoints side by side. A fenced write (`put`,
         `put_writes`) is recorded, then sent with the fence and the held rows as one
-        statement (`state.statements.write_fenced`), or held itself (`_hold_input`).
+        statement (`state.statements.write_fenced`), or held itself (`_hold_checkpoint`).
         """
         thread = _writing.get()
         if not isinstance(self.conn, ConnectionPool):  # one shared connection: LangGraph's lock

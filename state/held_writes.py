@@ -16,18 +16,21 @@ What is held, and when it is saved:
   and the process saves what is left when it exits normally.
 
 A task's bookkeeping rows (spans, audit entries, receipts, registry updates:
-`state.step_rows`) and a run's input checkpoint are held here too, with the
-same rules. Rows the timer could not save are dropped (a lost lease: the task
+`state.step_rows`) and the checkpoints a run goes on from (its input, every
+step's but the last: `state.fenced_saver.leads_on`) are held here too, with the
+same rules: the next step's first fenced write (a claim, a fact) saves them. Rows the timer could not save are dropped (a lost lease: the task
 runs again elsewhere), except for a refusal the run must meet (`keep`, a deal
 registered to another thread): those stay held, and the thread's next
 checkpoint raises it.
 
-The crash window: writes held back are lost if the process dies before they
-are saved (at most `HOLD_SECONDS` after the task); the task then runs again on
-recovery, as a task that was still running would. A lost input checkpoint
-leaves a thread with no checkpoint: the service starts it again from the terms
-in the deal registry (`dealflow recover`). Effects are keyed by request
-in the effect ledger, so a task that runs again performs nothing twice.
+The crash window: what is held back is lost if the process dies before it is
+saved (at most `HOLD_SECONDS` after it was held, and never after the thread's
+next fenced write); the steps since the thread's last saved checkpoint then run
+again on recovery, as a task that was still running would. A lost input
+checkpoint leaves a thread with no checkpoint: the service starts it again from
+the terms in the deal registry (`dealflow recover`). Effects are claimed in the
+effect ledger (a fenced write, which saves what is held first) before they are
+made, and keyed by request, so a step that runs again performs nothing twice.
 """
 
 from __future__ import annotations

@@ -113,3 +113,26 @@ def test_a_step_with_thousands_of_writes_is_saved_whole(service: DealService) ->
                                               "checkpoint_id": step["checkpoint_id"]}})
     assert found is not None and found.pending_writes is not None
     assert sorted(value for _, _, value in found.pending_writes) == list(range(8000))
+
+
+def test_a_checkpoint_the_run_goes_on_from_rides_with_the_next_steps_first_write(
+        service: DealService) -> None:
+    saver = service.graph.checkpointer
+    assert isinstance(saver, FencedPostgresSaver)
+    saver.held.hold_seconds = 60.0  # only the run's own writes save what is held
+    report = service.start(make_deal("ROWS-4"))
+    assert report.status == "waiting_signature"
+    # read past the saver (which would save what it holds first): the run that returned
+    # waiting has saved every checkpoint it made, each step's under its own number
+    sql = ("SELECT (metadata->>'step')::int AS step, xmin::text AS x FROM checkpoints"
+           " WHERE thread_id = %s ORDER BY 1")
+    with psycopg.connect(service.settings.database_url or "", autocommit=True) as conn:
+        saved = {row[0]: row[1] for row in conn.execute(sql, (report.thread_id,))}
+    history = list(service.graph.get_state_history(
+        {"configurable": {"thread_id": report.thread_id}}))
+    assert sorted(saved) == sorted(s.metadata["step"] for s in history if s.metadata)
+    # the input (-1), the start (0) and the supervisor's choice of qualify_lead (1) were
+    # saved by qualify_lead's effect claim, in one transaction; the checkpoint after
+    # qualify_lead (2) by the next effect step's first write, not on its own
+    assert saved[-1] == saved[0] == saved[1] != saved[2]
+    assert len(set(saved.values())) < len(saved) / 2
