@@ -85,9 +85,11 @@ class HeldWrites:
             if self._latest.get(thread) != checkpoint_id:
                 return False
             self._held.setdefault(thread, []).extend(batches)
-            self._due.setdefault(thread, time.monotonic() + self.hold_seconds)
-            self._start_timer()
-            self._lock.notify()
+            if thread not in self._due:
+                self._due[thread] = time.monotonic() + self.hold_seconds
+                if len(self._due) == 1:  # else the timer already waits for an earlier due
+                    self._start_timer()
+                    self._lock.notify()
             return True
 
     def take(self, thread: str, next_checkpoint_id: str | None = None) -> list[Batch]:
