@@ -6,9 +6,9 @@ the receipt is not recorded), `after_receipt` (recorded, not checkpointed),
 `writes_held` (the step's task writes are handed to the checkpointer, which
 holds them for the step's checkpoint: see `state.held_writes`) or
 `after_checkpoint` (the checkpointer has the step's super-step: saved, or held
-for the next step's first write when the run goes on, see `state.fenced_saver.leads_on`). One kill point
-belongs to the run, not a step: `run:input_held` (the run's input checkpoint is
-handed to the checkpointer, which holds it for the first step's checkpoint).
+for the next step's first write when the run goes on: `state.fenced_saver.leads_on`).
+One kill point belongs to the run, not a step: `run:input_held` (the run's input
+checkpoint is handed to the checkpointer, which holds it for the first step's write).
 Unset, it does nothing.
 """
 

@@ -18,8 +18,9 @@ What is held, and when it is saved:
 A task's bookkeeping rows (spans, audit entries, receipts, registry updates:
 `state.step_rows`) and the checkpoints a run goes on from (its input, every
 step's but the last: `state.fenced_saver.leads_on`) are held here too, with the
-same rules: the next step's first fenced write (a claim, a fact) saves them. Rows the timer could not save are dropped (a lost lease: the task
-runs again elsewhere), except for a refusal the run must meet (`keep`, a deal
+same rules: the next step's first fenced write (a claim, a fact) saves them.
+Rows the timer could not save are dropped (a lost lease: the task runs again
+elsewhere), except for a refusal the run must meet (`keep`, a deal
 registered to another thread): those stay held, and the thread's next
 checkpoint raises it.
 

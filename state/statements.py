@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from contextlib import nullcontext
+from functools import lru_cache
 from typing import Any
 
 import psycopg
@@ -43,16 +44,24 @@ def combined(batches: Sequence[Batch]) -> list[Batch]:
         grouped.setdefault(statement, []).extend(rows)
     out: list[Batch] = []
     for statement, rows in grouped.items():
-        one_row = _ONE_ROW.search(statement)
-        if one_row is None or len(rows) < 2 or "DO UPDATE" in statement.upper():
+        if len(rows) < 2 or _multi_row(statement, 2) is None:
             out.append((statement, rows))
             continue
         for start in range(0, len(rows), ROWS_PER_INSERT):
             chunk = rows[start:start + ROWS_PER_INSERT]
-            values = ", ".join([one_row.group(1)] * len(chunk))
-            out.append((statement[:one_row.start(1)] + values + statement[one_row.end(1):],
+            out.append((_multi_row(statement, len(chunk)) or statement,
                         [tuple(value for row in chunk for value in row)]))
     return out
+
+
+@lru_cache(maxsize=1024)
+def _multi_row(statement: str, rows: int) -> str | None:
+    """`statement` (a plain INSERT of one row) as an INSERT of `rows` rows; None if it is not."""
+    one_row = _ONE_ROW.search(statement)
+    if one_row is None or "DO UPDATE" in statement.upper():
+        return None
+    values = ", ".join([one_row.group(1)] * rows)
+    return statement[:one_row.start(1)] + values + statement[one_row.end(1):]
 
 
 _WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
@@ -76,10 +85,11 @@ def one_statement(batches: Sequence[Batch], head: str, head_params: Sequence[Any
     full = False
     for statement, rows in combined(batches):
         full = full or len(params) + sum(map(len, rows)) > MAX_PARAMS
-        if full or len(rows) != 1 or not _WRITE.match(statement) or "%(" in statement:
+        body = _cte_body(statement)
+        if full or len(rows) != 1 or body is None:
             rest.append((statement, rows))
             continue
-        ctes.append(f"w{len(ctes)} AS ({statement.strip().rstrip(';')})")
+        ctes.append(f"w{len(ctes)} AS ({body})")
         params.extend(rows[0])
     if not ctes:
         return head, list(head_params), rest
@@ -87,6 +97,14 @@ def one_statement(batches: Sequence[Batch], head: str, head_params: Sequence[Any
     query = (f"WITH {', '.join(ctes)}, {head[own.end():]}" if own
              else f"WITH {', '.join(ctes)} {head}")
     return query, [*params, *head_params], rest
+
+
+@lru_cache(maxsize=1024)
+def _cte_body(statement: str) -> str | None:
+    """`statement` as the body of a data-modifying CTE; None if it cannot be one."""
+    if not _WRITE.match(statement) or "%(" in statement:
+        return None
+    return statement.strip().rstrip(";")
 
 
 class Recorder:
