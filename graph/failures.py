@@ -6,6 +6,7 @@ back to the supervisor, which routes the thread to human review.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -29,6 +30,13 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (SystemUnavailable, psycopg.Oper
 # Not a step failing: this process must stop driving the thread (another owns it).
 NOT_OURS: tuple[type[Exception], ...] = (DealOwnedElsewhere, LeaseLost, EffectBusy)
 FailureHandler = Callable[[DealState, NodeError, Runtime[DealContext]], Command[str]]
+# LangGraph's runner remembers the exceptions its error handlers took by `id()` and
+# does not re-raise an exception whose id it remembers. Once a handled exception is
+# freed, a later one (the `GraphInterrupt` of the review it led to) can get its id, and
+# the interrupt was then swallowed: the run went on, and the thread read "running"
+# instead of "waiting_review" (seen under load: `tests/integration/test_fact_store.py`).
+# Keeping the handled exceptions alive keeps their ids unique.
+_HANDLED: deque[BaseException] = deque(maxlen=256)
 
 
 def retry_policy(settings: Settings) -> RetryPolicy:
@@ -52,6 +60,7 @@ def make_failure_handler(workflow: Workflow, contexts: ContextResolver) -> Failu
         exc = error.error
         if isinstance(exc, NOT_OURS):
             raise exc  # not a step failing: this process must not drive the thread
+        _HANDLED.append(exc)
         attempts = context.settings.max_attempts if isinstance(exc, TRANSIENT_ERRORS) else 1
         failure = Failure(step=error.node, error_type=type(exc).__name__, error=str(exc)[:500],
                           system=getattr(exc, "system", None), attempts=attempts,
