@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import make_conninfo
 
+from state import database
 from state.embedded import embedded_database_url
 from state.query_cache import CachedQueryCursor
 
@@ -83,3 +84,14 @@ def commits(url: str) -> int:
         row = conn.execute("SELECT xact_commit FROM pg_stat_database"
                            " WHERE datname = current_database()").fetchone()
     return int(row[0]) if row else 0
+
+
+@contextmanager
+def counted_statements() -> Iterator[None]:
+    """Pools opened inside the block count their statements in `CountingCursor.statements`."""
+    default = database.CONNECTION_KWARGS["cursor_factory"]
+    database.CONNECTION_KWARGS["cursor_factory"] = CountingCursor
+    try:
+        yield
+    finally:
+        database.CONNECTION_KWARGS["cursor_factory"] = default

@@ -12,10 +12,9 @@ from typing import Any
 
 import psycopg
 
-from bench.common import CountingCursor, commits, median, p95, timed
+from bench.common import CountingCursor, commits, counted_statements, median, p95, timed
 from dealflow.api import DealService
 from graph.builder import build_graph
-from state import database
 from state.config import Settings
 from state.models import DealInput
 
@@ -62,9 +61,7 @@ def f_engine(service: DealService, repeat: int = 60) -> float:
 
 def w1_durable_step(settings: Settings, url: str, repeat: int = 60) -> dict[str, float]:
     """Per super-step with durability='sync': time, statements, commits, client CPU."""
-    default_cursor = database.CONNECTION_KWARGS["cursor_factory"]
-    database.CONNECTION_KWARGS["cursor_factory"] = CountingCursor
-    try:
+    with counted_statements():
         service = DealService(settings)
         graph, context = service.graph, service.context
         runs: list[float] = []
@@ -88,8 +85,6 @@ def w1_durable_step(settings: Settings, url: str, repeat: int = 60) -> dict[str,
         service.pool.close()  # backends exit and flush their statistics
         time.sleep(1.0)
         committed = commits(url) - commits_before
-    finally:
-        database.CONNECTION_KWARGS["cursor_factory"] = default_cursor
     steps = repeat * STEPS_PER_SHORT_DEAL
     return {"step_s": median(runs) / STEPS_PER_SHORT_DEAL, "statements_per_step":
             statements / steps, "commits_per_step": committed / steps,
@@ -98,17 +93,12 @@ def w1_durable_step(settings: Settings, url: str, repeat: int = 60) -> dict[str,
 
 def statements_per_deal(settings: Settings, repeat: int = 10) -> float:
     """Statements sent for one complete small deal (start + signature), any connection."""
-    default_cursor = database.CONNECTION_KWARGS["cursor_factory"]
-    database.CONNECTION_KWARGS["cursor_factory"] = CountingCursor
-    try:
-        with DealService(settings) as service:
-            _full_deal(service)  # warm: migrations checked, pool filled
-            before = CountingCursor.statements
-            for _ in range(repeat):
-                _full_deal(service)
-            return (CountingCursor.statements - before) / repeat
-    finally:
-        database.CONNECTION_KWARGS["cursor_factory"] = default_cursor
+    with counted_statements(), DealService(settings) as service:
+        _full_deal(service)  # warm: migrations checked, pool filled
+        before = CountingCursor.statements
+        for _ in range(repeat):
+            _full_deal(service)
+        return (CountingCursor.statements - before) / repeat
 
 
 def _full_deal(service: DealService) -> float:
