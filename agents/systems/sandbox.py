@@ -41,16 +41,14 @@ class SandboxCRM(SandboxSystem):
     ) -> LeadRecord:
         """Record the score on the lead once per key; a repeated key returns the first."""
         self.before_call()
-        with self.serving() as conn:
-            row = conn.execute(
-                "INSERT INTO sandbox_crm_leads (deal_id, idempotency_key, client, contact_email,"
-                " score, qualified, icp_fit, reasons) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
-                " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *",
-                (deal.deal_id, key, deal.client, deal.lead.contact_email, result.score,
-                 result.qualified, result.icp_fit, Jsonb(list(result.reasons))),
-            ).fetchone()
-            self.accept(conn, key, {"deal_id": deal.deal_id, "result": result.model_dump()})
-            found = _lead(row) if row is not None else self.lookup(key)
+        row = self.serve(
+            "made AS (INSERT INTO sandbox_crm_leads (deal_id, idempotency_key, client,"
+            " contact_email, score, qualified, icp_fit, reasons) VALUES"
+            " (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (idempotency_key) DO NOTHING RETURNING *)",
+            (deal.deal_id, key, deal.client, deal.lead.contact_email, result.score,
+             result.qualified, result.icp_fit, Jsonb(list(result.reasons))),
+            key=key, request={"deal_id": deal.deal_id, "result": result.model_dump()})
+        found = _lead(row) if row is not None else self.lookup(key)
         assert found is not None
         return found
 
@@ -64,14 +62,14 @@ class SandboxCRM(SandboxSystem):
         return self._rows("SELECT * FROM sandbox_crm_leads WHERE deal_id = %s ORDER BY id", deal_id)
 
 
-# A project and its tasks, one statement; nothing if the key created one before.
+# A project and its tasks (`SandboxSystem.serve`); nothing if the key created one before.
 _CREATE_PROJECT = (
-    "WITH project AS (INSERT INTO sandbox_pm_projects (project_id, deal_id, idempotency_key,"
+    "made AS (INSERT INTO sandbox_pm_projects (project_id, deal_id, idempotency_key,"
     " name, template) VALUES ('PRJ-' || lpad(nextval('sandbox_pm_project_seq')::text, 6, '0'),"
-    " %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING RETURNING project_id)"
-    " INSERT INTO sandbox_pm_tasks (project_id, position, title, owner_role, due_in_days)"
-    " SELECT project.project_id, task.* FROM project,"
-    " unnest(%s::int[], %s::text[], %s::text[], %s::int[]) AS task")
+    " %s, %s, %s, %s) ON CONFLICT (idempotency_key) DO NOTHING RETURNING project_id),"
+    " tasks AS (INSERT INTO sandbox_pm_tasks (project_id, position, title, owner_role,"
+    " due_in_days) SELECT made.project_id, task.* FROM made,"
+    " unnest(%s::int[], %s::text[], %s::text[], %s::int[]) AS task)")
 _PROJECT_WITH_TASKS = (
     "SELECT p.project_id, p.name, p.template, coalesce((SELECT json_agg(json_build_object("
     "'title', t.title, 'owner_role', t.owner_role, 'due_in_days', t.due_in_days)"
@@ -89,14 +87,14 @@ class SandboxProjectTool(SandboxSystem):
     ) -> Project:
         """Create the project with its tasks in one transaction, once per key."""
         self.before_call()
-        with self.serving() as conn:
-            conn.execute(_CREATE_PROJECT, (
-                deal_id, key, name, template, list(range(1, len(tasks) + 1)),
-                [t.title for t in tasks], [t.owner_role for t in tasks],
-                [t.due_in_days for t in tasks]))
-            self.accept(conn, key, {"deal_id": deal_id, "name": name, "template": template,
-                                    "tasks": [t.model_dump() for t in tasks]})
-            found = self.lookup(key)
+        row = self.serve(_CREATE_PROJECT, (
+            deal_id, key, name, template, list(range(1, len(tasks) + 1)),
+            [t.title for t in tasks], [t.owner_role for t in tasks],
+            [t.due_in_days for t in tasks]),
+            key=key, request={"deal_id": deal_id, "name": name, "template": template,
+                              "tasks": [t.model_dump() for t in tasks]})
+        found = Project(project_id=row["project_id"], name=name, template=template,
+                        tasks=tuple(tasks)) if row is not None else self.lookup(key)
         assert found is not None
         return found
 
@@ -132,17 +130,15 @@ class SandboxContracts(SandboxSystem):
     ) -> Contract:
         """Store the rendered contract once per key; return the stored one."""
         self.before_call()
-        with self.serving() as conn:
-            row = conn.execute(
-                "INSERT INTO sandbox_contracts (contract_id, deal_id, idempotency_key,"
-                " template_version, sha256, body) VALUES ('CTR-' ||"
-                " lpad(nextval('sandbox_contract_seq')::text, 6, '0'), %s, %s, %s, %s, %s)"
-                " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *",
-                (deal_id, key, template_version, sha256, text),
-            ).fetchone()
-            self.accept(conn, key, {"deal_id": deal_id, "sha256": sha256,
-                                    "template_version": template_version})
-            found = _contract(row) if row is not None else self.lookup(key)
+        row = self.serve(
+            "made AS (INSERT INTO sandbox_contracts (contract_id, deal_id, idempotency_key,"
+            " template_version, sha256, body) VALUES ('CTR-' ||"
+            " lpad(nextval('sandbox_contract_seq')::text, 6, '0'), %s, %s, %s, %s, %s)"
+            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *)",
+            (deal_id, key, template_version, sha256, text),
+            key=key, request={"deal_id": deal_id, "sha256": sha256,
+                              "template_version": template_version})
+        found = _contract(row) if row is not None else self.lookup(key)
         assert found is not None
         return found
 
@@ -167,17 +163,15 @@ class SandboxESign(SandboxSystem):
     ) -> Envelope:
         """Send the envelope once per key; return the one sent."""
         self.before_call()
-        with self.serving() as conn:
-            row = conn.execute(
-                "INSERT INTO sandbox_esign_envelopes (envelope_id, deal_id, idempotency_key,"
-                " contract_id, signer_name, signer_email) VALUES ('ENV-' ||"
-                " lpad(nextval('sandbox_esign_envelope_seq')::text, 6, '0'), %s, %s, %s, %s, %s)"
-                " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *",
-                (deal_id, key, contract.contract_id, signer_name, signer_email),
-            ).fetchone()
-            self.accept(conn, key, {"deal_id": deal_id, "contract_id": contract.contract_id,
-                                    "signer_name": signer_name, "signer_email": signer_email})
-            found = _envelope(row) if row is not None else self.lookup(key)
+        row = self.serve(
+            "made AS (INSERT INTO sandbox_esign_envelopes (envelope_id, deal_id,"
+            " idempotency_key, contract_id, signer_name, signer_email) VALUES ('ENV-' ||"
+            " lpad(nextval('sandbox_esign_envelope_seq')::text, 6, '0'), %s, %s, %s, %s, %s)"
+            " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *)",
+            (deal_id, key, contract.contract_id, signer_name, signer_email),
+            key=key, request={"deal_id": deal_id, "contract_id": contract.contract_id,
+                              "signer_name": signer_name, "signer_email": signer_email})
+        found = _envelope(row) if row is not None else self.lookup(key)
         assert found is not None
         return found
 
@@ -245,18 +239,17 @@ class SandboxESign(SandboxSystem):
         return envelopes
 
 
-# Number and store an invoice, and move the counter, in one statement; nothing (and
-# the counter unmoved) if the key issued one before. The counter's row lock orders
-# concurrent issues, so numbers have no gaps.
+# Number and store an invoice, and move the counter (`SandboxSystem.serve`); nothing
+# (and the counter unmoved) if the key issued one before. The counter's row lock
+# orders concurrent issues, so numbers have no gaps.
 _ISSUE_INVOICE = (
-    "WITH counter AS (SELECT last_number + 1 AS seq FROM sandbox_billing_counter FOR UPDATE),"
-    " issued AS (INSERT INTO sandbox_billing_invoices (number, seq, deal_id, idempotency_key,"
+    "counter AS (SELECT last_number + 1 AS seq FROM sandbox_billing_counter FOR UPDATE),"
+    " made AS (INSERT INTO sandbox_billing_invoices (number, seq, deal_id, idempotency_key,"
     " currency, lines, subtotal, tax_rate, tax, total, issued_on, due_on)"
     " SELECT 'INV-' || lpad(seq::text, greatest(6, length(seq::text)), '0'), seq,"
     " %s, %s, %s, %s, %s, %s, %s, %s, %s, %s FROM counter"
     " ON CONFLICT (idempotency_key) DO NOTHING RETURNING *),"
-    " moved AS (UPDATE sandbox_billing_counter SET last_number = issued.seq FROM issued)"
-    " SELECT * FROM issued")
+    " moved AS (UPDATE sandbox_billing_counter SET last_number = made.seq FROM made)")
 
 
 class SandboxBilling(SandboxSystem):
@@ -267,13 +260,12 @@ class SandboxBilling(SandboxSystem):
     def issue_invoice(self, deal_id: str, draft: InvoiceDraft, *, key: str) -> Invoice:
         """Number and store the invoice once per key; the counter moves only on success."""
         self.before_call()
-        with self.serving() as conn:
-            row = conn.execute(_ISSUE_INVOICE, (
-                deal_id, key, draft.currency, Jsonb(json.loads(_lines_json(draft))),
-                draft.subtotal, draft.tax_rate, draft.tax, draft.total, draft.issued_on,
-                draft.due_on)).fetchone()
-            self.accept(conn, key, {"deal_id": deal_id, "draft": draft.model_dump(mode="json")})
-            found = _invoice(row) if row is not None else self.lookup(key)
+        row = self.serve(_ISSUE_INVOICE, (
+            deal_id, key, draft.currency, Jsonb(json.loads(_lines_json(draft))),
+            draft.subtotal, draft.tax_rate, draft.tax, draft.total, draft.issued_on,
+            draft.due_on), key=key,
+            request={"deal_id": deal_id, "draft": draft.model_dump(mode="json")})
+        found = _invoice(row) if row is not None else self.lookup(key)
         assert found is not None
         return found
 
@@ -321,9 +313,9 @@ def sandbox_systems(
 ) -> Systems:
     """The five sandbox systems on one pool, sharing one fault injector.
 
-    `log(conn, system, key)` is called for every mutating request a system
-    serves, inside the transaction that serves it: a request is logged if and
-    only if it took effect (tests count real calls with it).
+    `log(system, key)` gives the statement that logs a mutating request a
+    system serves; it runs in the statement or transaction that serves it: a
+    request is logged if and only if it took effect (tests count real calls).
     """
     faults = faults or FaultInjector()
     return Systems.of(*(kind(pool, faults, log) for kind in (

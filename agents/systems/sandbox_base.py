@@ -2,7 +2,9 @@
 
 A repeated idempotency key with other arguments is refused (`IdempotencyConflict`),
 as a payment provider refuses a reused key; every served request can be logged
-inside the transaction that serves it (tests count real calls with it).
+in the statement or transaction that serves it (tests count real calls with it).
+A call that takes effect in one statement is one round trip (`serve`), as one
+request to a real system would be.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+import psycopg
 from psycopg import Connection
 from psycopg.rows import DictRow
 
@@ -22,24 +25,40 @@ from agents.systems.faults import FaultInjector
 from state.database import Pool
 from state.leases import write_transaction
 
-# Log a request, or return the hash of the one logged before under its key.
-_LOG_REQUEST = (
-    "WITH logged AS (INSERT INTO sandbox_requests (idempotency_key, system, request_hash)"
-    " VALUES (%s, %s, %s) ON CONFLICT DO NOTHING RETURNING request_hash)"
-    " SELECT request_hash FROM logged UNION ALL"
-    " SELECT request_hash FROM sandbox_requests WHERE idempotency_key = %s")
-_LOGGED_REQUEST = "SELECT request_hash FROM sandbox_requests WHERE idempotency_key = %s"
-RequestLog = Callable[[Connection[DictRow], str, str], None]
+# Log a request, or check it against the one logged before (migration 0014).
+_ACCEPT = "SELECT sandbox_accept(%s, %s, %s)"
+CONFLICT_SQLSTATE = "DF003"  # sandbox_accept: the key was used with another request
+Row = tuple[str, tuple[Any, ...]]  # a statement and its parameters
+# The statement that counts a served request (tests), sent with the request's own.
+RequestLog = Callable[[str, str], Row]
 # The connection of the call being served (`SandboxSystem.serving`), for its reads.
 _serving: ContextVar[Connection[DictRow] | None] = ContextVar("sandbox_serving", default=None)
+
+
+def request_hash(request: dict[str, Any]) -> str:
+    """SHA-256 of a request's arguments, as canonical JSON."""
+    return hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()
+                          ).hexdigest()
+
+
+@contextmanager
+def refused_as_conflict() -> Iterator[None]:
+    """`sandbox_accept` refusing a key (SQLSTATE DF003) becomes `IdempotencyConflict`."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        if getattr(exc, "sqlstate", None) == CONFLICT_SQLSTATE:
+            raise IdempotencyConflict(str(exc).strip().splitlines()[0]) from None
+        raise
 
 
 class SandboxSystem:
     """A system of record kept in Postgres tables, with simulated faults.
 
     Subclasses set `name`, `records_label` and `record_id` and, in each mutating
-    call, run `before_call()` first and `accept(conn, key, request)` inside the
-    transaction that takes effect.
+    call, run `before_call()` first. A call that takes effect in one statement
+    sends it through `serve`, which accepts the request in the same statement;
+    a call of several runs them in `serving()` and `accept(conn, key, request)`.
     """
 
     name = ""
@@ -63,16 +82,31 @@ class SandboxSystem:
         Runs inside the serving transaction: a request is logged (see
         `sandbox_systems`) if and only if it took effect.
         """
-        digest = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()
-                                ).hexdigest()
-        row = conn.execute(_LOG_REQUEST, (key, self.name, digest, key)).fetchone()
-        if row is None:  # a request with this key committed while this one waited: read it
-            row = conn.execute(_LOGGED_REQUEST, (key,)).fetchone()
-        if row is not None and row["request_hash"] != digest:
-            raise IdempotencyConflict(
-                f"{self.name}: idempotency key {key} was used before with other arguments")
+        with refused_as_conflict():
+            conn.execute(_ACCEPT, (key, self.name, request_hash(request)))
         if self._log is not None:
-            self._log(conn, self.name, key)
+            conn.execute(*self._log(self.name, key))
+
+    def serve(self, ctes: str, params: tuple[Any, ...], *, key: str,
+              request: dict[str, Any]) -> Record | None:
+        """Take effect and accept the request in one statement; the row `made` returned.
+
+        `ctes` are the call's writes as common table expressions, one of them
+        `made` (what the call returns); `params` are theirs, in order. The
+        request is accepted (`sandbox_accept`) and logged in the same statement,
+        so a refused key undoes the writes, and the request counts if and only
+        if it took effect. None: `made` returned nothing (the key was served
+        before: look it up).
+        """
+        log = self._log(self.name, key) if self._log is not None else None
+        query = (f"WITH {ctes}" + (f", logged AS ({log[0]})" if log else "")
+                 + " SELECT made.* FROM (SELECT sandbox_accept(%s, %s, %s)) AS accepted"
+                 " LEFT JOIN made ON true")
+        values = (*params, *(log[1] if log else ()), key, self.name, request_hash(request))
+        with refused_as_conflict(), self._pool.connection() as conn:
+            row = conn.execute(query, values).fetchone()
+        return dict(row) if row is not None and any(v is not None for v in row.values()) \
+            else None
 
     @contextmanager
     def serving(self) -> Iterator[Connection[DictRow]]:

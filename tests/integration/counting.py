@@ -1,7 +1,7 @@
 """Systems of record that count every request they serve.
 
 Load them with `DEALFLOW_SYSTEMS=tests.integration.counting:counting_systems`.
-Each served request is logged inside the transaction that serves it, so a
+Each served request is logged in the statement (or transaction) that serves it, so a
 request counts if and only if it took effect, whenever the caller is killed.
 The sandbox behind them would absorb a repeated request; the count does not:
 a second request for the same effect shows as 2. Keeping it at 1 is the effect
@@ -9,9 +9,6 @@ ledger's job.
 """
 
 from __future__ import annotations
-
-from psycopg import Connection
-from psycopg.rows import DictRow
 
 from agents.systems import Systems
 from agents.systems.faults import FaultInjector
@@ -24,8 +21,8 @@ SCHEMA = ("CREATE TABLE IF NOT EXISTS counting_calls (id bigserial PRIMARY KEY,"
           " made_at timestamptz NOT NULL DEFAULT clock_timestamp())")
 
 
-def _log(conn: Connection[DictRow], system: str, key: str) -> None:
-    conn.execute("INSERT INTO counting_calls (system, key) VALUES (%s, %s)", (system, key))
+def _log(system: str, key: str) -> tuple[str, tuple[str, str]]:
+    return "INSERT INTO counting_calls (system, key) VALUES (%s, %s)", (system, key)
 
 
 def counting_systems(pool: Pool, settings: Settings) -> Systems:
