@@ -27,7 +27,7 @@ from state.deal_state import DealState
 from state.models import Envelope, SignerReminder
 from state.outbox import Notice
 from state.registry import DealRow
-from state.waits import EXPIRED, Wait
+from state.waits import EXPIRED, Wait, WaitNotFound
 
 if TYPE_CHECKING:
     from dealflow.api import DealService
@@ -70,12 +70,15 @@ def claim_wait(service: DealService, row: DealRow, snapshot: StateSnapshot,
     A wait that was never stored (opened before deadlines existed) is not claimed.
     """
     found = current_wait(snapshot)
-    if found is None or service.data.waits.get(row.thread_id, found[1]) is None:
+    if found is None:
         return
     node, key = found
     origin = Origin(row.deal_id, agent=service.workflow.agent_of(node), step=node,
                     thread_id=row.thread_id, checkpoint_id=checkpoint_of(snapshot))
-    claim = service.data.waits.claim(origin, key, resolution, by)
+    try:
+        claim = service.data.waits.claim(origin, key, resolution, by)
+    except WaitNotFound:
+        return
     if not claim.won and claim.wait.resolution != resolution:
         raise Decided(refusal(row.thread_id, claim.wait))
 

@@ -55,12 +55,8 @@ class DealQueries:
     def _with_deadlines(self, report: DealReport) -> DealReport:
         """The report with the thread's deadlines still to fire: when, and what happens."""
         found = []
-        deadlines = self.data.deadlines.for_thread(report.thread_id, scheduled_only=True)
-        waits = {wait.wait_key: wait for wait in self.data.waits.for_thread(report.thread_id)
-                 } if deadlines else {}
-        for deadline in deadlines:
-            wait = waits.get(deadline.wait_key)
-            policy = self.workflow.wait_policy(wait.node) if wait else None
+        for deadline in self.data.deadlines.for_thread(report.thread_id, scheduled_only=True):
+            policy = self.workflow.wait_policy(deadline.node) if deadline.node else None
             then = policy.spec(deadline.name).then if policy else deadline.action
             found.append({"name": deadline.name, "due_at": deadline.due_at.isoformat(
                 timespec="seconds"), "then": then})

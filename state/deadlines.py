@@ -33,10 +33,12 @@ class Deadline:
     job_id: int | None
     settled_at: datetime | None
     note: str | None
+    node: str | None = None  # the step whose wait it belongs to (`dealflow_waits.node`)
 
 
 _COLUMNS = ("id, thread_id, wait_key, deal_id, name, action, due_at, status, job_id,"
-            " settled_at, note")
+            " settled_at, note, (SELECT w.node FROM dealflow_waits w WHERE w.thread_id ="
+            " d.thread_id AND w.wait_key = d.wait_key) AS node")
 
 
 class DeadlineBook:
@@ -97,6 +99,6 @@ class DeadlineBook:
 
     def _select(self, where: str, *params: object) -> list[Deadline]:
         with self._pool.connection() as conn:
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM dealflow_deadlines {where}",
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM dealflow_deadlines d {where}",
                                 params).fetchall()
         return [Deadline(**row) for row in rows]

@@ -60,6 +60,10 @@ class Claim:
     wait: Wait
 
 
+class WaitNotFound(KeyError):
+    """A claim named a wait the thread never stored."""
+
+
 _WAIT_COLUMNS = ("thread_id, wait_key, deal_id, wait, node, opened_at, resolved_at,"
                  " resolved_by, resolution")
 
@@ -132,7 +136,7 @@ class WaitBook:
             row = conn.execute(f"SELECT {_WAIT_COLUMNS} FROM dealflow_waits WHERE thread_id"
                                " = %s AND wait_key = %s", (origin.thread_id, key)).fetchone()
             if row is None:
-                raise KeyError(f"thread {origin.thread_id} has no wait {key}")
+                raise WaitNotFound(f"thread {origin.thread_id} has no wait {key}")
             found = Wait(**row)
             if found.resolution != resolution:
                 self._audit.append(origin, "wait.refused", actor=by, reason=(
