@@ -41,7 +41,7 @@ class DataLayer:
         audit = AuditTrail(pool)
         leases = leases or Leases(pool)
         outbox = Outbox(pool)
-        return cls(audit=audit, facts=FactStore(pool, audit, leases),
+        return cls(audit=audit, facts=FactStore(pool, leases),
                    effects=EffectLedger(pool, audit, leases, crash_hook),
                    spans=SpanStore(pool), registry=DealRegistry(pool), leases=leases,
                    waits=WaitBook(pool, audit, outbox, leases),

@@ -28,8 +28,8 @@ from pydantic import BaseModel
 
 from state.audit import AuditTrail, Origin
 from state.database import Pool
-from state.leases import Leases
-from state.step_rows import fenced_carrying, hold_rows
+from state.leases import Leases, write_transaction
+from state.step_rows import fenced_carrying, fenced_statement, hold_rows
 
 M = TypeVar("M", bound=BaseModel)
 CrashHook = Callable[[str, str], None]
@@ -139,25 +139,32 @@ class EffectLedger:
                request: Mapping[str, Any]) -> dict[str, Any]:
         """Claim the effect for this process's lease; return the row as it was before.
 
-        A first claim is one statement: the fence, and the row inserted as
-        claimed by this lease with its first attempt counted. A key seen before
-        is read (locked), checked and, if still unperformed, claimed again.
+        A first claim is one statement, sent alone: the fence, and the row
+        inserted as claimed by this lease with its first attempt counted. A key
+        seen before is read (locked), checked and, if still unperformed, claimed
+        again, in a fenced transaction of its own (`_claim_again`).
         """
         token = self._leases.token(origin.thread_id)
         payload = Jsonb(json.loads(json.dumps(request, default=str)))
-        # what the task holds goes first, fenced by the claim's fence
-        with fenced_carrying(self._pool) as (conn, execute):
-            if origin.thread_id:
-                first = execute(_CLAIM_FIRST_FENCED, (
-                    key, digest, origin.deal_id, step, effect, payload, origin.thread_id,
-                    origin.checkpoint_id, token, origin.thread_id, token)).fetchone()
-            else:
-                first = execute(_CLAIM_FIRST, (
-                    key, digest, origin.deal_id, step, effect, payload, origin.thread_id,
-                    origin.checkpoint_id, token)).fetchone()
-            if first is not None:
-                return {"fingerprint": digest, "status": "claimed", "attempts": 0,
-                        "receipt": None, "claimant_token": None, "claimant": None}
+        # what the task holds goes first, fenced by the claim's fence: one statement
+        if origin.thread_id:
+            first = fenced_statement(self._pool, _CLAIM_FIRST_FENCED, (
+                key, digest, origin.deal_id, step, effect, payload, origin.thread_id,
+                origin.checkpoint_id, token, origin.thread_id, token))
+        else:
+            first = fenced_statement(self._pool, _CLAIM_FIRST, (
+                key, digest, origin.deal_id, step, effect, payload, origin.thread_id,
+                origin.checkpoint_id, token))
+        if first:
+            return {"fingerprint": digest, "status": "claimed", "attempts": 0,
+                    "receipt": None, "claimant_token": None, "claimant": None}
+        return self._claim_again(origin, effect, key, digest, token)
+
+    def _claim_again(self, origin: Origin, effect: str, key: str, digest: str,
+                     token: int | None) -> dict[str, Any]:
+        """Claim a key seen before: read it locked, check it and, if unperformed, claim it."""
+        with write_transaction(self._pool) as conn:
+            self._leases.fence(conn, origin.thread_id)
             row = conn.execute(_CLAIMED_BEFORE, (key,)).fetchone()
             assert row is not None
             if row["fingerprint"] != digest:

@@ -16,10 +16,11 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from state.audit import AuditTrail, Origin
+from state.audit import Origin
 from state.database import Pool
 from state.leases import Leases
-from state.step_rows import fenced_carrying
+from state.statements import call_alone
+from state.step_rows import fenced_statement
 
 NOTIFY_CHANNEL = "dealflow_context"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -76,30 +77,18 @@ def split_key(key: str) -> tuple[str, str]:
     return deal_id, name
 
 
-# the fence (if fenced), the deal's lock, then the key's row as it is once locked
-_LOCK_AND_READ = "SELECT * FROM dealflow_lock_fact(%s, %s, %s, %s, %s)"
-_AUDIT_APPEND = AuditTrail.row(Origin(deal_id="", agent=""), "")[0]
-# the value, its change (and the change's notification) and its audit entry: one statement
-_WRITE = (
-    "WITH saved AS (INSERT INTO dealflow_context (key, deal_id, value, version, writer)"
-    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) DO UPDATE SET"
-    " value = EXCLUDED.value, version = EXCLUDED.version, writer = EXCLUDED.writer,"
-    " updated_at = clock_timestamp() RETURNING updated_at),"
-    " change AS (INSERT INTO dealflow_context_changes (key, deal_id, version,"
-    " value, writer, thread_id, step) VALUES (%s,%s,%s,%s,%s,%s,%s) RETURNING change_id),"
-    " notified AS (SELECT pg_notify(%s, json_build_object('deal_id', %s::text, 'key', %s::text,"
-    " 'change_id', change_id)::text) FROM change),"
-    " audited AS (" + _AUDIT_APPEND + ")"
-    " SELECT updated_at, (SELECT count(*) FROM notified) AS notified FROM saved")
+# the fence (if fenced), the deal's lock, the checks and the write: one statement that
+# writes what the step holds first (migration 0015, `state.statements.call_after`)
+_WRITE = ("dealflow_write_fact({after}, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+          " %s)")
 
 
 class FactStore:
     """Reads and writes the shared facts of every deal."""
 
-    def __init__(self, pool: Pool, audit: AuditTrail, leases: Leases | None = None) -> None:
-        """Use `pool`; every write is also appended to `audit` and fenced by `leases`."""
+    def __init__(self, pool: Pool, leases: Leases | None = None) -> None:
+        """Use `pool`; every write is fenced by `leases` (and audited in `dealflow_audit`)."""
         self._pool = pool
-        self._audit = audit
         self._leases = leases
 
     def write(
@@ -121,30 +110,17 @@ class FactStore:
         """
         deal_id, _ = split_key(key)
         payload = json.loads(json.dumps(value, default=str))
-        with fenced_carrying(self._pool) as (conn, execute):
-            thread = origin.thread_id if origin is not None else None
-            fenced = self._leases is not None and bool(thread)
-            token = self._leases.token(thread) if self._leases is not None and thread else None
-            row = execute(_LOCK_AND_READ, (fenced, thread, token, f"context:{deal_id}",
-                                           key)).fetchone()
-            current = row["version"] if row else 0
-            if only_own:
-                expected_version = current if row and row["writer"] == agent else 0
-            if row and row["value"] == payload and row["writer"] == agent:
-                return FactValue(key, row["value"], current, agent, row["updated_at"])
-            if expected_version is not None and expected_version != current:
-                raise VersionConflict(agent, key, expected_version, current)
-            version = current + 1
-            _, audit_params = AuditTrail.row(  # its parameters, for _WRITE's audited part
-                origin or Origin(deal_id=deal_id, agent=agent), "context.write", key=key,
-                detail={"version": version, "value": payload})
-            saved = conn.execute(_WRITE, (
-                key, deal_id, Jsonb(payload), version, agent,
-                key, deal_id, version, Jsonb(payload), agent,
-                origin.thread_id if origin else None, origin.step if origin else None,
-                NOTIFY_CHANNEL, deal_id, key, *audit_params)).fetchone()
-        assert saved is not None
-        return FactValue(key, payload, version, agent, saved["updated_at"])
+        thread = origin.thread_id if origin is not None else None
+        fenced = self._leases is not None and bool(thread)
+        token = self._leases.token(thread) if self._leases is not None and thread else None
+        (row,) = fenced_statement(self._pool, _WRITE, (
+            fenced, thread, token, f"context:{deal_id}", key, deal_id, Jsonb(payload), agent,
+            expected_version, only_own, origin.step if origin else None,
+            origin.agent if origin else agent, origin.checkpoint_id if origin else None,
+            NOTIFY_CHANNEL), send=call_alone)
+        if row["outcome"] == "conflict":
+            raise VersionConflict(agent, key, expected_version or 0, row["version"])
+        return FactValue(key, payload, row["version"], agent, row["updated_at"])
 
     def read(self, key: str) -> FactValue | None:
         """The key's current value, or None if it was never written."""

@@ -32,15 +32,21 @@ import psycopg
 
 from state.database import Pool
 from state.ownership import is_owned_elsewhere, owned_elsewhere
+from state.statements import FENCE_SQL, Batch, execute_alone
 
 FENCE_SQLSTATE = "DF001"
-FENCE_SQL = "SELECT dealflow_fence(%s, %s)"
 _log = logging.getLogger(__name__)
 
+# Take the lease if it is free, expired, or held by the `stale` token (a process of
+# this host that is gone). The row lock is taken first, without waiting: a holder
+# inside a fenced write (the fence locks the row) makes this try fail at once
+# (LockNotAvailable), and the caller tries again as it would for a busy lease.
 _ACQUIRE = """
+WITH locked AS (SELECT count(*) FROM (SELECT 1 FROM dealflow_leases
+                WHERE thread_id = %(thread)s FOR UPDATE NOWAIT) AS row_lock)
 INSERT INTO dealflow_leases (thread_id, token, owner, host, pid, expires_at)
-VALUES (%(thread)s, nextval('dealflow_lease_tokens'), %(owner)s, %(host)s, %(pid)s,
-        clock_timestamp() + %(seconds)s * interval '1 second')
+SELECT %(thread)s, nextval('dealflow_lease_tokens'), %(owner)s, %(host)s, %(pid)s,
+       clock_timestamp() + %(seconds)s * interval '1 second' FROM locked
 ON CONFLICT (thread_id) DO UPDATE SET
     token = EXCLUDED.token, owner = EXCLUDED.owner, host = EXCLUDED.host,
     pid = EXCLUDED.pid, acquired_at = clock_timestamp(), expires_at = EXCLUDED.expires_at
@@ -117,6 +123,23 @@ def lease_lost(exc: psycopg.Error) -> LeaseLost:
 
 
 @contextmanager
+def write_connection(pool: Pool) -> Iterator[psycopg.Connection[Any]]:
+    """A pool connection (autocommit) to write on; a fenced refusal becomes `LeaseLost`.
+
+    A write of one statement is best sent alone on it: a statement is its own
+    transaction, and BEGIN and COMMIT would be two more round trips.
+    """
+    try:
+        with pool.connection() as conn:
+            yield conn
+    except psycopg.Error as exc:
+        refused = refusal(exc)
+        if refused is not exc:
+            raise refused from None
+        raise
+
+
+@contextmanager
 def write_transaction(pool: Pool) -> Iterator[psycopg.Connection[Any]]:
     """One transaction on a pool connection; a fenced refusal becomes `LeaseLost`.
 
@@ -125,16 +148,10 @@ def write_transaction(pool: Pool) -> Iterator[psycopg.Connection[Any]]:
     transaction: 0.76 ms pipelined against 0.71 ms plain, and 0.41 ms of client
     CPU against 0.34; an autocommit statement alone: 0.39 ms). So a transaction
     of one statement is better written as that statement alone
-    (`state.statements.write_fenced`).
+    (`write_connection`, `state.statements.write_fenced`).
     """
-    try:
-        with pool.connection() as conn, conn.transaction():
-            yield conn
-    except psycopg.Error as exc:
-        refused = refusal(exc)
-        if refused is not exc:
-            raise refused from None
-        raise
+    with write_connection(pool) as conn, conn.transaction():
+        yield conn
 
 
 def holder(pool: Pool, thread_id: str) -> Holder | None:
@@ -160,6 +177,7 @@ class Leases:
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.owner = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
         self._held: dict[str, int] = {}
+        self._with_release: dict[str, list[Batch]] = {}
         self._lost: set[str] = set()
         self._guard = threading.Lock()
         self._wake = threading.Event()
@@ -209,7 +227,21 @@ class Leases:
             with self._guard:
                 self._held.pop(thread_id, None)
                 self._lost.discard(thread_id)
-            self._release(thread_id, token)
+                rows = self._with_release.pop(thread_id, [])
+            self._release(thread_id, token, rows)
+
+    def write_on_release(self, thread_id: str, statement: str, params: tuple[Any, ...]) -> bool:
+        """Write a row in the statement that releases the thread's lease; False if none is held.
+
+        The last thing a holder records (the status its thread reached) costs no
+        round trip of its own. A release that fails with such a row raises
+        (a release alone may fail quietly: the lease expires on its own).
+        """
+        with self._guard:
+            if thread_id not in self._held:
+                return False
+            self._with_release.setdefault(thread_id, []).append((statement, [params]))
+        return True
 
     def close(self) -> None:
         """Stop renewing (held leases then expire on their own)."""
@@ -235,16 +267,18 @@ class Leases:
             pause = min(pause * 2, 1.0)
 
     def _try_acquire(self, thread_id: str, stale: int | None) -> int | None:
-        """The new token if the lease was free, expired, or held by the `stale` token."""
-        with self._pool.connection() as conn:
-            try:
-                with conn.transaction():  # a holder frozen mid-write keeps its row lock
-                    conn.execute("SET LOCAL lock_timeout = '2s'")
-                    row = conn.execute(_ACQUIRE, {
-                        "thread": thread_id, "owner": self.owner, "host": self.host,
-                        "pid": self.pid, "seconds": self.seconds, "stale": stale}).fetchone()
-            except psycopg.errors.LockNotAvailable:
-                return None
+        """The new token if the lease was free, expired, or held by the `stale` token.
+
+        One statement, which waits for no lock (`_ACQUIRE`): None also when a
+        holder is inside a write (one frozen mid-transaction keeps its row lock).
+        """
+        try:
+            with self._pool.connection() as conn:
+                row = conn.execute(_ACQUIRE, {
+                    "thread": thread_id, "owner": self.owner, "host": self.host,
+                    "pid": self.pid, "seconds": self.seconds, "stale": stale}).fetchone()
+        except psycopg.errors.LockNotAvailable:
+            return None
         return int(row["token"]) if row is not None else None
 
     @staticmethod
@@ -256,11 +290,13 @@ class Leases:
         return (f"thread {thread_id} is busy: another process{who} is running it "
                 "(try again when it finishes, or set DEALFLOW_BUSY_WAIT_SECONDS)")
 
-    def _release(self, thread_id: str, token: int) -> None:
+    def _release(self, thread_id: str, token: int, rows: list[Batch]) -> None:
         try:
             with self._pool.connection(timeout=5) as conn:
-                conn.execute(_RELEASE, (thread_id, token))
+                execute_alone(conn, rows, _RELEASE, (thread_id, token))
         except Exception as exc:  # the lease then expires on its own
+            if rows:
+                raise
             _log.info("could not release lease of %s: %s", thread_id, exc)
 
     def _start_renewer(self) -> None:

@@ -68,6 +68,9 @@ _RECORD = ("INSERT INTO dealflow_deals (deal_id, thread_id, client, value, curre
            " dealflow_deals.thread_id) END, updated_at = now()")
 
 
+_SET_STATUS = "UPDATE dealflow_deals SET status = %s, updated_at = now() WHERE thread_id = %s"
+
+
 class DealRegistry:
     """Reads and writes `dealflow_deals`."""
 
@@ -121,10 +124,12 @@ class DealRegistry:
     def set_status(self, thread_id: str, status: str) -> None:
         """Remember the status a thread reached."""
         with self._pool.connection() as conn:
-            conn.execute(
-                "UPDATE dealflow_deals SET status = %s, updated_at = now() WHERE thread_id = %s",
-                (status, thread_id),
-            )
+            conn.execute(*self.status_row(thread_id, status))
+
+    @staticmethod
+    def status_row(thread_id: str, status: str) -> tuple[str, tuple[str, str]]:
+        """The statement of `set_status`, to send with another (a lease's release)."""
+        return _SET_STATUS, (status, thread_id)
 
     def page(self, statuses: Sequence[str] = (), limit: int = 100,
              cursor: str | None = None, *, overdue: bool = False

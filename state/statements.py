@@ -17,9 +17,9 @@ from typing import Any
 
 import psycopg
 
-from state.leases import FENCE_SQL
-
 Batch = tuple[str, list[Any]]  # (statement, its parameter rows)
+# Refuses the transaction unless the thread's lease is held by the token (`state.leases`)
+FENCE_SQL = "SELECT dealflow_fence(%s, %s)"
 MAX_PARAMS = 30_000  # per statement, well below the protocol's 65,535
 # A carried statement of at most this many parameters is prepared (psycopg keeps the
 # last 100 per connection): its few shapes repeat every step, and a prepared one skips
@@ -65,6 +65,7 @@ def _multi_row(statement: str, rows: int) -> str | None:
 
 
 _WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
+_RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 
 
 def one_statement(batches: Sequence[Batch], head: str, head_params: Sequence[Any]
@@ -79,6 +80,39 @@ def one_statement(batches: Sequence[Batch], head: str, head_params: Sequence[Any
     all that follows once `MAX_PARAMS` parameters are reached. The caller runs
     those after it, in the same transaction, in their order.
     """
+    ctes, params, rest = _carried(batches, counted=False)
+    if not ctes:
+        return head, list(head_params), rest
+    own = re.match(r"\s*WITH\s", head, re.IGNORECASE)  # the head's own CTEs follow ours
+    query = (f"WITH {', '.join(ctes)}, {head[own.end():]}" if own
+             else f"WITH {', '.join(ctes)} {head}")
+    return query, [*params, *head_params], rest
+
+
+def call_after(batches: Sequence[Batch], call: str, call_params: Sequence[Any]
+               ) -> tuple[str, list[Any], list[Batch]]:
+    """`SELECT * FROM call` with the writes of `batches`, which Postgres makes before the call.
+
+    As `one_statement`, but the rows `call` (a set-returning function) writes
+    come after the carried ones (an audit trail keeps that order): each carried
+    write returns its rows, and `call`'s first argument, `{after}` in its text,
+    is their count, so the call waits for all of them.
+    """
+    ctes, params, rest = _carried(batches, counted=True)
+    if not ctes:
+        return f"SELECT * FROM {call.format(after='0')}", list(call_params), rest
+    count = " + ".join(f"(SELECT count(*) FROM w{i})" for i in range(len(ctes)))
+    query = (f"WITH {', '.join(ctes)} SELECT called.* FROM (SELECT {count} AS n) AS carried,"
+             f" LATERAL {call.format(after='carried.n')} AS called")
+    return query, [*params, *call_params], rest
+
+
+def _carried(batches: Sequence[Batch], *, counted: bool
+             ) -> tuple[list[str], list[Any], list[Batch]]:
+    """The CTEs that carry `batches`, their parameters, and the batches they cannot carry.
+
+    `counted`: each CTE returns its rows (see `call_after`).
+    """
     ctes: list[str] = []
     params: list[Any] = []
     rest: list[Batch] = []
@@ -89,14 +123,11 @@ def one_statement(batches: Sequence[Batch], head: str, head_params: Sequence[Any
         if full or len(rows) != 1 or body is None:
             rest.append((statement, rows))
             continue
+        if counted and not _RETURNING.search(body):
+            body += " RETURNING 1"
         ctes.append(f"w{len(ctes)} AS ({body})")
         params.extend(rows[0])
-    if not ctes:
-        return head, list(head_params), rest
-    own = re.match(r"\s*WITH\s", head, re.IGNORECASE)  # the head's own CTEs follow ours
-    query = (f"WITH {', '.join(ctes)}, {head[own.end():]}" if own
-             else f"WITH {', '.join(ctes)} {head}")
-    return query, [*params, *head_params], rest
+    return ctes, params, rest
 
 
 @lru_cache(maxsize=1024)
@@ -134,18 +165,43 @@ def execute_carrying(conn: psycopg.Connection[Any], batches: Sequence[Batch], he
     return cursor
 
 
+def execute_alone(conn: psycopg.Connection[Any], batches: Sequence[Batch], head: str,
+                  head_params: Sequence[Any], *, binary: bool = False) -> list[Any]:
+    """`head` carrying `batches`, as a transaction of its own; the rows `head` returns.
+
+    `conn` is in autocommit and outside a transaction. One statement is sent
+    alone: a statement is its own transaction, and a BEGIN/COMMIT around it (or
+    a pipeline) costs more than it saves (see `state.leases.write_transaction`).
+    Batches `one_statement` cannot carry make it a transaction of several.
+    """
+    query, params, rest = one_statement(batches, head, head_params)
+    with conn.transaction() if rest else nullcontext():
+        cursor = conn.execute(query, params, prepare=_prepare(params), binary=binary)
+        rows = cursor.fetchall() if cursor.description is not None else []
+        _execute_rest(conn, rest, binary)
+    return rows
+
+
+def call_alone(conn: psycopg.Connection[Any], batches: Sequence[Batch], call: str,
+               call_params: Sequence[Any]) -> list[Any]:
+    """`call` carrying `batches` (`call_after`), as a transaction of its own; its rows.
+
+    One statement when the batches allow it; else the batches first (with those
+    that cannot be carried), then the call, in one transaction.
+    """
+    query, params, rest = call_after(batches, call, call_params)
+    if not rest:
+        return conn.execute(query, params, prepare=_prepare(params)).fetchall()
+    with conn.transaction():
+        execute_carrying(conn, batches, "SELECT 1", ())
+        query, params, _ = call_after([], call, call_params)
+        return conn.execute(query, params).fetchall()
+
+
 def write_fenced(conn: psycopg.Connection[Any], thread: str, token: int | None,
                  batches: list[Batch]) -> None:
-    """The fence and `batches` in one transaction: one statement when they allow it.
-
-    One statement is sent alone, in autocommit: a statement is its own transaction,
-    and a pipelined BEGIN/COMMIT around it costs more than it saves (see
-    `state.leases.write_transaction`).
-    """
-    query, params, rest = one_statement(batches, FENCE_SQL, (thread, token))
-    with conn.transaction() if rest else nullcontext():
-        conn.execute(query, params, prepare=_prepare(params), binary=True)
-        _execute_rest(conn, rest, True)
+    """The fence and `batches` in one transaction: one statement when they allow it."""
+    execute_alone(conn, batches, FENCE_SQL, (thread, token), binary=True)
 
 
 def _prepare(params: Sequence[Any]) -> bool | None:

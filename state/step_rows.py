@@ -27,8 +27,8 @@ from typing import Any
 from psycopg import Connection, Cursor
 
 from state.database import Pool
-from state.leases import write_transaction
-from state.statements import Batch, execute_carrying
+from state.leases import write_connection, write_transaction
+from state.statements import Batch, execute_alone, execute_carrying
 
 Row = tuple[str, tuple[Any, ...]]  # a statement and its parameters
 FirstStatement = Callable[[str, Sequence[Any]], Cursor[Any]]  # see fenced_carrying
@@ -79,6 +79,30 @@ def hold_rows(rows: list[Row]) -> bool:
     """Hand `rows` (all or none) to the durable step's checkpoint; False: the caller writes them."""
     step = _step.get()
     return step is not None and step.hold([(statement, [params]) for statement, params in rows])
+
+
+Send = Callable[[Connection[Any], Sequence[Batch], str, Sequence[Any]], list[Any]]
+
+
+def fenced_statement(pool: Pool, query: str, params: Sequence[Any], *,
+                     send: Send = execute_alone) -> list[Any]:
+    """One fenced statement of the step's thread, carrying what the step holds; its rows.
+
+    The statement and the held rows are one transaction of their own, sent as
+    one statement when they allow it (`execute_alone`; `call_alone` for a
+    function that writes rows of its own after them): the held rows are saved
+    first, as `fenced_carrying` saves them, without a BEGIN and a COMMIT round
+    trip. If it fails (a conflict, a lost lease), the rows are held again.
+    """
+    step = _step.get()
+    batches = step.take() if step is not None else []
+    try:
+        with write_connection(pool) as conn:
+            return send(conn, batches, query, params)
+    except BaseException:
+        if step is not None and batches:
+            step.hold(batches)
+        raise
 
 
 @contextmanager
