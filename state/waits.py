@@ -68,6 +68,12 @@ _WAIT_COLUMNS = ("thread_id, wait_key, deal_id, wait, node, opened_at, resolved_
                  " resolved_by, resolution")
 
 
+# the wait, once; the fence (`state.leases`) is evaluated first, in FROM
+_OPEN = ("INSERT INTO dealflow_waits (thread_id, wait_key, deal_id, wait, node, detail)"
+         " SELECT %s, %s, %s, %s, %s, %s FROM (SELECT dealflow_fence(%s, %s)) AS fence"
+         " ON CONFLICT DO NOTHING RETURNING opened_at")
+
+
 class WaitBook:
     """Reads and writes `dealflow_waits` and the deadlines it schedules and cancels."""
 
@@ -84,13 +90,10 @@ class WaitBook:
         """Store the wait (once) with its deadlines `(name, action, delay)` and announce it."""
         assert origin.thread_id and origin.step
         with fenced_carrying(self._pool) as (conn, execute):
-            execute(*self._leases.fence_statement(origin.thread_id))
-            opened = conn.execute(
-                "INSERT INTO dealflow_waits (thread_id, wait_key, deal_id, wait, node, detail)"
-                " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING opened_at",
-                (origin.thread_id, key, origin.deal_id, wait, origin.step,
-                 Jsonb(detail or {}))).fetchone()
-            if opened is None:
+            opened = execute(_OPEN, (
+                origin.thread_id, key, origin.deal_id, wait, origin.step, Jsonb(detail or {}),
+                origin.thread_id, self._leases.token(origin.thread_id))).fetchone()
+            if opened is None:  # opened before (the step runs again, or resumes)
                 return
             due = [self._schedule(conn, origin, key, name, action, delay)
                    for name, action, delay in deadlines]
