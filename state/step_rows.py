@@ -8,8 +8,9 @@ task's writes, in the fenced transaction of the step's checkpoint (see
 `state.held_writes` for when that happens and what a crash changes: the rows of
 a task that dies unsaved are written again when the task runs again).
 
-A fenced transaction the task opens itself (an effect's claim, a fact write)
-first writes what the task holds (`fenced_carrying`), so the rows of one thread are
+A fenced write the task makes itself (an effect's claim, a fact write, a wait's
+opening) first writes what the task holds (`fenced_statement`, one statement sent
+alone; `fenced_carrying`, a transaction of several), so the rows of one thread are
 saved in the order they were made.
 
 Anywhere else (a CLI decision, the service, a checkpointer that cannot carry
