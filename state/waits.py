@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb
 
 from state.audit import AuditTrail, Origin
 from state.database import Pool
-from state.leases import Leases, write_transaction
+from state.leases import Leases
 from state.outbox import Notice, Outbox
 from state.step_rows import fenced_carrying
 
@@ -66,6 +66,9 @@ class WaitNotFound(KeyError):
 
 _WAIT_COLUMNS = ("thread_id, wait_key, deal_id, wait, node, opened_at, resolved_at,"
                  " resolved_by, resolution")
+_WAIT_FIELDS = _WAIT_COLUMNS.split(", ")
+# the claim, the winner's audit and its deadlines settled: one statement (migration 0016)
+_CLAIM = "SELECT * FROM dealflow_claim_wait(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 
 
 # the wait, once; the fence (`state.leases`) is evaluated first, in FROM
@@ -125,44 +128,21 @@ class WaitBook:
         as `wait.refused`; the same resolution again (a retried job) is not a loss.
         """
         assert origin.thread_id
-        with write_transaction(self._pool) as conn:
-            row = conn.execute(
-                f"UPDATE dealflow_waits SET resolved_at = clock_timestamp(), resolved_by = %s,"
-                f" resolution = %s WHERE thread_id = %s AND wait_key = %s"
-                f" AND resolved_at IS NULL RETURNING {_WAIT_COLUMNS}",
-                (by, Jsonb(resolution), origin.thread_id, key)).fetchone()
-            if row is not None:
-                self._audit.append(origin, "wait.answered", actor=by,
-                                   detail={"wait_key": key, "resolution": resolution}, conn=conn)
-                self._settle_deadlines(conn, origin, key, by, deadline_id)
-                return Claim(True, Wait(**row))
-            row = conn.execute(f"SELECT {_WAIT_COLUMNS} FROM dealflow_waits WHERE thread_id"
-                               " = %s AND wait_key = %s", (origin.thread_id, key)).fetchone()
-            if row is None:
-                raise WaitNotFound(f"thread {origin.thread_id} has no wait {key}")
-            found = Wait(**row)
-            if found.resolution != resolution:
-                self._audit.append(origin, "wait.refused", actor=by, reason=(
-                    f"the wait already ended ({found.resolved_by}, "
-                    f"{found.resolved_at:%Y-%m-%d %H:%M:%S %Z})" if found.resolved_at else None),
-                    detail={"wait_key": key, "refused": resolution,
-                            "winner": found.resolution}, conn=conn)
-            return Claim(False, found)
-
-    def _settle_deadlines(self, conn: Connection[DictRow], origin: Origin, key: str, by: str,
-                          deadline_id: int | None) -> None:
-        rows = conn.execute(
-            "UPDATE dealflow_deadlines SET status = CASE WHEN id = %s THEN 'fired'"
-            " ELSE 'cancelled' END, settled_at = clock_timestamp(), note = CASE WHEN id = %s"
-            " THEN 'fired' ELSE %s END WHERE thread_id = %s AND wait_key = %s"
-            " AND status = 'scheduled' RETURNING name, status",
-            (deadline_id, deadline_id, f"the wait ended first ({by})", origin.thread_id,
-             key)).fetchall()
-        cancelled = [r["name"] for r in rows if r["status"] == "cancelled"]
-        if cancelled:
-            self._audit.append(origin, "deadline.cancelled", actor=by,
-                               reason="the wait ended before they were due",
-                               detail={"wait_key": key, "deadlines": cancelled}, conn=conn)
+        with self._pool.connection() as conn:
+            row = conn.execute(_CLAIM, (
+                origin.thread_id, key, Jsonb(resolution), by, deadline_id, origin.deal_id,
+                origin.step, origin.agent, origin.checkpoint_id)).fetchone()
+        if row is None:
+            raise WaitNotFound(f"thread {origin.thread_id} has no wait {key}")
+        found = Wait(**{name: row[f"o_{name}"] for name in _WAIT_FIELDS})
+        if row["o_won"]:
+            return Claim(True, found)
+        if found.resolution != resolution:
+            self._audit.append(origin, "wait.refused", actor=by, reason=(
+                f"the wait already ended ({found.resolved_by}, "
+                f"{found.resolved_at:%Y-%m-%d %H:%M:%S %Z})" if found.resolved_at else None),
+                detail={"wait_key": key, "refused": resolution, "winner": found.resolution})
+        return Claim(False, found)
 
     def get(self, thread_id: str, key: str) -> Wait | None:
         """The wait `key` of the thread, if it was opened."""
