@@ -76,11 +76,17 @@ class StepRun:
 
     def require(self, name: str) -> Any:
         """The deal's fact `name`, or `MissingFact` naming it."""
-        value = self.read(name)
-        if value is None:
-            raise MissingFact(f"{self.origin.agent} agent needs {fact_key(self.deal_id, name)}, "
-                              "which is not in the shared fact store")
-        return value
+        return self.require_all(name)[0]
+
+    def require_all(self, *names: str) -> tuple[Any, ...]:
+        """The deal's facts `names` (read together), or `MissingFact` naming the first missing."""
+        keys = [fact_key(self.deal_id, name) for name in names]
+        found = self.data.facts.read_many(keys)
+        for key in keys:
+            if key not in found:
+                raise MissingFact(f"{self.origin.agent} agent needs {key}, "
+                                  "which is not in the shared fact store")
+        return tuple(found[key].value for key in keys)
 
     def write(self, name: str, value: Any) -> None:
         """Publish the deal's fact `name` (the same value again is a no-op).

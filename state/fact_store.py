@@ -131,6 +131,16 @@ class FactStore:
                 " WHERE key = %s", (key,)).fetchone()
         return FactValue(**row) if row else None
 
+    def read_many(self, keys: list[str]) -> dict[str, FactValue]:
+        """The current values of `keys` that were ever written, in one query."""
+        for key in keys:
+            split_key(key)
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT key, value, version, writer, updated_at FROM dealflow_context"
+                " WHERE key = ANY(%s)", (keys,)).fetchall()
+        return {row["key"]: FactValue(**row) for row in rows}
+
     def deal(self, deal_id: str) -> dict[str, FactValue]:
         """Every current key of a deal."""
         with self._pool.connection() as conn:

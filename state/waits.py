@@ -77,6 +77,14 @@ _OPEN = ("INSERT INTO dealflow_waits (thread_id, wait_key, deal_id, wait, node, 
          " ON CONFLICT DO NOTHING RETURNING opened_at")
 
 
+# a wait's deadlines, one row each, due their delay after the wait opened
+_SCHEDULE = ("INSERT INTO dealflow_deadlines (thread_id, wait_key, deal_id, name, action, due_at)"
+             " SELECT w.thread_id, w.wait_key, w.deal_id, d.name, d.action, w.opened_at + d.delay"
+             " FROM dealflow_waits w, unnest(%s::text[], %s::text[], %s::interval[])"
+             " WITH ORDINALITY AS d(name, action, delay, n)"
+             " WHERE w.thread_id = %s AND w.wait_key = %s ORDER BY d.n RETURNING name, due_at")
+
+
 class WaitBook:
     """Reads and writes `dealflow_waits` and the deadlines it schedules and cancels."""
 
@@ -98,8 +106,7 @@ class WaitBook:
                 origin.thread_id, self._leases.token(origin.thread_id))).fetchone()
             if opened is None:  # opened before (the step runs again, or resumes)
                 return
-            due = [self._schedule(conn, origin, key, name, action, delay)
-                   for name, action, delay in deadlines]
+            due = self._schedule(conn, origin, key, deadlines)
             self._audit.append(origin, "wait.opened", detail={
                 "wait": wait, "wait_key": key,
                 "deadlines": [{"name": n, "due_at": d.isoformat()} for n, d in due]}, conn=conn)
@@ -108,16 +115,16 @@ class WaitBook:
                 self._outbox.add(conn, f"{origin.thread_id}:{key}:{notice.event}", origin,
                                  Notice(notice.event, notice.text, notice.to, expiry))
 
-    def _schedule(self, conn: Connection[DictRow], origin: Origin, key: str, name: str,
-                  action: str, delay: timedelta) -> tuple[str, datetime]:
-        row = conn.execute(
-            "INSERT INTO dealflow_deadlines (thread_id, wait_key, deal_id, name, action,"
-            " due_at) SELECT %s, %s, %s, %s, %s, opened_at + %s FROM dealflow_waits"
-            " WHERE thread_id = %s AND wait_key = %s RETURNING due_at",
-            (origin.thread_id, key, origin.deal_id, name, action, delay, origin.thread_id,
-             key)).fetchone()
-        assert row is not None
-        return name, row["due_at"]
+    def _schedule(self, conn: Connection[DictRow], origin: Origin, key: str,
+                  deadlines: Sequence[tuple[str, str, timedelta]]) -> list[tuple[str, datetime]]:
+        """Insert the wait's deadlines, due after its opening; each `(name, due_at)`, in order."""
+        if not deadlines:
+            return []
+        names, actions, delays = (list(column) for column in zip(*deadlines, strict=True))
+        rows = conn.execute(_SCHEDULE, (names, actions, delays, origin.thread_id,
+                                        key)).fetchall()
+        due = {row["name"]: row["due_at"] for row in rows}
+        return [(name, due[name]) for name in names]
 
     def claim(self, origin: Origin, key: str, resolution: dict[str, Any], by: str, *,
               deadline_id: int | None = None) -> Claim:

@@ -18,8 +18,7 @@ def generate_invoice(state: DealState, run: StepRun) -> Invoice:
     for the same invoice, not a second one.
     """
     deal = state.deal
-    run.require("qualified")
-    project = run.require("project")
+    _, project = run.require_all("qualified", "project")
     draft = draft_invoice(deal, tax_rate=run.settings.tax_rate,
                           terms_days=run.settings.payment_terms_days,
                           issued_on=datetime.now(UTC).date())
