@@ -11,7 +11,7 @@ import pytest
 
 from dealflow.api import DealService, thread_id_for
 from state.checkpointer import make_checkpointer
-from state.leases import thread_is_held
+from state.leases import Leases, ThreadBusy, thread_is_held
 from state.ownership import DealOwnedElsewhere
 from tests.conftest import cli_env, dealflow_executable
 from tests.helpers import make_deal
@@ -94,3 +94,33 @@ def test_a_deal_id_runs_in_one_thread_only(service: DealService, durability: str
     # the second thread acted on no system: one lead record, one contract, for the deal
     records = service.records(deal.deal_id)
     assert len(records["crm"]) == 1 and len(records["contracts"]) == 1
+
+
+def test_a_lease_row_locked_by_a_write_makes_the_acquire_try_again_not_wait(
+        service: DealService) -> None:
+    """A holder inside a fenced write (its row lock) makes a takeover try again, never block."""
+    thread = "lease-locked"
+    other = Leases(service.pool, seconds=0.5)
+    with other.hold(thread):
+        pass  # held once, released: the row exists and is expired
+    with service.pool.connection() as conn, conn.transaction():
+        conn.execute("SELECT 1 FROM dealflow_leases WHERE thread_id = %s FOR SHARE", (thread,))
+        # a waiting acquire would block here until the test's timeout
+        with pytest.raises(ThreadBusy), service.leases.hold(thread, wait_seconds=0):
+            pass
+    with service.leases.hold(thread) as token:  # the write committed: taken at once
+        assert service.leases.token(thread) == token
+
+
+def test_the_status_a_run_reached_is_written_with_the_leases_release(
+        service: DealService) -> None:
+    report = service.start(make_deal("REL-1"))
+    assert report.status == "waiting_signature"
+    with service.pool.connection() as conn:
+        row = conn.execute(
+            "SELECT d.status, d.xmin::text = l.xmin::text AS together,"
+            " l.expires_at <= clock_timestamp() AS released FROM dealflow_deals d"
+            " JOIN dealflow_leases l USING (thread_id) WHERE d.deal_id = %s",
+            ("REL-1",)).fetchone()
+    assert row is not None
+    assert (row["status"], row["together"], row["released"]) == ("waiting_signature", True, True)
