@@ -25,7 +25,8 @@ from pydantic import BaseModel
 
 from state.database import AsyncPool, Pool
 from state.deal_state import DealState
-from state.fenced_saver import FencedAsyncPostgresSaver, FencedPostgresSaver
+from state.fenced_async_saver import FencedAsyncPostgresSaver
+from state.fenced_saver import FencedPostgresSaver
 from state.leases import Leases
 from state.migrate import apply_migrations, migration_lock
 

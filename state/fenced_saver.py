@@ -5,15 +5,16 @@
 thread's lease cannot add a checkpoint, so the thread's history never forks.
 A write that loses its connection (a terminated backend, a server restart) is
 tried again on a fresh one a few times: LangGraph's writes are upserts, so a
-repeat is harmless. Reads are LangGraph's own, unchanged.
+repeat is harmless. Reads are LangGraph's own (a leased thread's latest checkpoint
+serves the read after it too: `state.latest_reads`). The async twin is
+`state.fenced_async_saver`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 
@@ -27,13 +28,13 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
 )
 from langgraph.checkpoint.postgres import PostgresSaver
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.constants import START, TASKS
-from psycopg import AsyncCursor, Cursor
+from psycopg import Cursor
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import ConnectionPool
 
 from state.held_writes import HeldWrites
+from state.latest_reads import LatestReads, latest_key
 from state.leases import FENCE_SQL, Leases, refusal
 from state.ownership import DealOwnedElsewhere
 from state.statements import Batch, Recorder, write_fenced
@@ -53,7 +54,8 @@ DURABILITY_KEY = "__pregel_durability"
 RECONNECT_PAUSES = (0.2, 0.5, 1.0, 2.0)
 
 
-def _thread_of(config: RunnableConfig) -> str:
+def thread_of(config: RunnableConfig) -> str:
+    """The thread a config is for."""
     return str(config["configurable"]["thread_id"])
 
 
@@ -94,6 +96,7 @@ class FencedPostgresSaver(PostgresSaver):
         # a refused registry update stays held: the run's next checkpoint raises it
         self.held = HeldWrites(self._save_held,
                                keep=lambda exc: isinstance(exc, DealOwnedElsewhere))
+        self.latest = LatestReads()
 
     def put(self, config: RunnableConfig, checkpoint: Checkpoint, metadata: CheckpointMetadata,
             new_versions: ChannelVersions) -> RunnableConfig:
@@ -104,9 +107,15 @@ class FencedPostgresSaver(PostgresSaver):
         next step's first write (an effect's claim, a fact, its checkpoint) saves
         it, before anything that step does is saved.
         """
-        if self._holds(config["configurable"]) and leads_on(checkpoint, metadata):
-            return self._hold_checkpoint(config, checkpoint, metadata, new_versions)
-        thread = _thread_of(config)
+        with self._writing_thread(config):
+            if self._holds(config["configurable"]) and leads_on(checkpoint, metadata):
+                return self._hold_checkpoint(config, checkpoint, metadata, new_versions)
+            return self._put_now(config, checkpoint, metadata, new_versions)
+
+    def _put_now(self, config: RunnableConfig, checkpoint: Checkpoint,
+                 metadata: CheckpointMetadata, new_versions: ChannelVersions) -> RunnableConfig:
+        """Save the checkpoint now, with what is held for the thread (fenced)."""
+        thread = thread_of(config)
         with self.held.flushing(thread):
             carried = _carrying.set(tuple(self.held.take(thread, checkpoint["id"])))
             try:
@@ -119,7 +128,7 @@ class FencedPostgresSaver(PostgresSaver):
                          metadata: CheckpointMetadata, new_versions: ChannelVersions
                          ) -> RunnableConfig:
         """Hold the checkpoint's statements for the thread's next fenced write."""
-        thread, recorded = _thread_of(config), list[Batch]()
+        thread, recorded = thread_of(config), list[Batch]()
         reset = _recording.set(recorded)
         try:
             next_config = self._fenced(config, lambda: super(FencedPostgresSaver, self).put(
@@ -137,8 +146,23 @@ class FencedPostgresSaver(PostgresSaver):
     def put_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
                    task_id: str, task_path: str = "") -> None:
         """Hold a task's writes for the step's checkpoint, or save them now (fenced)."""
+        with self._writing_thread(config):
+            self._put_writes(config, writes, task_id, task_path)
+
+    @contextmanager
+    def _writing_thread(self, config: RunnableConfig) -> Iterator[None]:
+        """A write of the thread: its latest read is forgotten before and after."""
+        thread = thread_of(config)
+        self.latest.forget(thread)
+        try:
+            yield
+        finally:
+            self.latest.forget(thread)
+
+    def _put_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
+                    task_id: str, task_path: str) -> None:
         configurable = config["configurable"]
-        thread, checkpoint_id = _thread_of(config), str(configurable["checkpoint_id"])
+        thread, checkpoint_id = thread_of(config), str(configurable["checkpoint_id"])
         special = any(channel in WRITES_IDX_MAP for channel, _ in writes)
         if not special and self._holds(configurable):
             rows = self._dump_writes(thread, configurable["checkpoint_ns"], checkpoint_id,
@@ -190,15 +214,25 @@ class FencedPostgresSaver(PostgresSaver):
             _carrying.reset(carried)
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        """LangGraph's read, after saving what is held for the thread."""
-        thread = _thread_of(config)
+        """LangGraph's read, after saving what is held for the thread.
+
+        A leased thread's latest checkpoint serves the read after it too
+        (`state.latest_reads`: the service's read, then its run's).
+        """
+        thread, key = thread_of(config), latest_key(config)
         self.held.save(thread)
+        token = self.leases.token(thread)
+        kept, found = self.latest.take(key, token)
+        if kept:
+            return found
+        generation = self.latest.generation()
         try:
             found = super().get_tuple(config)
         except psycopg.OperationalError:  # a dropped connection: a read is safe to repeat
             found = super().get_tuple(config)
         if found is not None:
             self.held.seen(thread, found.config["configurable"]["checkpoint_id"])
+        self.latest.store(key, token, generation, found)
         return found
 
     def list(self, config: RunnableConfig | None, **kwargs: Any) -> Iterator[CheckpointTuple]:
@@ -206,22 +240,26 @@ class FencedPostgresSaver(PostgresSaver):
         if config is None or "thread_id" not in config.get("configurable", {}):
             self.held.save_all()
         else:
-            self.held.save(_thread_of(config))
+            self.held.save(thread_of(config))
         return super().list(config, **kwargs)
 
     def delete_thread(self, thread_id: str) -> None:
         """LangGraph's delete, after saving what is held (so nothing lands after it)."""
         self.held.save(str(thread_id))
-        super().delete_thread(thread_id)
+        with self._writing_thread({"configurable": {"thread_id": str(thread_id)}}):
+            super().delete_thread(thread_id)
 
     def prune(self, thread_ids: Sequence[str], **kwargs: Any) -> None:
         """LangGraph's prune, after saving what is held for those threads."""
         for thread in thread_ids:
             self.held.save(str(thread))
+            self.latest.forget(str(thread))
         super().prune(thread_ids, **kwargs)
+        for thread in thread_ids:
+            self.latest.forget(str(thread))
 
     def _fenced(self, config: RunnableConfig, write: Callable[[], T]) -> T:
-        reset = _writing.set(_thread_of(config))
+        reset = _writing.set(thread_of(config))
         try:
             for pause in (*RECONNECT_PAUSES, None):
                 try:
@@ -273,70 +311,4 @@ class FencedPostgresSaver(PostgresSaver):
                     yield cur
             else:  # an unfenced write: a delete, a prune
                 with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
-                    yield cur
-
-
-class FencedAsyncPostgresSaver(AsyncPostgresSaver):
-    """The async twin: the same fence, for `ainvoke`/`astream` and LangGraph Server."""
-
-    def __init__(self, pool: Any, *, leases: Leases | None = None, **kwargs: Any) -> None:
-        """On `pool`; `leases` are the sync leases this process holds (None: holds none)."""
-        super().__init__(pool, **kwargs)
-        self.leases = leases
-
-    async def aput(self, config: RunnableConfig, checkpoint: Checkpoint,
-                   metadata: CheckpointMetadata, new_versions: ChannelVersions
-                   ) -> RunnableConfig:
-        """Save a checkpoint, in the same transaction as the fence check."""
-        return await self._fenced(config, lambda: super(FencedAsyncPostgresSaver, self).aput(
-            config, checkpoint, metadata, new_versions))
-
-    async def aput_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
-                          task_id: str, task_path: str = "") -> None:
-        """Save a task's pending writes, in the same transaction as the fence check."""
-        await self._fenced(config, lambda: super(FencedAsyncPostgresSaver, self).aput_writes(
-            config, writes, task_id, task_path))
-
-    async def _fenced(self, config: RunnableConfig,
-                      write: Callable[[], Awaitable[T]]) -> T:
-        reset = _writing.set(_thread_of(config))
-        try:
-            for pause in (*RECONNECT_PAUSES, None):
-                try:
-                    return await write()
-                except psycopg.OperationalError:
-                    if pause is None:
-                        raise
-                    await asyncio.sleep(pause)
-            raise AssertionError("unreachable")
-        except psycopg.Error as exc:
-            raise refusal(exc) from None
-        finally:
-            _writing.reset(reset)
-
-    @asynccontextmanager
-    async def _cursor(self, *, pipeline: bool = False) -> AsyncIterator[AsyncCursor[DictRow]]:
-        """The async twin of `FencedPostgresSaver._cursor`: no process-wide lock on a pool."""
-        thread = _writing.get()
-        token = self.leases.token(thread) if self.leases is not None and thread else None
-        if not isinstance(self.conn, AsyncConnectionPool):  # one shared connection
-            if thread is None or not pipeline:
-                async with super()._cursor(pipeline=pipeline) as cur:
-                    yield cur
-                return
-            async with super()._cursor() as cur, cur.connection.transaction():
-                await cur.execute(FENCE_SQL, (thread, token))
-                yield cur
-            return
-        async with self.conn.connection() as conn:
-            if not pipeline:
-                async with conn.cursor(binary=True, row_factory=dict_row) as cur:
-                    yield cur
-            elif thread is None:
-                async with conn.pipeline(), conn.cursor(binary=True, row_factory=dict_row) as cur:
-                    yield cur
-            else:
-                async with conn.pipeline(), conn.transaction(), \
-                        conn.cursor(binary=True, row_factory=dict_row) as cur:
-                    await cur.execute(FENCE_SQL, (thread, token))
                     yield cur

@@ -10,12 +10,16 @@ of its own.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import psycopg
 from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
+from langgraph.types import StateSnapshot
 
+from bench.common import CountingCursor, counted_statements
 from dealflow.api import DealService
 from state.audit import Origin
+from state.config import Settings
 from state.database import open_pool
 from state.fenced_saver import FencedPostgresSaver
 from tests.helpers import make_deal
@@ -136,3 +140,33 @@ def test_a_checkpoint_the_run_goes_on_from_rides_with_the_next_steps_first_write
     # qualify_lead (2) by the next effect step's first write, not on its own
     assert saved[-1] == saved[0] == saved[1] != saved[2]
     assert len(set(saved.values())) < len(saved) / 2
+
+
+def _reads(service: DealService, config: dict[str, Any]) -> tuple[int, StateSnapshot]:
+    """The get_tuple statements one `get_state` sent, and its snapshot."""
+    before = CountingCursor.statements
+    snapshot = service.graph.get_state(config)  # type: ignore[arg-type]
+    return CountingCursor.statements - before, snapshot
+
+
+def test_a_leased_threads_latest_checkpoint_serves_the_next_read_once(
+        settings: Settings) -> None:
+    """The service's read, then its run's: one query; a write, or no lease, reads again."""
+    with counted_statements(), DealService(settings) as service:
+        report = service.start(make_deal("LATEST-1"))
+        config = {"configurable": {"thread_id": report.thread_id}}
+        assert _reads(service, config)[0] == 1  # no lease held: every read queries
+        assert _reads(service, config)[0] == 1
+        with service.leases.hold(report.thread_id):
+            sent, first = _reads(service, config)
+            assert sent == 1
+            sent, second = _reads(service, config)  # the read after it: no query
+            assert sent == 0
+            assert (second.values, second.next, second.config) == (
+                first.values, first.next, first.config)
+            assert [i.value for i in second.interrupts] == [i.value for i in first.interrupts]
+            assert _reads(service, config)[0] == 1  # used up: read again
+            service.graph.update_state(config, {"supervisor": "rules"})  # a write
+            sent, edited = _reads(service, config)
+            assert sent == 1 and edited.config != first.config
+        assert _reads(service, config)[0] == 1  # released: read again
