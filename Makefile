@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 export LANGGRAPH_STRICT_MSGPACK := true
 
-.PHONY: install demo test lint typecheck unit integration crash-matrix notebooks serve lock clean diagram screenshots
+.PHONY: install demo test lint typecheck unit integration crash-matrix notebooks serve lock clean diagram screenshots bench
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
