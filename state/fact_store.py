@@ -124,12 +124,7 @@ class FactStore:
 
     def read(self, key: str) -> FactValue | None:
         """The key's current value, or None if it was never written."""
-        split_key(key)
-        with self._pool.connection() as conn:
-            row = conn.execute(
-                "SELECT key, value, version, writer, updated_at FROM dealflow_context"
-                " WHERE key = %s", (key,)).fetchone()
-        return FactValue(**row) if row else None
+        return self.read_many([key]).get(key)
 
     def read_many(self, keys: list[str]) -> dict[str, FactValue]:
         """The current values of `keys` that were ever written, in one query."""
