@@ -1,12 +1,7 @@
-"""W4 growth, and the DBOS peer.
-
-Growth: bytes per completed deal, and list/status/history latency from 100 to 10,000 deals.
-Peer: the same five-step process as a DBOS workflow on the same Postgres.
-"""
+"""W4 growth: bytes per completed deal, and list/status/history latency from 100 to 10,000 deals."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from bench.common import median, timed
@@ -74,57 +69,3 @@ def w4_growth(service: DealService, base_deals: int = 100, scale: int = 100) -> 
     large = _latencies(service, threads[0])
     return {"bytes_per_deal": per_deal, "at_small": small, "at_large": large,
             "deals_small": base_deals, "deals_large": base_deals * scale}
-
-
-def as_url(conninfo: str) -> str:
-    """A `postgresql://` URL (what DBOS and SQLAlchemy take) for a conninfo string."""
-    if "://" in conninfo:
-        return conninfo
-    from urllib.parse import quote
-
-    from psycopg.conninfo import conninfo_to_dict
-
-    parts = conninfo_to_dict(conninfo)
-    user, host = str(parts.get("user", "postgres")), str(parts.get("host", "localhost"))
-    auth = f"{quote(user)}:{quote(str(parts['password']))}" if parts.get("password") else user
-    if host.startswith("/"):
-        return f"postgresql://{auth}@/{parts['dbname']}?host={host}"
-    return f"postgresql://{auth}@{host}:{parts.get('port', 5432)}/{parts['dbname']}"
-
-
-def peer_dbos(url: str, deals: int = 50) -> float:
-    """Milliseconds per deal of the five-step process as a DBOS workflow (same Postgres)."""
-    from dbos import DBOS
-    from psycopg_pool import ConnectionPool
-
-    pool: ConnectionPool[Any] = ConnectionPool(url, min_size=1, max_size=4,
-                                               kwargs={"autocommit": True})
-    with pool.connection() as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS peer_effects (deal_id text, step text,"
-                     " PRIMARY KEY (deal_id, step))")
-
-    def effect(deal_id: str, step: str) -> None:
-        with pool.connection() as conn:
-            conn.execute("INSERT INTO peer_effects VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                         (deal_id, step))
-
-    DBOS(config={"name": "dealflow-peer", "system_database_url": as_url(url)})
-    steps = {name: DBOS.step(name=f"peer_{name}")(lambda d, n=name: effect(d, n))
-             for name in ("qualify", "project", "contract", "send", "invoice")}
-
-    @DBOS.workflow(name="peer_deal")
-    def run_deal(deal_id: str) -> None:
-        for step in steps.values():
-            step(deal_id)
-
-    DBOS.launch()
-    try:
-        for i in range(5):
-            run_deal(f"warm-{i}-{time.time()}")
-        started = time.perf_counter()
-        for i in range(deals):
-            run_deal(f"peer-{i}-{time.time()}")
-        return (time.perf_counter() - started) / deals * 1000
-    finally:
-        DBOS.destroy()
-        pool.close()

@@ -8,21 +8,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from bench.common import throwaway_database
-from bench.growth import peer_dbos, w4_growth
-from bench.workloads import (
-    deal,
-    f_commit,
-    f_engine,
-    statements_per_deal,
-    w1_durable_step,
-    w2_throughput,
-    w3_resume,
-)
+from bench.growth import w4_growth
+from bench.paired import spread
+from bench.peer import peer_ratio
+from bench.workloads import statements_per_deal, w1_durable_step, w2_throughput, w3_resume
 from dealflow.api import DealService
 from state.config import Settings
 
@@ -30,34 +23,28 @@ OUT = Path(__file__).resolve().parent / "out" / "latest.json"
 
 
 def measure() -> dict[str, Any]:
-    """Every figure, with its floors, measured in this run."""
+    """Every figure, with its floors, measured in this run.
+
+    Each ratio's sides are timed in paired rounds (`bench.paired`); `*_rounds`
+    keys hold the lowest, median and highest of the rounds' own ratios.
+    """
     results: dict[str, Any] = {}
     with throwaway_database() as url:
         settings = Settings(database_url=url)
-        results["F_commit_s"] = fc = f_commit(url)
-        with DealService(settings) as service:
-            results["F_engine_s"] = fe = f_engine(service)
         w1 = w1_durable_step(settings, url)
-        w1["ratio"] = (w1["step_s"] - fe) / fc
+        results["F_commit_s"], results["F_engine_s"] = w1.pop("F_commit_s"), w1.pop("F_engine_s")
         results["W1"] = w1
         results["statements_per_deal"] = statements_per_deal(settings)
         with DealService(settings) as service:
-            results["W2"] = {str(c): w2_throughput(service, c, deals=24 if c > 1 else 12)
-                             for c in (1, 4, 8)}
+            results["W2"], scaling = w2_throughput(service)
             results["W3"] = w3_resume(service, url)
-        with DealService(settings) as service:
-            started = time.perf_counter()
-            for _ in range(20):
-                report = service.start(deal("PD"))
-                service.event(report.thread_id, "signature.completed")
-            results["ours_ms_per_deal"] = (time.perf_counter() - started) / 20 * 1000
+        with throwaway_database() as dbos_url, DealService(settings) as service:
+            results.update(peer_ratio(service, dbos_url))
     with throwaway_database() as url, DealService(Settings(database_url=url)) as service:
         results["W4"] = w4_growth(service)
-    with throwaway_database() as url:
-        results["peer_dbos_ms_per_deal"] = peer_dbos(url)
-    results["peer_ratio"] = results["ours_ms_per_deal"] / results["peer_dbos_ms_per_deal"]
     results["W2_scaling_8_over_1"] = (results["W2"]["8"]["steps_per_s"]
                                       / results["W2"]["1"]["steps_per_s"])
+    results["W2_scaling_rounds"] = spread(scaling)
     return results
 
 
@@ -89,6 +76,11 @@ def target_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _rounds(spread: dict[str, float]) -> str:
+    return (f"(rounds: {spread['min']:.2f} / {spread['median']:.2f} / {spread['max']:.2f}"
+            " lowest / median / highest)")
+
+
 def table(r: dict[str, Any]) -> str:
     """The figures as a text table."""
     fc, fe, w1 = r["F_commit_s"] * 1000, r["F_engine_s"] * 1000, r["W1"]
@@ -96,7 +88,7 @@ def table(r: dict[str, Any]) -> str:
         f"F_commit  1 KB INSERT+COMMIT            {fc:8.3f} ms",
         f"F_engine  super-step, no checkpointer    {fe:8.3f} ms",
         f"W1 durable super-step (sync)             {w1['step_s'] * 1000:8.3f} ms   "
-        f"(T - F_engine) / F_commit = {w1['ratio']:.2f}",
+        f"(T - F_engine) / F_commit = {w1['ratio']:.2f} {_rounds(w1['ratio_rounds'])}",
         f"   statements/step {w1['statements_per_step']:.1f}, commits/step "
         f"{w1['commits_per_step']:.1f}, "
         f"client CPU/step {w1['client_cpu_per_step_s'] * 1000:.2f} ms",
@@ -119,8 +111,11 @@ def table(r: dict[str, Any]) -> str:
         lines.append(f"   {name[:-2]:<8} {w4['at_small'][name] * 1000:8.2f} ms at "
                      f"{w4['deals_small']} deals → {w4['at_large'][name] * 1000:8.2f} ms at "
                      f"{w4['deals_large']}")
+    lines.append(f"W2 steps/s at 8 ÷ at 1 = {r['W2_scaling_8_over_1']:.2f} "
+                 f"{_rounds(r['W2_scaling_rounds'])}")
     lines.append(f"Peer: ours {r['ours_ms_per_deal']:.1f} ms/deal vs DBOS "
-                 f"{r['peer_dbos_ms_per_deal']:.1f} ms/deal → ratio {r['peer_ratio']:.2f}")
+                 f"{r['peer_dbos_ms_per_deal']:.1f} ms/deal → ratio {r['peer_ratio']:.2f} "
+                 f"{_rounds(r['peer_ratio_rounds'])}")
     lines.append(f"statements per completed deal {r['statements_per_deal']:.0f}")
     return "\n".join(lines + target_lines(r))
 

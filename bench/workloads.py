@@ -1,4 +1,4 @@
-"""The measured workloads: floors, durable step, throughput, resume, growth, peer."""
+"""The measured workloads: floors and the durable step (paired), throughput, resume."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
 from bench.common import CountingCursor, commits, counted_statements, median, p95, timed
+from bench.paired import Side, paired_rounds, pooled, spread
 from dealflow.api import DealService
 from graph.builder import build_graph
 from state.config import Settings
@@ -29,8 +32,9 @@ def deal(prefix: str, value: str = "9000", lead: dict[str, Any] | None = None) -
                                      "lead": lead or LEAD})
 
 
-def f_commit(url: str, repeat: int = 300) -> float:
-    """Floor: one 1 KB INSERT + COMMIT round trip through psycopg (median seconds)."""
+@contextmanager
+def commit_floor(url: str, batch: int = 50) -> Iterator[Callable[[], list[float]]]:
+    """Floor F_commit: a batch of 1 KB INSERT + COMMIT round trips (seconds each)."""
     payload = "x" * 1024
     with psycopg.connect(url) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS bench_floor (id bigserial, payload text)")
@@ -41,14 +45,14 @@ def f_commit(url: str, repeat: int = 300) -> float:
             conn.commit()
 
         timed(once, 20)
-        return median(timed(once, repeat))
+        yield lambda: timed(once, batch)
 
 
 STEPS_PER_SHORT_DEAL = 3  # supervisor, qualify_lead, supervisor (a disqualified lead)
 
 
-def f_engine(service: DealService, repeat: int = 60) -> float:
-    """Floor: the same super-steps with no checkpointer (median seconds per step)."""
+def engine_floor(service: DealService, batch: int = 10) -> Callable[[], list[float]]:
+    """Floor F_engine: a batch of the same super-steps with no checkpointer (seconds per step)."""
     graph = build_graph(service.settings).compile()
     context = service.context
 
@@ -56,38 +60,56 @@ def f_engine(service: DealService, repeat: int = 60) -> float:
         graph.invoke({"deal": deal("FE", lead=WEAK)}, context=context)  # type: ignore[call-overload]
 
     timed(once, 5)
-    return median(timed(once, repeat)) / STEPS_PER_SHORT_DEAL
+    return lambda: [t / STEPS_PER_SHORT_DEAL for t in timed(once, batch)]
 
 
-def w1_durable_step(settings: Settings, url: str, repeat: int = 60) -> dict[str, float]:
-    """Per super-step with durability='sync': time, statements, commits, client CPU."""
+def durable_steps(service: DealService, batch: int = 10) -> Callable[[], list[float]]:
+    """W1's T: a batch of short deals with durability="sync" (seconds per super-step)."""
+    timed(_short_deal(service), 5)
+    return lambda: [t / STEPS_PER_SHORT_DEAL for t in timed(_short_deal(service), batch)]
+
+
+def _short_deal(service: DealService) -> Callable[[], None]:
+    def once() -> None:
+        service.graph.invoke({"deal": deal("W1", lead=WEAK)},
+                             {"configurable": {"thread_id": f"w1-{uuid.uuid4().hex}"}},
+                             context=service.context, durability="sync")
+    return once
+
+
+def w1_durable_step(settings: Settings, url: str, rounds: int = 6) -> dict[str, Any]:
+    """W1 and its floors, timed in paired rounds: F_commit, F_engine, T, and the ratio.
+
+    Statements, commits and client CPU per step come from a counted run of their own.
+    """
+    with DealService(settings) as service, commit_floor(url) as commit:
+        sides = (Side("F_commit", commit), Side("F_engine", engine_floor(service)),
+                 Side("T", durable_steps(service)))
+        paired_rounds(rounds, sides)
+    fc, fe, t = (median(pooled(side)) for side in sides)
+    per_round = [(median(s_t) - median(s_e)) / median(s_c)
+                 for s_c, s_e, s_t in zip(*(side.samples for side in sides), strict=True)]
+    return {"F_commit_s": fc, "F_engine_s": fe, "step_s": t, "ratio": (t - fe) / fc,
+            "ratio_rounds": spread(per_round), **w1_counts(settings, url)}
+
+
+def w1_counts(settings: Settings, url: str, repeat: int = 60) -> dict[str, float]:
+    """Per durable super-step: statements sent, commits (pg_stat_database), client CPU."""
     with counted_statements():
+        with DealService(settings) as warm:
+            timed(_short_deal(warm), 5)
         service = DealService(settings)
-        graph, context = service.graph, service.context
-        runs: list[float] = []
-
-        def once() -> None:
-            thread = f"w1-{uuid.uuid4().hex}"
-            graph.invoke({"deal": deal("W1", lead=WEAK)},
-                         {"configurable": {"thread_id": thread}}, context=context,
-                         durability="sync")
-
-        timed(once, 5)
-        service.pool.close()
-        service = DealService(settings)
-        graph, context = service.graph, service.context
         time.sleep(0.5)
         commits_before, statements_before = commits(url), CountingCursor.statements
         cpu_before = time.process_time()
-        runs = timed(once, repeat)
+        timed(_short_deal(service), repeat)
         cpu = time.process_time() - cpu_before
         statements = CountingCursor.statements - statements_before
         service.pool.close()  # backends exit and flush their statistics
         time.sleep(1.0)
         committed = commits(url) - commits_before
     steps = repeat * STEPS_PER_SHORT_DEAL
-    return {"step_s": median(runs) / STEPS_PER_SHORT_DEAL, "statements_per_step":
-            statements / steps, "commits_per_step": committed / steps,
+    return {"statements_per_step": statements / steps, "commits_per_step": committed / steps,
             "client_cpu_per_step_s": cpu / steps}
 
 
@@ -108,15 +130,41 @@ def _full_deal(service: DealService) -> float:
     return time.perf_counter() - started
 
 
-def w2_throughput(service: DealService, concurrency: int, deals: int) -> dict[str, float]:
-    """Complete deals (start + signature) at `concurrency`; deals/s, steps/s, p95 latency."""
-    started = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        latencies = list(pool.map(lambda _: _full_deal(service), range(deals)))
-    wall = time.perf_counter() - started
-    steps_per_deal = 11  # super-steps of a small deal from start to completion
-    return {"deals_per_s": deals / wall, "steps_per_s": deals * steps_per_deal / wall,
-            "p95_deal_s": p95(latencies), "median_deal_s": median(latencies)}
+STEPS_PER_DEAL = 11  # super-steps of a small deal from start to completion
+
+
+def w2_batch(service: DealService, concurrency: int, deals: int
+             ) -> Callable[[], tuple[float, list[float]]]:
+    """A batch of complete deals at `concurrency`: (wall seconds, each deal's latency)."""
+    def run() -> tuple[float, list[float]]:
+        started = time.perf_counter()
+        with ThreadPoolExecutor(concurrency) as pool:
+            latencies = list(pool.map(lambda _: _full_deal(service), range(deals)))
+        return time.perf_counter() - started, latencies
+    return run
+
+
+def w2_throughput(service: DealService, levels: tuple[int, ...] = (1, 4, 8), rounds: int = 3
+                  ) -> tuple[dict[str, dict[str, float]], list[float]]:
+    """Deals/s, steps/s and latency at each concurrency, the levels in paired rounds.
+
+    Also each round's own throughput at the highest level over the lowest.
+    """
+    sides = [Side(str(c), w2_batch(service, c, deals=24 if c > 1 else 12)) for c in levels]
+    for side in sides:
+        side.run()  # warm: the pool's connections at this concurrency
+    paired_rounds(rounds, sides)
+    out = {}
+    for side in sides:
+        wall = sum(batch_wall for batch_wall, _ in side.samples)
+        latencies = [value for _, batch in side.samples for value in batch]
+        out[side.name] = {"deals_per_s": len(latencies) / wall,
+                          "steps_per_s": len(latencies) * STEPS_PER_DEAL / wall,
+                          "p95_deal_s": p95(latencies), "median_deal_s": median(latencies)}
+    low, high = sides[0], sides[-1]
+    scaling = [(len(h) / h_wall) / (len(lo) / lo_wall)
+               for (lo_wall, lo), (h_wall, h) in zip(low.samples, high.samples, strict=True)]
+    return out, scaling
 
 
 def w3_resume(service: DealService, url: str, repeat: int = 20) -> dict[str, float]:
