@@ -57,13 +57,19 @@ class Outbox:
         """Use `pool` for deliveries and reads (adds run in the caller's transaction)."""
         self._pool = pool
 
-    def add(self, conn: Connection[DictRow], key: str, origin: Origin, notice: Notice) -> None:
-        """In `conn`'s transaction: queue `notice` once under `key` (its `id`)."""
+    @staticmethod
+    def message(key: str, origin: Origin, notice: Notice) -> dict[str, Any]:
+        """The message that announces `notice` under `key` (its `id`), as it is posted."""
         message = {"id": key, "text": notice.text, "event": notice.event,
                    "deal_id": origin.deal_id, "thread_id": origin.thread_id,
                    "due_at": notice.due_at.isoformat() if notice.due_at else None}
         if notice.to:
             message["to"] = notice.to
+        return message
+
+    def add(self, conn: Connection[DictRow], key: str, origin: Origin, notice: Notice) -> None:
+        """In `conn`'s transaction: queue `notice` once under `key` (its `id`)."""
+        message = self.message(key, origin, notice)
         conn.execute(
             "INSERT INTO dealflow_outbox (dedupe_key, event, deal_id, thread_id, message)"
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (dedupe_key) DO NOTHING",

@@ -2,8 +2,9 @@
 
 A wait (a review, a signature) opens when its node first stops: the row, its
 deadlines (due at the opening time plus each delay, on the database's clock),
-an audit entry and the announcement go in one fenced transaction, and opening
-it again (the node re-runs on resume) changes nothing. It is keyed by the
+an audit entry and the announcement go in one fenced statement
+(`dealflow_open_wait`), and opening it again (the node re-runs on resume)
+changes nothing. It is keyed by the
 thread and the interrupted task's id, so a fork that waits again opens a new one.
 
 Whatever ends a wait (a person's decision, a signature event, an expiry)
@@ -19,15 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from psycopg import Connection
-from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from state.audit import AuditTrail, Origin
 from state.database import Pool
 from state.leases import Leases
 from state.outbox import Notice, Outbox
-from state.step_rows import fenced_carrying
+from state.statements import call_alone
+from state.step_rows import fenced_statement
 
 EXPIRED = "expired"  # the key of an expiry's resolution: {"expired": {"deadline": ...}}
 
@@ -71,18 +71,10 @@ _WAIT_FIELDS = _WAIT_COLUMNS.split(", ")
 _CLAIM = "SELECT * FROM dealflow_claim_wait(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
 
 
-# the wait, once; the fence (`state.leases`) is evaluated first, in FROM
-_OPEN = ("INSERT INTO dealflow_waits (thread_id, wait_key, deal_id, wait, node, detail)"
-         " SELECT %s, %s, %s, %s, %s, %s FROM (SELECT dealflow_fence(%s, %s)) AS fence"
-         " ON CONFLICT DO NOTHING RETURNING opened_at")
-
-
-# a wait's deadlines, one row each, due their delay after the wait opened
-_SCHEDULE = ("INSERT INTO dealflow_deadlines (thread_id, wait_key, deal_id, name, action, due_at)"
-             " SELECT w.thread_id, w.wait_key, w.deal_id, d.name, d.action, w.opened_at + d.delay"
-             " FROM dealflow_waits w, unnest(%s::text[], %s::text[], %s::interval[])"
-             " WITH ORDINALITY AS d(name, action, delay, n)"
-             " WHERE w.thread_id = %s AND w.wait_key = %s ORDER BY d.n RETURNING name, due_at")
+# the fence, the wait (once), its deadlines, its audit entry and its notice: one statement
+# (migration 0017), which the rows the step holds ride with (`state.statements.call_after`)
+_OPEN = ("dealflow_open_wait({after}, %s, %s, %s, %s, %s, %s, %s, %s::text[], %s::text[],"
+         " %s::interval[], %s, %s, %s, %s, %s, %s)")
 
 
 class WaitBook:
@@ -97,34 +89,24 @@ class WaitBook:
 
     def open(self, origin: Origin, *, wait: str, key: str,
              deadlines: Sequence[tuple[str, str, timedelta]], notice: Notice | None,
-             detail: dict[str, Any] | None = None) -> None:
-        """Store the wait (once) with its deadlines `(name, action, delay)` and announce it."""
-        assert origin.thread_id and origin.step
-        with fenced_carrying(self._pool) as (conn, execute):
-            opened = execute(_OPEN, (
-                origin.thread_id, key, origin.deal_id, wait, origin.step, Jsonb(detail or {}),
-                origin.thread_id, self._leases.token(origin.thread_id))).fetchone()
-            if opened is None:  # opened before (the step runs again, or resumes)
-                return
-            due = self._schedule(conn, origin, key, deadlines)
-            self._audit.append(origin, "wait.opened", detail={
-                "wait": wait, "wait_key": key,
-                "deadlines": [{"name": n, "due_at": d.isoformat()} for n, d in due]}, conn=conn)
-            if notice is not None:
-                expiry = max((d for _, d in due), default=None)
-                self._outbox.add(conn, f"{origin.thread_id}:{key}:{notice.event}", origin,
-                                 Notice(notice.event, notice.text, notice.to, expiry))
+             detail: dict[str, Any] | None = None) -> bool:
+        """Store the wait (once) with its deadlines `(name, action, delay)` and announce it.
 
-    def _schedule(self, conn: Connection[DictRow], origin: Origin, key: str,
-                  deadlines: Sequence[tuple[str, str, timedelta]]) -> list[tuple[str, datetime]]:
-        """Insert the wait's deadlines, due after its opening; each `(name, due_at)`, in order."""
-        if not deadlines:
-            return []
-        names, actions, delays = (list(column) for column in zip(*deadlines, strict=True))
-        rows = conn.execute(_SCHEDULE, (names, actions, delays, origin.thread_id,
-                                        key)).fetchall()
-        due = {row["name"]: row["due_at"] for row in rows}
-        return [(name, due[name]) for name in names]
+        True if it opened now; False if it was open already (the step ran again).
+        The notice's `due_at` is the last deadline's.
+        """
+        assert origin.thread_id and origin.step
+        names, actions, delays = (([*column] for column in zip(*deadlines, strict=True))
+                                  if deadlines else ([], [], []))
+        notice_key = f"{origin.thread_id}:{key}:{notice.event}" if notice else None
+        message = (Jsonb(self._outbox.message(notice_key, origin, notice))
+                   if notice and notice_key else None)
+        (row,) = fenced_statement(self._pool, _OPEN, (
+            origin.thread_id, self._leases.token(origin.thread_id), key, origin.deal_id, wait,
+            origin.step, Jsonb(detail or {}), names, actions, delays, origin.step,
+            origin.agent, origin.checkpoint_id, notice_key,
+            notice.event if notice else None, message), send=call_alone)
+        return bool(row["opened"])
 
     def claim(self, origin: Origin, key: str, resolution: dict[str, Any], by: str, *,
               deadline_id: int | None = None) -> Claim:
