@@ -138,9 +138,7 @@ class FencedPostgresSaver(PostgresSaver):
         # a new id, inserted once: held checkpoints go out as one multi-row INSERT
         batches = [(_INSERT_NEW_CHECKPOINT if statement == self.UPSERT_CHECKPOINTS_SQL
                     else statement, rows) for statement, rows in recorded]
-        self.held.seen(thread, checkpoint["id"])
-        if not self.held.hold(thread, checkpoint["id"], *batches):
-            self._save_held(thread, batches)
+        self.held.hold_checkpoint(thread, checkpoint["id"], *batches)
         return next_config
 
     def put_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],

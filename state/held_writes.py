@@ -7,8 +7,11 @@ back here and saves them in the transaction of the checkpoint that follows.
 
 What is held, and when it is saved:
 - only writes made under durability "sync", for the checkpoint the saver last
-  loaded or saved for that thread; the writes of an error, an interrupt or a
-  resume are saved at once, together with whatever is held for the thread;
+  loaded or saved for that thread, or for one of its checkpoints still held here
+  (LangGraph's executor may run a task's `put_writes` after the `put` of the
+  next checkpoint: the writes still go out with the checkpoint they belong to);
+  the writes of an error, an interrupt or a resume are saved at once, together
+  with whatever is held for the thread;
 - the thread's next `put` saves them in its own transaction;
 - any read, delete or prune of the thread saves them first, so no reader misses them;
 - a background timer saves whatever nobody saved within `HOLD_SECONDS` (a step
@@ -67,6 +70,7 @@ class HeldWrites:
         self._lock = threading.Condition()
         self._latest: OrderedDict[str, str] = OrderedDict()
         self._held: dict[str, list[Batch]] = {}
+        self._held_checkpoints: dict[str, set[str]] = {}  # ids of checkpoints in `_held`
         self._due: dict[str, float] = {}
         self._timer: threading.Thread | None = None
         self._stripes = [threading.RLock() for _ in range(FLUSH_STRIPES)]
@@ -75,32 +79,52 @@ class HeldWrites:
     def seen(self, thread: str, checkpoint_id: str) -> None:
         """The thread's checkpoint `checkpoint_id` was loaded or saved: writes for it may wait."""
         with self._lock:
-            self._latest[thread] = checkpoint_id
-            self._latest.move_to_end(thread)
-            while len(self._latest) > REMEMBERED_THREADS:
-                self._latest.popitem(last=False)
+            self._set_latest(thread, checkpoint_id)
 
     def hold(self, thread: str, checkpoint_id: str, *batches: Batch) -> bool:
-        """Hold `batches` (all, or none) if for the thread's latest checkpoint; False: save now."""
+        """Hold `batches` (all, or none) for the thread's latest checkpoint; False: save now.
+
+        Writes for one of the thread's checkpoints still held are held too: they
+        are saved with it.
+        """
         with self._lock:
-            if self._latest.get(thread) != checkpoint_id:
+            if self._latest.get(thread) != checkpoint_id and \
+                    checkpoint_id not in self._held_checkpoints.get(thread, ()):
                 return False
-            self._held.setdefault(thread, []).extend(batches)
-            if thread not in self._due:
-                self._due[thread] = time.monotonic() + self.hold_seconds
-                if len(self._due) == 1:  # else the timer already waits for an earlier due
-                    self._start_timer()
-                    self._lock.notify()
+            self._hold(thread, batches)
             return True
+
+    def hold_checkpoint(self, thread: str, checkpoint_id: str, *batches: Batch) -> None:
+        """Hold the statements that save checkpoint `checkpoint_id`, now the thread's latest."""
+        with self._lock:
+            self._set_latest(thread, checkpoint_id)
+            self._held_checkpoints.setdefault(thread, set()).add(checkpoint_id)
+            self._hold(thread, batches)
 
     def take(self, thread: str, next_checkpoint_id: str | None = None) -> list[Batch]:
         """Take the thread's held writes (to save them); `next_checkpoint_id` becomes latest."""
         with self._lock:
             self._due.pop(thread, None)
+            self._held_checkpoints.pop(thread, None)
             if next_checkpoint_id is not None:
-                self._latest[thread] = next_checkpoint_id
-                self._latest.move_to_end(thread)
+                self._set_latest(thread, next_checkpoint_id)
             return self._held.pop(thread, [])
+
+    def _set_latest(self, thread: str, checkpoint_id: str) -> None:
+        """Under the lock: the thread's latest checkpoint (the oldest threads forgotten)."""
+        self._latest[thread] = checkpoint_id
+        self._latest.move_to_end(thread)
+        while len(self._latest) > REMEMBERED_THREADS:
+            self._latest.popitem(last=False)
+
+    def _hold(self, thread: str, batches: tuple[Batch, ...]) -> None:
+        """Under the lock: add `batches` to the thread's held writes; start their clock."""
+        self._held.setdefault(thread, []).extend(batches)
+        if thread not in self._due:
+            self._due[thread] = time.monotonic() + self.hold_seconds
+            if len(self._due) == 1:  # else the timer already waits for an earlier due
+                self._start_timer()
+                self._lock.notify()
 
     def flushing(self, thread: str) -> threading.RLock:
         """Held from taking a thread's rows until they are written (committed).

@@ -65,3 +65,17 @@ def test_rows_taken_while_a_save_is_under_way_wait_for_it() -> None:
         order.append("taken")
         assert held.take("T") == [newer]
     assert order == ["save started", "save done", "taken"]
+
+
+def test_writes_for_a_checkpoint_still_held_ride_with_it() -> None:
+    """LangGraph's executor may run a task's put_writes after the next checkpoint's put."""
+    first: Batch = ("INSERT INTO checkpoints (id) VALUES (%s)", [("cp-1",)])
+    second: Batch = ("INSERT INTO checkpoints (id) VALUES (%s)", [("cp-2",)])
+    late: Batch = ("INSERT INTO checkpoint_writes (id) VALUES (%s)", [("cp-1",)])
+    held = HeldWrites(lambda thread, batches: None, hold_seconds=60)
+    held.hold_checkpoint("T", "cp-1", first)
+    held.hold_checkpoint("T", "cp-2", second)
+    assert held.hold("T", "cp-1", late)  # cp-1 is not the latest, but is still held
+    assert held.take("T") == [first, second, late]  # saved together, in one transaction
+    assert not held.hold("T", "cp-1", late)  # cp-1 went out: a write for it goes at once
+    assert held.hold("T", "cp-2", ROW)  # the latest still holds
