@@ -34,6 +34,7 @@ def table_bytes(service: DealService) -> dict[str, int]:
 def _latencies(service: DealService, thread: str) -> dict[str, float]:
     return {
         "threads_s": median(timed(lambda: service.threads(), 5)),
+        "threads_page_s": median(timed(lambda: service.threads_page(limit=100), 10)),
         "status_s": median(timed(lambda: service.status(thread), 10)),
         "history_s": median(timed(lambda: service.history(thread), 5)),
     }

@@ -107,8 +107,8 @@ def table(r: dict[str, Any]) -> str:
     lines.append(f"W4 bytes per completed deal: checkpoints "
                  f"{per['checkpoint_bytes'] / 1024:.1f} KiB, "
                  f"dealflow tables {per['dealflow_bytes'] / 1024:.1f} KiB")
-    for name in ("threads_s", "status_s", "history_s"):
-        lines.append(f"   {name[:-2]:<8} {w4['at_small'][name] * 1000:8.2f} ms at "
+    for name in ("threads_s", "threads_page_s", "status_s", "history_s"):
+        lines.append(f"   {name[:-2]:<12} {w4['at_small'][name] * 1000:8.2f} ms at "
                      f"{w4['deals_small']} deals → {w4['at_large'][name] * 1000:8.2f} ms at "
                      f"{w4['deals_large']}")
     lines.append(f"W2 steps/s at 8 ÷ at 1 = {r['W2_scaling_8_over_1']:.2f} "
