@@ -4,8 +4,8 @@ A wait (a review, a signature) opens when its node first stops: the row, its
 deadlines (due at the opening time plus each delay, on the database's clock),
 an audit entry and the announcement go in one fenced statement
 (`dealflow_open_wait`), and opening it again (the node re-runs on resume)
-changes nothing. It is keyed by the
-thread and the interrupted task's id, so a fork that waits again opens a new one.
+changes nothing. It is keyed by the thread and the interrupted task's id, so a
+fork that waits again opens a new one.
 
 Whatever ends a wait (a person's decision, a signature event, an expiry)
 `claim`s it: the first claim stores its resolution and cancels the wait's

@@ -8,10 +8,17 @@ import pytest
 
 from graph.workflow import DEFAULT_WORKFLOW
 from state.crash import INPUT_HELD
-from tests.integration.crash_matrix import LEAD, kill_points, run_case, run_matrix, summary
+from tests.integration.crash_matrix import (
+    LEAD,
+    Launcher,
+    kill_points,
+    run_case,
+    run_matrix,
+    summary,
+)
 
 
-@pytest.mark.timeout(1500)  # about 130 CLI processes: minutes on a loaded 2-core machine
+@pytest.mark.timeout(900)  # about 130 CLI processes, forked warm: minutes on a loaded machine
 def test_crash_matrix(database_url: str, tmp_path: Path) -> None:
     results = run_matrix(database_url, tmp_path, random_cases=4)
     report = summary(results)
@@ -22,11 +29,13 @@ def test_crash_matrix(database_url: str, tmp_path: Path) -> None:
     assert [r.name for r in results if r.lost] == [], report
 
 
-@pytest.mark.parametrize("index", [0, 1])  # 0: `dealflow recover`; 1: the same command again
+# 0: `dealflow recover`, every process the installed console script, started cold;
+# 1: the same command again, forked warm as in the matrix.
+@pytest.mark.parametrize(("index", "cold"), [(0, True), (1, False)])
 def test_a_kill_with_the_input_checkpoint_held_loses_nothing(database_url: str, tmp_path: Path,
-                                                             index: int) -> None:
+                                                             index: int, cold: bool) -> None:
     lead = tmp_path / "lead.json"
     lead.write_text(LEAD)
-    result = run_case(database_url, str(lead), *INPUT_HELD, index)
+    result = run_case(database_url, str(lead), *INPUT_HELD, index, Launcher(cold=cold))
     assert result.killed and result.status == "completed", summary([result])
     assert result.duplicates == 0 and not result.lost, summary([result])

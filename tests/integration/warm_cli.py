@@ -1,0 +1,110 @@
+"""`dealflow` commands in processes forked from a warm parent: the CLI's imports, paid once.
+
+A new `dealflow` process spends seconds importing LangGraph and langchain
+before it reads its first argument, and the crash matrix starts about 130 of
+them. Here each command runs in a child that multiprocessing's forkserver
+forks from a process that has already imported the CLI: a process of its own,
+with its own environment, its own connections and its own exit status, killed
+by a real SIGKILL at a kill point. Only the imported modules are shared; no
+connection, pool or setting exists before the fork (`Settings.from_env` reads
+the child's environment when the command runs).
+
+The installed console script runs the same `dealflow.cli.main`; `run_cli` in
+tests/conftest.py still starts it cold wherever the entry point itself is under test.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+from multiprocessing.context import ForkServerContext
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PRELOAD = ["dealflow.cli", "tests.integration.counting"]  # imported once, before any fork
+
+
+def _context() -> ForkServerContext:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+def _command(argv: list[str], env: dict[str, str], out: str, err: str) -> None:
+    """The child: the command's environment and output files, then the CLI itself."""
+    os.environ.clear()
+    os.environ.update(env)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    for fd, path in ((1, out), (2, err)):
+        target = os.open(path, os.O_WRONLY | os.O_TRUNC)
+        os.dup2(target, fd)
+        os.close(target)
+    from dealflow.cli import main
+
+    sys.exit(main(argv))
+
+
+class WarmProcess:
+    """One `dealflow` command running in a forked child (like `subprocess.Popen`)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], capture: bool = True) -> None:
+        """Start `dealflow *args` with exactly the environment `env`.
+
+        Its output goes to files that `result()` reads, or to /dev/null without `capture`.
+        """
+        self.args = ["dealflow", *args]
+        self._out, self._err = (_scratch("out"), _scratch("err")) if capture else (
+            os.devnull, os.devnull)
+        self._process = _context().Process(target=_command, args=(args, env, self._out, self._err),
+                                           daemon=True)
+        self._process.start()
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        assert self._process.pid is not None
+        return self._process.pid
+
+    def kill(self) -> None:
+        """SIGKILL the child."""
+        self._process.kill()
+
+    def wait(self, timeout: float | None = None) -> int:
+        """The exit status: the command's exit code, or -9 after a SIGKILL."""
+        self._process.join(timeout)
+        if self._process.exitcode is None:
+            self.kill()
+            self._process.join()
+            raise subprocess.TimeoutExpired(self.args, timeout or 0)
+        return self._process.exitcode
+
+    def result(self, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+        """Wait, then the exit status with everything the command printed."""
+        try:
+            code = self.wait(timeout)
+            return subprocess.CompletedProcess(self.args, code, _read(self._out),
+                                               _read(self._err))
+        finally:
+            for path in (self._out, self._err):
+                if path != os.devnull:
+                    Path(path).unlink(missing_ok=True)
+
+
+def _scratch(name: str) -> str:
+    handle, path = tempfile.mkstemp(prefix=f"dfcli-{name}-")
+    os.close(handle)
+    return path
+
+
+def _read(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8", errors="replace")
+
+
+def run_warm(args: list[str], env: dict[str, str], timeout: float = 120
+             ) -> subprocess.CompletedProcess[str]:
+    """Run `dealflow *args` in a warm child and wait (like `subprocess.run`, output captured)."""
+    return WarmProcess(args, env).result(timeout)
