@@ -115,7 +115,16 @@ def dealflow_executable() -> str:
 
 
 def run_cli(args: list[str], env: dict[str, str], cwd: Path | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the real `dealflow` executable as a separate process."""
+            timeout: float = 120, cold: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run `dealflow *args` as a separate process; its exit status and output.
+
+    The process is forked from a parent that has imported the CLI once
+    (`tests.integration.warm_cli`: the same `main`, environment and exit status,
+    without seconds of imports per command); `cold` starts the installed console script.
+    """
+    if not cold:
+        from tests.integration.warm_cli import run_warm
+
+        return run_warm(args, env, cwd=cwd, timeout=timeout)
     return subprocess.run([dealflow_executable(), *args], env=env, cwd=cwd, text=True,
                           capture_output=True, timeout=timeout, check=False)

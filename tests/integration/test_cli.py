@@ -145,20 +145,20 @@ def test_errors_are_one_line_with_distinct_exit_codes(database_url: str, tmp_pat
 
 def test_unreachable_database_is_a_clear_error() -> None:
     env = cli_env("postgresql://nobody@127.0.0.1:1/none?connect_timeout=2")
-    done = run_cli(["threads"], env)
+    done = run_cli(["threads"], env, cold=True)  # the installed console script itself
     assert done.returncode == 5
     assert "cannot connect to Postgres" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
 
 
 def test_demo_on_embedded_postgres_twice(tmp_path: Path) -> None:
-    env = cli_env(None)
-    first = run_cli(["demo"], env, cwd=tmp_path, timeout=300)
+    env = cli_env(None)  # `make demo` runs the console script: so does this test, cold
+    first = run_cli(["demo"], env, cwd=tmp_path, timeout=300, cold=True)
     assert first.returncode == 0, first.stderr
     assert "✗ contract agent  send_for_signature" in first.stdout
     assert "retry by demo reviewer" in first.stdout
     assert (tmp_path / ".dealflow" / "pgdata").is_dir()
-    second = run_cli(["demo", "--json"], env, cwd=tmp_path, timeout=300)
+    second = run_cli(["demo", "--json"], env, cwd=tmp_path, timeout=300, cold=True)
     assert second.returncode == 0, second.stderr
     data = json.loads(second.stdout)
     assert [d["status"] for d in data["deals"]] == ["completed", "waiting_review", "completed"]

@@ -15,6 +15,7 @@ tests/conftest.py still starts it cold wherever the entry point itself is under 
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
 import subprocess
@@ -33,10 +34,16 @@ def _context() -> ForkServerContext:
     return context
 
 
-def _command(argv: list[str], env: dict[str, str], out: str, err: str) -> None:
-    """The child: the command's environment and output files, then the CLI itself."""
+def _command(argv: list[str], env: dict[str, str], out: str, err: str, cwd: str | None) -> None:
+    """The child: the command's environment, directory and output files, then the CLI.
+
+    It ends as the interpreter ends a process: the exit functions run (the held
+    writes' last save, an embedded server's cleanup), then the exit status.
+    """
     os.environ.clear()
     os.environ.update(env)
+    if cwd is not None:
+        os.chdir(cwd)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
     for fd, path in ((1, out), (2, err)):
@@ -45,22 +52,27 @@ def _command(argv: list[str], env: dict[str, str], out: str, err: str) -> None:
         os.close(target)
     from dealflow.cli import main
 
-    sys.exit(main(argv))
+    try:
+        code = main(argv)
+    finally:
+        atexit._run_exitfuncs()
+    sys.exit(code)
 
 
 class WarmProcess:
     """One `dealflow` command running in a forked child (like `subprocess.Popen`)."""
 
-    def __init__(self, args: list[str], env: dict[str, str], capture: bool = True) -> None:
-        """Start `dealflow *args` with exactly the environment `env`.
+    def __init__(self, args: list[str], env: dict[str, str], capture: bool = True,
+                 cwd: Path | None = None) -> None:
+        """Start `dealflow *args` with exactly the environment `env`, in `cwd` if given.
 
         Its output goes to files that `result()` reads, or to /dev/null without `capture`.
         """
         self.args = ["dealflow", *args]
         self._out, self._err = (_scratch("out"), _scratch("err")) if capture else (
             os.devnull, os.devnull)
-        self._process = _context().Process(target=_command, args=(args, env, self._out, self._err),
-                                           daemon=True)
+        command = (args, env, self._out, self._err, str(cwd) if cwd else None)
+        self._process = _context().Process(target=_command, args=command, daemon=True)
         self._process.start()
 
     @property
@@ -104,7 +116,7 @@ def _read(path: str) -> str:
     return Path(path).read_text(encoding="utf-8", errors="replace")
 
 
-def run_warm(args: list[str], env: dict[str, str], timeout: float = 120
-             ) -> subprocess.CompletedProcess[str]:
+def run_warm(args: list[str], env: dict[str, str], cwd: Path | None = None,
+             timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """Run `dealflow *args` in a warm child and wait (like `subprocess.run`, output captured)."""
-    return WarmProcess(args, env).result(timeout)
+    return WarmProcess(args, env, cwd=cwd).result(timeout)
