@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from typing import Protocol
 from graph.workflow import DEFAULT_WORKFLOW, Workflow
 from state.crash import PHASES
 from state.database import open_pool
+from tests.conftest import cli_env, dealflow_executable, run_cli
 from tests.integration.counting import call_counts
 from tests.integration.warm_cli import WarmProcess
 
@@ -76,12 +76,8 @@ class CaseResult:
 
 
 def _env(url: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALFLOW_")}
-    env.update({"DATABASE_URL": url, "PYTHONPATH": str(ROOT),
-                "DEALFLOW_SYSTEMS": "tests.integration.counting:counting_systems",
-                "DEALFLOW_RETRY_INITIAL_INTERVAL": "0.01", "DEALFLOW_RETRY_JITTER": "false"})
-    env.update(extra)
-    return env
+    return cli_env(url, PYTHONPATH=str(ROOT),
+                   DEALFLOW_SYSTEMS="tests.integration.counting:counting_systems", **extra)
 
 
 class Running(Protocol):
@@ -104,18 +100,13 @@ class Launcher:
     def start(self, args: list[str], env: dict[str, str]) -> Running:
         """Start `dealflow *args` with its output discarded."""
         if self.cold:
-            exe = str(Path(sys.executable).parent / "dealflow")
-            return subprocess.Popen([exe, *args], env=env, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
+            return subprocess.Popen([dealflow_executable(), *args], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         return WarmProcess(args, env, capture=False)
 
     def run(self, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         """Run `dealflow *args --json` to its end; its exit status and output."""
-        if self.cold:
-            exe = str(Path(sys.executable).parent / "dealflow")
-            return subprocess.run([exe, *args, "--json"], env=env, capture_output=True,
-                                  text=True, timeout=120, check=False)
-        return WarmProcess([*args, "--json"], env).result(timeout=120)
+        return run_cli([*args, "--json"], env, cold=self.cold)
 
 
 WARM = Launcher()
