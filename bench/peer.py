@@ -1,7 +1,8 @@
 """The peer: the same five-step process as a DBOS workflow on the same Postgres.
 
 `peer_ratio` times our complete deal and DBOS's in paired rounds (`bench.paired`),
-so both sides see the same load on a shared machine.
+so both sides see the same load on a shared machine; the same deal on
+LangGraph's `InMemorySaver` (`bench.reference`) runs in the same rounds.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from bench.common import timed
 from bench.paired import Side, paired_rounds, spread
+from bench.reference import MemoryDeals
 from bench.workloads import deal
 from dealflow.api import DealService
 
@@ -70,22 +72,30 @@ def dbos_deal(url: str) -> Iterator[Callable[[str], None]]:
 
 def peer_ratio(service: DealService, dbos_url: str, rounds: int = 6, per_round: int = 8
                ) -> dict[str, Any]:
-    """Milliseconds per complete deal, ours and DBOS's, in paired rounds, and their ratio."""
+    """Milliseconds per complete deal, ours and DBOS's, in paired rounds, and their ratio.
+
+    The reference (`bench.reference`: the same deals on `InMemorySaver`) runs in the
+    same rounds: `memory_peer_ratio` is its milliseconds per deal over DBOS's.
+    """
     def ours() -> None:
         report = service.start(deal("PD"))
         service.event(report.thread_id, "signature.completed")
 
+    memory = MemoryDeals(service).full(lambda: deal("PM"))
     with dbos_deal(dbos_url) as run_deal:
         def peer() -> None:
             run_deal(f"peer-{uuid.uuid4().hex}-{time.time()}")
 
         sides = (Side("ours", lambda: timed(ours, per_round)),
-                 Side("dbos", lambda: timed(peer, per_round)))
+                 Side("dbos", lambda: timed(peer, per_round)),
+                 Side("memory", lambda: timed(memory, per_round)))
         for side in sides:
             side.run()  # warm
         paired_rounds(rounds, sides)
-    ours_ms, dbos_ms = (sum(map(sum, side.samples)) / (rounds * per_round) * 1000
-                        for side in sides)
-    per_round_ratio = [sum(a) / sum(b) for a, b in zip(*(s.samples for s in sides), strict=True)]
+    ours_ms, dbos_ms, memory_ms = (sum(map(sum, side.samples)) / (rounds * per_round) * 1000
+                                   for side in sides)
+    per_round_ratio = [sum(a) / sum(b) for a, b, _ in zip(*(s.samples for s in sides),
+                                                          strict=True)]
     return {"ours_ms_per_deal": ours_ms, "peer_dbos_ms_per_deal": dbos_ms,
-            "peer_ratio": ours_ms / dbos_ms, "peer_ratio_rounds": spread(per_round_ratio)}
+            "peer_ratio": ours_ms / dbos_ms, "peer_ratio_rounds": spread(per_round_ratio),
+            "memory_ms_per_deal": memory_ms, "memory_peer_ratio": memory_ms / dbos_ms}

@@ -36,7 +36,7 @@ def measure() -> dict[str, Any]:
         results["W1"] = w1
         results["statements_per_deal"] = statements_per_deal(settings)
         with DealService(settings) as service:
-            results["W2"], scaling = w2_throughput(service)
+            results["W2"], scaling, results["W2_memory"] = w2_throughput(service)
             results["W3"] = w3_resume(service, url)
         with throwaway_database() as dbos_url, DealService(settings) as service:
             results.update(peer_ratio(service, dbos_url))
@@ -45,6 +45,8 @@ def measure() -> dict[str, Any]:
     results["W2_scaling_8_over_1"] = (results["W2"]["8"]["steps_per_s"]
                                       / results["W2"]["1"]["steps_per_s"])
     results["W2_scaling_rounds"] = spread(scaling)
+    memory = results["W2_memory"]
+    results["W2_memory_scaling_8_over_1"] = memory["8"]["steps_per_s"] / memory["1"]["steps_per_s"]
     return results
 
 
@@ -65,14 +67,21 @@ def _figure(results: dict[str, Any], key: str) -> float:
     return float(value)
 
 
+# The same figure for the reference, LangGraph's InMemorySaver (bench.reference)
+REFERENCES = {"peer_ratio": "memory_peer_ratio", "W1.ratio": "W1.memory_ratio",
+              "W2_scaling_8_over_1": "W2_memory_scaling_8_over_1"}
+
+
 def target_lines(results: dict[str, Any]) -> list[str]:
-    """Each target with its figure in this run, met or not."""
-    lines = ["targets:"]
+    """Each target with its figure in this run, met or not, and the reference's figure."""
+    lines = ["targets (reference: the same deals on LangGraph's InMemorySaver, nothing durable):"]
     for key, label, bound, lower in TARGETS:
         figure = _figure(results, key)
         met = figure <= bound if lower else figure >= bound
+        reference = (f"; reference {_figure(results, REFERENCES[key]):.2f}"
+                     if key in REFERENCES else "")
         lines.append(f"  {'met ' if met else 'MISS'} {label:<32} {figure:8.2f} "
-                     f"({'≤' if lower else '≥'} {bound:g}; key {key})")
+                     f"({'≤' if lower else '≥'} {bound:g}; key {key}{reference})")
     return lines
 
 
@@ -89,6 +98,8 @@ def table(r: dict[str, Any]) -> str:
         f"F_engine  super-step, no checkpointer    {fe:8.3f} ms",
         f"W1 durable super-step (sync)             {w1['step_s'] * 1000:8.3f} ms   "
         f"(T - F_engine) / F_commit = {w1['ratio']:.2f} {_rounds(w1['ratio_rounds'])}",
+        f"   reference, InMemorySaver: {w1['memory_step_s'] * 1000:.3f} ms "
+        f"(T_memory - F_engine) / F_commit = {w1['memory_ratio']:.2f}",
         f"   statements/step {w1['statements_per_step']:.1f}, commits/step "
         f"{w1['commits_per_step']:.1f}, "
         f"client CPU/step {w1['client_cpu_per_step_s'] * 1000:.2f} ms",
@@ -113,9 +124,15 @@ def table(r: dict[str, Any]) -> str:
                      f"{w4['deals_large']}")
     lines.append(f"W2 steps/s at 8 ÷ at 1 = {r['W2_scaling_8_over_1']:.2f} "
                  f"{_rounds(r['W2_scaling_rounds'])}")
+    memory = r["W2_memory"]
+    lines.append(f"   reference, InMemorySaver: {memory['1']['steps_per_s']:.1f} → "
+                 f"{memory['8']['steps_per_s']:.1f} steps/s, 8 ÷ 1 = "
+                 f"{r['W2_memory_scaling_8_over_1']:.2f}")
     lines.append(f"Peer: ours {r['ours_ms_per_deal']:.1f} ms/deal vs DBOS "
                  f"{r['peer_dbos_ms_per_deal']:.1f} ms/deal → ratio {r['peer_ratio']:.2f} "
                  f"{_rounds(r['peer_ratio_rounds'])}")
+    lines.append(f"   reference, InMemorySaver: {r['memory_ms_per_deal']:.1f} ms/deal → "
+                 f"{r['memory_peer_ratio']:.2f}")
     lines.append(f"statements per completed deal {r['statements_per_deal']:.0f}")
     return "\n".join(lines + target_lines(r))
 

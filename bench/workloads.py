@@ -16,6 +16,7 @@ import psycopg
 
 from bench.common import CountingCursor, commits, counted_statements, median, p95, timed
 from bench.paired import Side, paired_rounds, pooled, spread
+from bench.reference import MemoryDeals
 from dealflow.api import DealService
 from graph.builder import build_graph
 from state.config import Settings
@@ -69,6 +70,13 @@ def durable_steps(service: DealService, batch: int = 10) -> Callable[[], list[fl
     return lambda: [t / STEPS_PER_SHORT_DEAL for t in timed(_short_deal(service), batch)]
 
 
+def memory_steps(service: DealService, batch: int = 10) -> Callable[[], list[float]]:
+    """The reference for T: the same short deals on `InMemorySaver` (seconds per super-step)."""
+    once = MemoryDeals(service).short(lambda: deal("W1M", lead=WEAK))
+    timed(once, 5)
+    return lambda: [t / STEPS_PER_SHORT_DEAL for t in timed(once, batch)]
+
+
 def _short_deal(service: DealService) -> Callable[[], None]:
     def once() -> None:
         service.graph.invoke({"deal": deal("W1", lead=WEAK)},
@@ -80,17 +88,21 @@ def _short_deal(service: DealService) -> Callable[[], None]:
 def w1_durable_step(settings: Settings, url: str, rounds: int = 6) -> dict[str, Any]:
     """W1 and its floors, timed in paired rounds: F_commit, F_engine, T, and the ratio.
 
+    T_memory, the same short deals on `InMemorySaver` (`bench.reference`), runs in
+    the same rounds: `memory_ratio` is its (T_memory − F_engine) / F_commit.
+
     Statements, commits and client CPU per step come from a counted run of their own.
     """
     with DealService(settings) as service, commit_floor(url) as commit:
         sides = (Side("F_commit", commit), Side("F_engine", engine_floor(service)),
-                 Side("T", durable_steps(service)))
+                 Side("T", durable_steps(service)), Side("T_memory", memory_steps(service)))
         paired_rounds(rounds, sides)
-    fc, fe, t = (median(pooled(side)) for side in sides)
+    fc, fe, t, t_memory = (median(pooled(side)) for side in sides)
     per_round = [(median(s_t) - median(s_e)) / median(s_c)
-                 for s_c, s_e, s_t in zip(*(side.samples for side in sides), strict=True)]
+                 for s_c, s_e, s_t, _ in zip(*(side.samples for side in sides), strict=True)]
     return {"F_commit_s": fc, "F_engine_s": fe, "step_s": t, "ratio": (t - fe) / fc,
-            "ratio_rounds": spread(per_round), **w1_counts(settings, url)}
+            "ratio_rounds": spread(per_round), "memory_step_s": t_memory,
+            "memory_ratio": (t_memory - fe) / fc, **w1_counts(settings, url)}
 
 
 def w1_counts(settings: Settings, url: str, repeat: int = 60) -> dict[str, float]:
@@ -133,27 +145,47 @@ def _full_deal(service: DealService) -> float:
 STEPS_PER_DEAL = 11  # super-steps of a small deal from start to completion
 
 
-def w2_batch(service: DealService, concurrency: int, deals: int
+def w2_batch(full_deal: Callable[[], float], concurrency: int, deals: int
              ) -> Callable[[], tuple[float, list[float]]]:
     """A batch of complete deals at `concurrency`: (wall seconds, each deal's latency)."""
     def run() -> tuple[float, list[float]]:
         started = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:
-            latencies = list(pool.map(lambda _: _full_deal(service), range(deals)))
+            latencies = list(pool.map(lambda _: full_deal(), range(deals)))
         return time.perf_counter() - started, latencies
     return run
 
 
+W2Levels = dict[str, dict[str, float]]
+
+
 def w2_throughput(service: DealService, levels: tuple[int, ...] = (1, 4, 8), rounds: int = 3
-                  ) -> tuple[dict[str, dict[str, float]], list[float]]:
+                  ) -> tuple[W2Levels, list[float], W2Levels]:
     """Deals/s, steps/s and latency at each concurrency, the levels in paired rounds.
 
-    Also each round's own throughput at the highest level over the lowest.
+    Also each round's own throughput at the highest level over the lowest, and
+    the reference (`bench.reference`: the same deals on `InMemorySaver`) at the
+    lowest and highest levels, in the same rounds.
     """
-    sides = [Side(str(c), w2_batch(service, c, deals=24 if c > 1 else 12)) for c in levels]
-    for side in sides:
+    memory = MemoryDeals(service).full(lambda: deal("W2M"))
+    sides = [Side(str(c), w2_batch(lambda: _full_deal(service), c, _w2_deals(c)))
+             for c in levels]
+    references = [Side(str(c), w2_batch(memory, c, _w2_deals(c)))
+                  for c in (levels[0], levels[-1])]
+    for side in (*sides, *references):
         side.run()  # warm: the pool's connections at this concurrency
-    paired_rounds(rounds, sides)
+    paired_rounds(rounds, [*sides, *references])
+    low, high = sides[0], sides[-1]
+    scaling = [(len(h) / h_wall) / (len(lo) / lo_wall)
+               for (lo_wall, lo), (h_wall, h) in zip(low.samples, high.samples, strict=True)]
+    return _w2_figures(sides), scaling, _w2_figures(references)
+
+
+def _w2_deals(concurrency: int) -> int:
+    return 24 if concurrency > 1 else 12
+
+
+def _w2_figures(sides: list[Side[tuple[float, list[float]]]]) -> W2Levels:
     out = {}
     for side in sides:
         wall = sum(batch_wall for batch_wall, _ in side.samples)
@@ -161,10 +193,7 @@ def w2_throughput(service: DealService, levels: tuple[int, ...] = (1, 4, 8), rou
         out[side.name] = {"deals_per_s": len(latencies) / wall,
                           "steps_per_s": len(latencies) * STEPS_PER_DEAL / wall,
                           "p95_deal_s": p95(latencies), "median_deal_s": median(latencies)}
-    low, high = sides[0], sides[-1]
-    scaling = [(len(h) / h_wall) / (len(lo) / lo_wall)
-               for (lo_wall, lo), (h_wall, h) in zip(low.samples, high.samples, strict=True)]
-    return out, scaling
+    return out
 
 
 def w3_resume(service: DealService, url: str, repeat: int = 20) -> dict[str, float]:
