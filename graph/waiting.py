@@ -7,7 +7,9 @@ and the announcement ("review requested"). Resumed, it validates the answer
 whatever claimed it first (this answer, or a person's or an expiry that a
 `DealService` claimed before resuming) is what the node gets. So a decision
 and an expiry that arrive together have exactly one effect, whichever process
-drives the thread, LangGraph alone included.
+drives the thread, LangGraph alone included. A wait that this process claimed
+just before resuming, under the lease it holds (`state.claimed_waits`), is
+neither opened nor claimed again: both would change nothing.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ class WaitRun:
         ValueError, shown to the next resume, if it cannot); an expiry passes as
         it is. `actor` names who answered when nobody claimed the wait before.
         """
-        if self.key is not None:
+        claimed = self.data.waits.claimed_for(self.origin, self.key) if self.key else None
+        if self.key is not None and claimed is None:
             delays = self.policy.delays(self.settings) if self.policy else []
             self.data.waits.open(self.origin, wait=self.policy.name if self.policy else
                                  str(self.origin.step), key=self.key, deadlines=delays,
@@ -74,6 +77,8 @@ class WaitRun:
                 raw = interrupt({**request, "error": str(exc)})
         if self.key is None:
             return dict(raw)
+        if claimed is not None and claimed.resolution == dict(raw):
+            return dict(claimed.resolution)  # this process claimed it just before resuming
         by = str(raw.get("reviewer") or actor) if not is_expiry(raw) else "deadline"
         claim = self.data.waits.claim(self.origin, self.key, dict(raw), by)
         return dict(claim.wait.resolution or raw)

@@ -23,6 +23,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from state.audit import AuditTrail, Origin
+from state.claimed_waits import ClaimedWaits
 from state.database import Pool
 from state.leases import Leases
 from state.outbox import Notice, Outbox
@@ -86,6 +87,7 @@ class WaitBook:
         self._audit = audit
         self._outbox = outbox
         self._leases = leases
+        self._claimed = ClaimedWaits()
 
     def open(self, origin: Origin, *, wait: str, key: str,
              deadlines: Sequence[tuple[str, str, timedelta]], notice: Notice | None,
@@ -109,12 +111,14 @@ class WaitBook:
         return bool(row["opened"])
 
     def claim(self, origin: Origin, key: str, resolution: dict[str, Any], by: str, *,
-              deadline_id: int | None = None) -> Claim:
+              deadline_id: int | None = None, for_resume: bool = False) -> Claim:
         """End the wait with `resolution` unless something ended it first.
 
         Winning cancels the wait's scheduled deadlines (an expiry's own deadline,
         `deadline_id`, is marked fired). Losing with another resolution is audited
         as `wait.refused`; the same resolution again (a retried job) is not a loss.
+        `for_resume`: the caller resumes the thread next, under the lease it holds;
+        the claim is remembered for the resumed node (`claimed_for`).
         """
         assert origin.thread_id
         with self._pool.connection() as conn:
@@ -124,6 +128,9 @@ class WaitBook:
         if row is None:
             raise WaitNotFound(f"thread {origin.thread_id} has no wait {key}")
         found = Wait(**{name: row[f"o_{name}"] for name in _WAIT_FIELDS})
+        if for_resume and found.resolution == resolution:
+            self._claimed.remember(origin.thread_id, key, self._leases.token(origin.thread_id),
+                                   found)
         if row["o_won"]:
             return Claim(True, found)
         if found.resolution != resolution:
@@ -132,6 +139,15 @@ class WaitBook:
                 f"{found.resolved_at:%Y-%m-%d %H:%M:%S %Z})" if found.resolved_at else None),
                 detail={"wait_key": key, "refused": resolution, "winner": found.resolution})
         return Claim(False, found)
+
+    def claimed_for(self, origin: Origin, key: str) -> Wait | None:
+        """The wait, if this process claimed it for the run it drives now (and forget it).
+
+        Such a wait is open and ended with the resolution the run resumes with:
+        the resumed node neither opens it nor claims it again.
+        """
+        thread = str(origin.thread_id)
+        return self._claimed.take(thread, key, self._leases.token(thread))
 
     def get(self, thread_id: str, key: str) -> Wait | None:
         """The wait `key` of the thread, if it was opened."""

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
+from typing import Any, ClassVar
 
 import pytest
 
 from bench.common import CountingCursor, counted_statements
 from dealflow.api import DealService
+from state import database
 from state.audit import Origin
 from state.config import Settings
 from state.leases import LeaseLost
 from state.outbox import Notice
+from tests.helpers import make_deal
 
 DEADLINES = (("review.remind", "remind", timedelta(hours=2)),
              ("review.expire", "expire", timedelta(hours=5)),
@@ -61,3 +65,39 @@ def test_a_wait_opened_while_another_process_holds_the_lease_writes_nothing(
         assert service.data.deadlines.for_thread("t-wait-2") == []
         assert service.data.outbox.for_deal("WAIT-2") == []
         assert service.data.audit.entries("WAIT-2") == []
+
+
+class _NamingCursor(CountingCursor):
+    """Counts the statements that call each of the waits' functions."""
+
+    calls: ClassVar[Counter[str]] = Counter()
+
+    def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+        """Count the wait functions `query` calls, then execute."""
+        for name in ("dealflow_open_wait", "dealflow_claim_wait"):
+            if name in str(query):
+                _NamingCursor.calls[name] += 1
+        return super().execute(query, *args, **kwargs)
+
+
+def test_a_wait_the_service_claims_is_not_opened_or_claimed_again_by_the_resumed_node(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(database.CONNECTION_KWARGS, "cursor_factory", _NamingCursor)
+    with DealService(settings) as service:
+        assert service.start(make_deal("CLAIM-1", "60000.00")).status == "waiting_review"
+        _NamingCursor.calls.clear()
+        approved = service.resume("CLAIM-1", {"decision": "approve", "reviewer": "kim"})
+        assert approved.status == "waiting_signature"
+        # the review: claimed by the service only; the signature wait: opened once
+        assert _NamingCursor.calls == {"dealflow_claim_wait": 1, "dealflow_open_wait": 1}
+        _NamingCursor.calls.clear()
+        assert service.event("CLAIM-1", "signature.completed").status == "completed"
+        assert _NamingCursor.calls == {"dealflow_claim_wait": 1}
+        answered = [(e.step, e.actor) for e in service.data.audit.entries("CLAIM-1")
+                    if e.action == "wait.answered"]
+        assert answered == [("human_review", "kim"), ("await_signature", "esign")]
+        waits = service.data.waits.for_thread(approved.thread_id)
+        assert [(w.wait, w.resolved_by, (w.resolution or {}).get("decision"),
+                 (w.resolution or {}).get("event")) for w in waits] == [
+            ("review", "kim", "approve", None), ("signature", "esign", None,
+                                                  "signature.completed")]
