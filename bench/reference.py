@@ -40,7 +40,7 @@ class MemoryDeals:
 
     def _invoke(self, payload: Any, thread: str) -> None:
         self.graph.invoke(payload, {"configurable": {"thread_id": thread}},
-                           context=self._context, durability="sync")
+                          context=self._context, durability="sync")
 
     def short(self, new_deal: NewDeal) -> Callable[[], None]:
         """W1's short deal (a run on a new thread) on the in-memory checkpointer."""
