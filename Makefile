@@ -32,8 +32,9 @@ demo: $(STAMP)  ## run the showcase deals (embedded Postgres unless DATABASE_URL
 test: lint typecheck $(FUZZ_STAMP)  ## ruff, mypy and the whole test suite
 	$(BIN)/pytest
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, and the import layers and cycles (import-linter, [tool.importlinter])
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from agents.chat_model import require_llm_settings
 from agents.systems import Systems
-from dealflow.deadlines import apply_claim, claim_wait, ended_wait, fire_deadline
+from dealflow.deadlines import Claimed, apply_claim, claim_wait, ended_wait, fire_deadline
 from dealflow.errors import (
     Busy,
     DealConflict,
@@ -52,9 +52,10 @@ from state.crash import crashing_checkpointer
 from state.database import DatabaseUnavailable, open_pool, resolve_database_url
 from state.effects import EffectBusy
 from state.embedded import EmbeddedPostgresError
-from state.leases import LeaseLost, Leases, ThreadBusy, thread_is_held
+from state.leases import Leases, ThreadBusy, thread_is_held
 from state.models import DealInput, SupervisorMode
 from state.registry import DealRow, thread_id_for
+from state.transactions import LeaseLost
 from state.validation import first_error
 
 StepCallback = Callable[[str, dict[str, Any]], None]
@@ -130,9 +131,9 @@ class DealService(DealQueries):
         previous process died mid-run); different terms for it are refused.
         `supervisor` overrides the settings' mode for a new thread.
         """
-        self._require_model(supervisor or self.settings.supervisor)
+        self.require_supervisor(supervisor or self.settings.supervisor)
         row, _ = self.register(deal)
-        with self._locked(row.thread_id):
+        with self.holding(row.thread_id):
             return self._continue(row, on_step, supervisor)
 
     def register(self, deal: DealInput) -> tuple[DealRow, bool]:
@@ -152,11 +153,12 @@ class DealService(DealQueries):
 
     def _terms(self, row: DealRow) -> DealInput:
         """The deal's terms as its thread holds them now (a fork may have changed them)."""
-        values = self._snapshot(row.thread_id).values
+        values = self.snapshot(row.thread_id).values
         held = values.get("deal") if isinstance(values, dict) else None
         return held if isinstance(held, DealInput) else DealInput.model_validate(row.input)
 
-    def _require_model(self, mode: str) -> None:
+    def require_supervisor(self, mode: str) -> None:
+        """Refuse (`InvalidInput`) a supervisor mode this process cannot run (the LLM unset)."""
         if mode != "rules":
             try:
                 require_llm_settings(self.settings)
@@ -172,35 +174,39 @@ class DealService(DealQueries):
         this is `Decided` (saying what ended it and when) and nothing runs.
         """
         row = self._row(ref)
-        with self._locked(row.thread_id):
+        with self.holding(row.thread_id):
             snapshot = self._waiting(row, "waiting_review", "a review", attempt=answer)
             parsed = self._review_answer(row, snapshot, answer)
             claim_wait(self, row, snapshot, parsed.model_dump(), parsed.reviewer)
-            return self._drive(row.thread_id, Command(resume=parsed.model_dump()), on_step,
+            return self.drive(row.thread_id, Command(resume=parsed.model_dump()), on_step,
                                snapshot)
 
-    def claim_review(self, ref: str, answer: dict[str, Any] | str) -> DealRow:
+    def claim_review(self, ref: str, answer: dict[str, Any] | str) -> Claimed:
         """Claim the pending review for `answer` without running anything (the API's way).
 
         Refuses what `resume` would refuse (`NotWaiting`, `Decided`, `InvalidInput`);
-        a later `resume` with the same answer applies it.
+        a later `resume` with the same answer applies it. The same answer again
+        while the claim is not yet applied is not refused: `fresh` is then False.
         """
         row = self._row(ref)
         snapshot = self._waiting(row, "waiting_review", "a review", attempt=answer)
         parsed = self._review_answer(row, snapshot, answer)
-        claim_wait(self, row, snapshot, parsed.model_dump(), parsed.reviewer)
-        return row
+        return Claimed(row, claim_wait(self, row, snapshot, parsed.model_dump(),
+                                       parsed.reviewer))
 
-    def claim_event(self, ref: str, event: str) -> DealRow:
-        """Claim the signature wait for `event` without running anything (the API's way)."""
+    def claim_event(self, ref: str, event: str) -> Claimed:
+        """Claim the signature wait for `event` without running anything (the API's way).
+
+        `fresh` is False when the event claimed the wait before (or was applied).
+        """
         name = self._event_name(event)
         row = self._row(ref)
-        snapshot = self._snapshot(row.thread_id)
-        if self._delivered(row, name, snapshot) is None:
-            self._waiting(row, "waiting_signature", "a signature event",
-                          attempt={"event": name}, snapshot=snapshot)
-            claim_wait(self, row, snapshot, {"event": name}, "esign")
-        return row
+        snapshot = self.snapshot(row.thread_id)
+        if self._delivered(row, name, snapshot) is not None:
+            return Claimed(row, False)
+        self._waiting(row, "waiting_signature", "a signature event",
+                      attempt={"event": name}, snapshot=snapshot)
+        return Claimed(row, claim_wait(self, row, snapshot, {"event": name}, "esign"))
 
     def apply_claim(self, ref: str) -> str:
         """Apply the answer that claimed the thread's wait but was never applied."""
@@ -222,15 +228,15 @@ class DealService(DealQueries):
         """Deliver an external signature event to a thread waiting for one."""
         name = self._event_name(event)
         row = self._row(ref)
-        with self._locked(row.thread_id):
-            snapshot = self._snapshot(row.thread_id)  # read once, under the lease
+        with self.holding(row.thread_id):
+            snapshot = self.snapshot(row.thread_id)  # read once, under the lease
             delivered = self._delivered(row, name, snapshot)
             if delivered is not None:
                 return delivered
             self._waiting(row, "waiting_signature", "a signature event",
                           attempt={"event": name}, snapshot=snapshot)
             claim_wait(self, row, snapshot, {"event": name}, "esign")
-            return self._drive(row.thread_id, Command(resume={"event": name}), on_step,
+            return self.drive(row.thread_id, Command(resume={"event": name}), on_step,
                                snapshot)
 
     @staticmethod
@@ -277,8 +283,8 @@ class DealService(DealQueries):
 
     def _continue_stopped(self, row: DealRow, on_step: StepCallback | None
                           ) -> DealReport | None:
-        with self._locked(row.thread_id, wait=False):
-            snapshot = self._snapshot(row.thread_id)
+        with self.holding(row.thread_id, wait=False):
+            snapshot = self.snapshot(row.thread_id)
             current = status_of(snapshot, self.workflow) if snapshot.created_at else "running"
             if current in ("running", "failed"):
                 return self._continue(row, on_step)
@@ -286,9 +292,13 @@ class DealService(DealQueries):
                 self.registry.set_status(row.thread_id, current)
             return None
 
-    # -- internals --------------------------------------------------------------
+    # -- primitives (the deadline code drives threads with them) -----------------
     @contextmanager
-    def _locked(self, thread_id: str, *, wait: bool = True) -> Iterator[None]:
+    def holding(self, thread_id: str, *, wait: bool = True) -> Iterator[None]:
+        """Hold the thread's fenced lease for the block; `Busy` if another process holds it.
+
+        `wait`: wait up to `busy_wait_seconds` for it, else give up at once.
+        """
         seconds = self.settings.busy_wait_seconds if wait else 0
         try:
             with self.leases.hold(thread_id, wait_seconds=seconds):
@@ -298,19 +308,19 @@ class DealService(DealQueries):
 
     def _continue(self, row: DealRow, on_step: StepCallback | None,
                   supervisor: SupervisorMode | None = None) -> DealReport:
-        snapshot = self._snapshot(row.thread_id)
+        snapshot = self.snapshot(row.thread_id)
         if snapshot.created_at is None:
             mode = supervisor or self.settings.supervisor
-            self._require_model(mode)
+            self.require_supervisor(mode)
             start = {"deal": DealInput(**row.input), "supervisor": mode}
-            return self._drive(row.thread_id, start, on_step, snapshot,
+            return self.drive(row.thread_id, start, on_step, snapshot,
                                listed_running=row.status == "running")
         status = status_of(snapshot, self.workflow)
         if status in ("running", "failed"):
             # nothing scheduled and no outcome (an edit with update_state at a wait): the
             # supervisor decides again from the edited state
             payload = None if snapshot.next else Command(goto=SUPERVISOR)
-            return self._drive(row.thread_id, payload, on_step, snapshot)
+            return self.drive(row.thread_id, payload, on_step, snapshot)
         self.registry.set_status(row.thread_id, status)
         return build_report(row.thread_id, snapshot, self.workflow)
 
@@ -323,7 +333,7 @@ class DealService(DealQueries):
         ended the wait, `Decided` says what and when, and the refused `attempt`
         is audited.
         """
-        snapshot = snapshot or self._snapshot(row.thread_id)
+        snapshot = snapshot or self.snapshot(row.thread_id)
         current = status_of(snapshot, self.workflow) if snapshot.created_at else "not started"
         if current == status:
             return snapshot
@@ -350,15 +360,15 @@ class DealService(DealQueries):
                          "resumed_from_checkpoint": from_checkpoint},
         }
 
-    def _drive(self, thread_id: str, payload: Any, on_step: StepCallback | None,
-               start: StateSnapshot, *, listed_running: bool = False) -> DealReport:
-        """Run the thread from `start` (its current snapshot, read under the lock).
+    def drive(self, thread_id: str, payload: Any, on_step: StepCallback | None,
+              start: StateSnapshot, *, listed_running: bool = False) -> DealReport:
+        """Run the thread from `start` (its current snapshot, read while `holding` it).
 
         `listed_running`: the registry lists the thread as running already.
         """
         current = start.values
         if isinstance(current, dict) and current.get("supervisor"):
-            self._require_model(current["supervisor"])
+            self.require_supervisor(current["supervisor"])
         config = self._run_config(thread_id, start, payload)
         if not listed_running:
             self.registry.set_status(thread_id, "running")
@@ -370,7 +380,7 @@ class DealService(DealQueries):
             owned = False
             raise OwnershipLost(str(exc)) from None
         finally:
-            snapshot = self._snapshot(thread_id)
+            snapshot = self.snapshot(thread_id)
             if owned and snapshot.created_at is not None:
                 self._record_status(thread_id, status_of(snapshot, self.workflow))
         if not has_run(snapshot):  # stopped before its first step was checkpointed

@@ -33,6 +33,7 @@ from dealflow.render import (
 )
 from dealflow.reports import DealReport
 from dealflow.timeline import render_stats, render_trace, trace_json
+from dealflow.views import audit_view, history_view, records_view, threads_view
 from state.config import ConfigError, Settings
 from state.database import (
     DatabaseUnavailable,
@@ -111,36 +112,29 @@ def _cmd_status(service: DealService, args: argparse.Namespace, progress: Progre
 
 def _cmd_threads(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
     overdue = args.overdue
-    rows, following = service.threads_page(args.status, args.limit, args.cursor,
-                                           overdue=overdue)
-    data = {"threads": [{"thread_id": r.thread_id, "deal_id": r.deal_id, "client": r.client,
-                         "value": str(r.value), "currency": r.currency, "status": r.status,
-                         "active": active, "updated_at": r.updated_at.isoformat()}
-                        for r, active in rows], "next_cursor": following}
+    data, rows = threads_view(service, args.status, args.limit, args.cursor, overdue=overdue)
     text = render_threads(rows)
-    if following:
+    if data["next_cursor"]:
         text += (f"\n… more threads (this page shows {len(rows)}): dealflow threads "
                  f"{'--status ' + args.status + ' ' if args.status else ''}"
-                 f"{'--overdue ' if overdue else ''}--cursor {following}")
+                 f"{'--overdue ' if overdue else ''}--cursor {data['next_cursor']}")
     return data, text
 
 
 def _cmd_history(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
-    checkpoints = service.history(args.thread)
-    return {"thread": args.thread, "history": checkpoints}, render_history(checkpoints)
+    data = history_view(service, args.thread)
+    return data, render_history(data["history"])
 
 
 def _cmd_records(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
-    deal_id = service.deal(args.deal_id).deal_id
-    records = service.records(deal_id)
-    return {"deal_id": deal_id, **records}, render_records(deal_id, records,
-                                                           service.systems.record_ids())
+    data = records_view(service, args.deal_id)
+    records = {k: v for k, v in data.items() if k != "deal_id"}
+    return data, render_records(data["deal_id"], records, service.systems.record_ids())
 
 
 def _cmd_audit(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
-    deal_id = service.deal(args.deal_id).deal_id
-    entries = service.audit(deal_id, agent=args.agent, key=args.key)
-    return {"deal_id": deal_id, "entries": [asdict(e) for e in entries]}, render_audit(entries)
+    data, entries = audit_view(service, args.deal_id, agent=args.agent, key=args.key)
+    return data, render_audit(entries)
 
 
 def _cmd_recover(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
@@ -214,7 +208,8 @@ def _watch(settings: Settings, args: argparse.Namespace) -> int:
 
 def _server(settings: Settings, args: argparse.Namespace) -> int:
     """`serve`, `worker` and `token`: the service's commands."""
-    from dealflow.service import auth, run
+    from dealflow.service import run
+    from dealflow.service.token_commands import token_command
 
     with DealService(settings) as service:
         if args.command == "serve":
@@ -223,13 +218,9 @@ def _server(settings: Settings, args: argparse.Namespace) -> int:
             run.serve(service, args.host, args.port, args.workers)
         elif args.command == "worker":
             run.work(service, args.concurrency)
-        elif args.token_action == "create":
-            token = auth.create_token(service.pool, args.name, args.role)
-            print(json.dumps({"token": token, "name": args.name, "role": args.role})
-                  if args.json else token)
         else:
-            auth.revoke_token(service.pool, args.name)
-            print(json.dumps({"revoked": args.name}) if args.json else f"revoked {args.name}")
+            data, text = token_command(service.pool, args)
+            print(json.dumps(data) if args.json else text)
     return 0
 
 

@@ -9,7 +9,9 @@ from typing import Any, NoReturn
 
 from graph.workflow import DEFAULT_WORKFLOW
 from state.deal_state import STATUSES
+from state.durations import parse_duration
 from state.models import SIGNATURE_EVENTS
+from state.numerals import decimal_number, whole_number
 
 EPILOG = """examples:
   dealflow run --deal-id D-1001 --client "Acme GmbH" --value 12500
@@ -37,11 +39,25 @@ def _common(parser: argparse.ArgumentParser, default: Any = None) -> None:
 AddCommand = Callable[[str, str], argparse.ArgumentParser]
 
 
+def _typed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """An argparse `type=` from `parse`: its ValueError becomes argparse's one-line error."""
+    def typed(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    typed.__name__ = parse.__name__
+    return typed
+
+
+_whole = _typed(whole_number)  # 42, never 1_000 or ١٠ (see state.numerals)
+_number = _typed(decimal_number)
+_duration = _typed(parse_duration)
+
+
 def _page_size(text: str) -> int:
-    try:
-        size = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r:.20}") from None
+    size: int = _whole(text)
     if not 1 <= size <= 1000:
         raise argparse.ArgumentTypeError(f"must be between 1 and 1000, got {size}")
     return size
@@ -126,21 +142,27 @@ def _inspection_commands(add: AddCommand) -> None:
 def _server_commands(add: AddCommand) -> None:
     serve = add("serve", "serve the HTTP API (OpenAPI at /openapi.json) with in-process workers")
     serve.add_argument("--host", default="127.0.0.1", help="host (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    serve.add_argument("--workers", type=int, default=2, metavar="N",
+    serve.add_argument("--port", type=_whole, default=8000, help="port (default 8000)")
+    serve.add_argument("--workers", type=_whole, default=2, metavar="N",
                        help="in-process workers (default 2; 0 for an API-only node)")
     worker = add("worker", "run workers only: they take jobs from the shared Postgres queue")
-    worker.add_argument("--concurrency", type=int, default=2, metavar="N",
+    worker.add_argument("--concurrency", type=_whole, default=2, metavar="N",
                         help="jobs at once (default 2)")
-    token = add("token", "create or revoke API tokens (stored hashed; shown once)")
+    token = add("token", "create, list or revoke API tokens (stored hashed; shown once)")
     actions = token.add_subparsers(dest="token_action", metavar="ACTION", required=True,
                                    parser_class=_Parser)
     create = actions.add_parser("create", help="print a new token once")
     create.add_argument("--role", required=True, choices=("operator", "reviewer"),
                         help="operator: everything; reviewer: reads and review decisions")
     create.add_argument("--name", required=True, help="who holds it (audit trail name)")
+    create.add_argument("--expires-in", type=_duration, default=None, metavar="DURATION",
+                        help="refuse it after 90s, 30m, 12h, 30d (default: never expires); "
+                        "inbox sessions end with it")
     create.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
-                        help='print {"token": ...}')
+                        help='print {"token": ..., "expires_at": ...}')
+    listing = actions.add_parser("list", help="every token: role, state, created, expires")
+    listing.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                         help='print {"tokens": [...]}')
     revoke = actions.add_parser("revoke", help="revoke a token by name, at once")
     revoke.add_argument("name", help="the token's name")
 
@@ -156,12 +178,12 @@ def _service_commands(add: AddCommand) -> None:
     mcp.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                      help="a Host/Origin name clients may use besides localhost (DNS-rebinding "
                      "protection; repeat for several), e.g. deals.example.com")
-    mcp.add_argument("--port", type=int, default=8765, help="HTTP port (default 8765)")
+    mcp.add_argument("--port", type=_whole, default=8765, help="HTTP port (default 8765)")
     watch = add("watch", "follow a deal's shared-context changes as they commit (JSON lines "
                 "with --json)")
     watch.add_argument("deal_id", help="deal id")
     watch.add_argument("--key", help="only this key, e.g. D-1.qualified")
-    watch.add_argument("--since", type=int, default=0, metavar="CHANGE_ID",
+    watch.add_argument("--since", type=_whole, default=0, metavar="CHANGE_ID",
                        help="start after this change id (default: from the beginning)")
-    watch.add_argument("--count", type=int, metavar="N", help="stop after N changes")
-    watch.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds")
+    watch.add_argument("--count", type=_whole, metavar="N", help="stop after N changes")
+    watch.add_argument("--seconds", type=_number, metavar="S", help="stop after S seconds")

@@ -13,6 +13,7 @@ expiry, which the graph turns into the outcome `expired`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from langgraph.types import Command, StateSnapshot
@@ -63,24 +64,38 @@ def refusal(thread_id: str, wait: Wait) -> str:
             f"{resolution.get('event', resolution)} at {when}")
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A wait claimed for an answer: the deal, and whether this call's claim ended the wait.
+
+    `fresh` is False when the same answer had claimed it before (a retried request).
+    """
+
+    row: DealRow
+    fresh: bool
+
+
 def claim_wait(service: DealService, row: DealRow, snapshot: StateSnapshot,
-               resolution: dict[str, Any], by: str) -> None:
+               resolution: dict[str, Any], by: str) -> bool:
     """Claim the thread's current wait for `resolution`, or raise `Decided`.
 
-    A wait that was never stored (opened before deadlines existed) is not claimed.
+    True if this call ended the wait; False if the same resolution had claimed
+    it before. A wait that was never stored (opened before deadlines existed)
+    is not claimed (True: the caller applies it).
     """
     found = current_wait(snapshot)
     if found is None:
-        return
+        return True
     node, key = found
     origin = Origin(row.deal_id, agent=service.workflow.agent_of(node), step=node,
                     thread_id=row.thread_id, checkpoint_id=checkpoint_of(snapshot))
     try:
         claim = service.data.waits.claim(origin, key, resolution, by, for_resume=True)
     except WaitNotFound:
-        return
+        return True
     if not claim.won and claim.wait.resolution != resolution:
         raise Decided(refusal(row.thread_id, claim.wait))
+    return claim.won
 
 
 def ended_wait(service: DealService, row: DealRow, status: str, current: str,
@@ -112,14 +127,14 @@ def apply_claim(service: DealService, thread_id: str) -> str:
 
     An expiry is finished by its deadline (which voids an envelope first).
     """
-    with service._locked(thread_id, wait=False):
-        snapshot = service._snapshot(thread_id)
+    with service.holding(thread_id, wait=False):
+        snapshot = service.snapshot(thread_id)
         found = current_wait(snapshot)
         wait = service.data.waits.get(thread_id, found[1]) if found else None
         if wait is None or wait.resolution is None:
             return "nothing to apply"
         if not wait.expired:
-            return service._drive(thread_id, Command(resume=wait.resolution), None,
+            return service.drive(thread_id, Command(resume=wait.resolution), None,
                                   snapshot).status
     name = wait.resolution[EXPIRED].get("deadline")
     expiry = next((d for d in service.data.deadlines.for_thread(thread_id)
@@ -135,8 +150,8 @@ def fire_deadline(service: DealService, deadline_id: int) -> str:
     if deadline.status == "cancelled" or (deadline.status == "fired"
                                           and deadline.action != "expire"):
         return deadline.status
-    with service._locked(deadline.thread_id):
-        snapshot = service._snapshot(deadline.thread_id)
+    with service.holding(deadline.thread_id):
+        snapshot = service.snapshot(deadline.thread_id)
         origin = Origin(deadline.deal_id, agent="deadline", step=deadline.name,
                         thread_id=deadline.thread_id, checkpoint_id=checkpoint_of(snapshot))
         wait = service.data.waits.get(deadline.thread_id, deadline.wait_key)
@@ -191,7 +206,7 @@ def _expire(service: DealService, deadline: Deadline, wait: Wait, policy: WaitPo
                 {"envelope_id": envelope_id, "reason": "expired"}, Envelope,
                 lambda key: esign.void_envelope(envelope_id, reason="expired", key=key),
                 esign.lookup)
-    report = service._drive(deadline.thread_id, Command(resume=expiry), None, snapshot)
+    report = service.drive(deadline.thread_id, Command(resume=expiry), None, snapshot)
     return report.status
 
 

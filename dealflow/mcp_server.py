@@ -8,8 +8,9 @@ Over stdio the server runs as the local user and offers every tool. Over HTTP:
   middleware; the write tools are offered;
 - without it, only the read tools are offered;
 - Host and Origin headers are checked against an allow-list (DNS-rebinding
-  protection, the SDK's `TransportSecuritySettings`): localhost by default,
-  plus every `--allow-host`.
+  protection, the SDK's `TransportSecuritySettings`): the HTTP API's rule
+  (`dealflow.service.guards.allowed_host_names`: localhost, the bound host,
+  `DEALFLOW_ALLOWED_HOSTS`), plus every `--allow-host`.
 
 Writes are audited with the authenticated identity (the local user over stdio,
 `DEALFLOW_MCP_IDENTITY` for the token over HTTP); the client's self-reported
@@ -34,11 +35,11 @@ from mcp.server.transport_security import TransportSecuritySettings
 from dealflow.api import DealService
 from dealflow.errors import DealflowError
 from dealflow.mcp_tools import DealTools
+from dealflow.service.guards import allowed_host_names
 
 INSTRUCTIONS = ("dealflow runs deals from lead to invoice. Read a deal's facts with "
                 "get_deal_context, find work with list_deals and list_pending_reviews, and "
                 "answer reviews with submit_review.")
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
 async def _call(fn: Callable[..., Any], *args: Any) -> Any:
@@ -77,9 +78,7 @@ def _actor(ctx: Context, transport: str) -> tuple[str, str]:
 
 def security_settings(host: str, allowed_hosts: Sequence[str]) -> TransportSecuritySettings:
     """DNS-rebinding protection: localhost, the bound host and every `--allow-host`."""
-    hosts = [*LOCAL_HOSTS, *([host] if host not in ("0.0.0.0", "::") else []),
-             *allowed_hosts]
-    unique = list(dict.fromkeys(hosts))
+    unique = allowed_host_names(host, allowed_hosts)
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=[f"{h}:*" for h in unique] + list(unique),
@@ -100,7 +99,8 @@ def build_mcp_server(service: DealService, *, transport: Literal["stdio", "http"
         auth = {"token_verifier": StaticTokenVerifier(token, settings.mcp_identity),
                 "auth": AuthSettings(issuer_url=base, resource_server_url=f"{base}/mcp")}
     server = FastMCP("dealflow", instructions=INSTRUCTIONS, host=host, port=port,
-                     transport_security=security_settings(host, allowed_hosts), **auth)
+                     transport_security=security_settings(
+                         host, [*settings.allowed_hosts, *allowed_hosts]), **auth)
     _read_tools(server, tools)
     if transport == "stdio" or token is not None:
         _write_tools(server, tools, transport)

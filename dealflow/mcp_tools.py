@@ -13,6 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from dealflow.api import DealService
 from dealflow.errors import InvalidInput, NotFound
+from dealflow.views import thread_json
 from state.deal_state import STATUSES
 from state.models import Comment
 
@@ -76,9 +77,7 @@ class DealTools:
         """Deals with their thread and status, newest first."""
         if status is not None and status not in STATUSES:
             raise InvalidInput(f"unknown status {status[:40]!r}; one of: {', '.join(STATUSES)}")
-        return [{"deal_id": r.deal_id, "thread_id": r.thread_id, "client": r.client,
-                 "value": str(r.value), "currency": r.currency, "status": r.status,
-                 "updated_at": r.updated_at.isoformat()} for r, _ in self.service.threads(status)]
+        return [thread_json(row, active) for row, active in self.service.threads(status)]
 
     def pending_reviews(self) -> list[dict[str, Any]]:
         """Threads waiting for a person, with the review request (HITL shape) and deadlines."""

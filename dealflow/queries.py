@@ -40,7 +40,7 @@ class DealQueries:
     def status(self, ref: str) -> DealReport:
         """The thread's status, completed steps, pending interrupt and facts."""
         row = self._row(ref)
-        snapshot = self._snapshot(row.thread_id)
+        snapshot = self.snapshot(row.thread_id)
         if snapshot.created_at is None:
             raise NotFound(f"thread {row.thread_id} has not run yet; start it with dealflow run")
         if has_run(snapshot):
@@ -113,7 +113,7 @@ class DealQueries:
         (`branch: current`) or a branch the thread has left (`superseded`).
         """
         row = self._row(ref)
-        snapshot = self._snapshot(row.thread_id)
+        snapshot = self.snapshot(row.thread_id)
         values = snapshot.values if isinstance(snapshot.values, dict) else {}
         current = set(values.get("effect_keys") or {})
         return {label: [{**record, "branch": "current" if record.get("idempotency_key")
@@ -164,7 +164,8 @@ class DealQueries:
     def _config(self, thread_id: str) -> RunnableConfig:
         return {"configurable": {"thread_id": thread_id}}
 
-    def _snapshot(self, thread_id: str) -> StateSnapshot:
+    def snapshot(self, thread_id: str) -> StateSnapshot:
+        """The thread's latest state as LangGraph shows it (`graph.get_state`)."""
         return self.graph.get_state(self._config(thread_id))
 
     def _row(self, ref: str) -> DealRow:

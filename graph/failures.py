@@ -22,9 +22,8 @@ from graph.workflow import Workflow
 from state.config import Settings
 from state.deal_state import DealState
 from state.effects import EffectBusy
-from state.leases import LeaseLost
 from state.models import Failure
-from state.ownership import DealOwnedElsewhere
+from state.transactions import DealOwnedElsewhere, LeaseLost
 
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (SystemUnavailable, psycopg.OperationalError)
 # Not a step failing: this process must stop driving the thread (another owns it).

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -40,12 +41,26 @@ from pydantic_settings import (
 
 from state.durations import OptionalDuration
 from state.models import SupervisorMode
+from state.numerals import plain_number
 from state.validation import first_error
 
 _SYSTEM = "[a-z][a-z0-9_]*"
 _OUTAGE_PART = re.compile(rf"\s*({_SYSTEM})\s*:\s*([0-9]+)\s*")
 _SystemName = Annotated[str, StringConstraints(pattern=f"^{_SYSTEM}$")]
 _Outage = dict[_SystemName, Annotated[int, Field(ge=0)]]
+_HOST = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*|\[[0-9a-f:.]+\]")
+
+
+def _host_name(value: str) -> str:
+    """A Host name clients may use (`deals.example.com`, `10.0.0.5`, `[fd00::1]`), no port."""
+    name = value.strip().lower()
+    if not _HOST.fullmatch(name):
+        raise ValueError(f"expected a host name without a port, e.g. deals.example.com or "
+                         f"[fd00::1], got {value.strip()!r:.60}")
+    return name
+
+
+_HostName = Annotated[str, AfterValidator(_host_name)]
 
 
 class ConfigError(ValueError):
@@ -117,6 +132,10 @@ class Settings(BaseModel):
     webhook_secret: SecretStr | None = Field(
         default=None, description="DEALFLOW_WEBHOOK_SECRET: the HMAC-SHA256 key of e-sign "
         "webhooks (without it the webhook endpoint refuses every delivery).")
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, le=1024 ** 3,
+        description="The largest request body the HTTP API reads (webhooks and forms too); "
+        "a larger one is answered 413 before it is read.")
     worker_stalled_seconds: float = Field(
         default=10, ge=2, le=3600,
         description="A worker silent this long is dead: its jobs are handed to another.")
@@ -137,12 +156,26 @@ class Settings(BaseModel):
         default=None, pattern=r"^https?://\S+$", max_length=2000,
         description="Where notifications are posted as Slack-compatible JSON (none: they "
         "are kept in the outbox, marked skipped).")
+    notify_timeout_seconds: float = Field(
+        default=10, gt=0, le=30,
+        description="A notification post fails when connecting, sending or waiting for the "
+        "answer takes longer than this (it is retried with back-off).")
     escalation_contact: str = Field(
         default="sales-managers", min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$",
         description="Who an escalation notification is addressed to.")
     crash_at: str | None = Field(
         default=None, description="Crash-test hook: SIGKILL at step:phase (see state.crash)."
     )
+    allowed_hosts: tuple[_HostName, ...] = Field(
+        default=(), description="Host names the API, the inbox and MCP answer besides "
+        "localhost and the address they are reached at (DNS-rebinding protection); "
+        "comma-separated in DEALFLOW_ALLOWED_HOSTS.")
+    auth_max_failures: int = Field(
+        default=10, ge=1, le=100_000,
+        description="Failed sign-ins and bearer checks a client address may make per window; "
+        "then it is answered 429 until the window ends.")
+    auth_failure_window_seconds: float = Field(
+        default=60, ge=1, le=86_400, description="The window failed authentications count in.")
 
     @field_validator("crash_at")
     @classmethod
@@ -208,6 +241,12 @@ _ENV_TYPES: dict[str, Any] = {
     "sandbox_outage": Annotated[_Outage, NoDecode, BeforeValidator(parse_outage)],
     # the deadlines of the waits (`<wait>_<action>_after`, see `graph.workflow.WaitPolicy`)
     **{name: OptionalDuration for name in Settings.model_fields if name.endswith("_after")},
+    # numbers in plain digits: `1_000` or `١٠` is a typo, never 1000 (see state.numerals)
+    **{name: Annotated[info.annotation, BeforeValidator(plain_number)]
+       for name, info in Settings.model_fields.items()
+       if info.annotation in (int, float, Decimal)},
+    "allowed_hosts": Annotated[tuple[str, ...], NoDecode, BeforeValidator(
+        lambda raw: tuple(part for part in raw.split(",") if part.strip()))],
 }
 
 

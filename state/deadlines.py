@@ -14,8 +14,8 @@ from datetime import datetime
 
 from state.audit import AuditTrail, Origin
 from state.database import Pool
-from state.leases import write_transaction
 from state.outbox import Notice, Outbox
+from state.transactions import write_transaction
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def parse_duration(text: str) -> timedelta:
     """`90s`, `30m`, `2h`, `7d` → timedelta (ValueError otherwise)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text)
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd])\s*", text)  # ASCII digits
     if not match:
         raise ValueError(f"duration must look like 90s, 30m, 2h or 7d, got {text!r:.40}")
     seconds = float(match.group(1)) * _UNITS[match.group(2)]

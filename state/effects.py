@@ -28,8 +28,9 @@ from pydantic import BaseModel
 
 from state.audit import AuditTrail, Origin
 from state.database import Pool
-from state.leases import Leases, write_transaction
+from state.leases import Leases
 from state.step_rows import fenced_carrying, fenced_statement, hold_rows
+from state.transactions import write_transaction
 
 M = TypeVar("M", bound=BaseModel)
 CrashHook = Callable[[str, str], None]

@@ -22,7 +22,8 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from state.fenced_saver import RECONNECT_PAUSES, thread_of
-from state.leases import FENCE_SQL, Leases, refusal
+from state.leases import FENCE_SQL, Leases
+from state.transactions import refusal
 
 T = TypeVar("T")
 # The thread a write is for, set by aput/aput_writes for the _cursor they open.

@@ -35,9 +35,9 @@ from psycopg_pool import ConnectionPool
 
 from state.held_writes import HeldWrites
 from state.latest_reads import LatestReads, latest_key
-from state.leases import FENCE_SQL, Leases, refusal
-from state.ownership import DealOwnedElsewhere
+from state.leases import FENCE_SQL, Leases
 from state.statements import Batch, Recorder, write_fenced
+from state.transactions import DealOwnedElsewhere, refusal
 
 T = TypeVar("T")
 # The thread a write is for, set by put/put_writes for the _cursor they open.

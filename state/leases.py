@@ -31,10 +31,9 @@ from typing import Any
 import psycopg
 
 from state.database import Pool
-from state.ownership import is_owned_elsewhere, owned_elsewhere
 from state.statements import FENCE_SQL, Batch, execute_alone
+from state.transactions import is_fenced, lease_lost
 
-FENCE_SQLSTATE = "DF001"
 _log = logging.getLogger(__name__)
 
 # Take the lease if it is free, expired, or held by the `stale` token (a process of
@@ -68,10 +67,6 @@ class ThreadBusy(RuntimeError):
     """Another live process holds the thread's lease."""
 
 
-class LeaseLost(RuntimeError):
-    """A write was fenced out: this process no longer owns the thread."""
-
-
 @dataclass(frozen=True)
 class Holder:
     """Who holds a thread's lease, as the table says."""
@@ -100,58 +95,6 @@ def process_alive(pid: int) -> bool:
         return False
     except OSError:
         return True  # cannot tell: assume alive, which only makes others wait
-
-
-def is_fenced(exc: BaseException) -> bool:
-    """Whether a database error is `dealflow_fence` refusing a write."""
-    return isinstance(exc, psycopg.Error) and getattr(exc, "sqlstate", None) == FENCE_SQLSTATE
-
-
-def refusal(exc: psycopg.Error) -> Exception:
-    """What a database error stands for: `LeaseLost`, `DealOwnedElsewhere`, or itself."""
-    if is_fenced(exc):
-        return lease_lost(exc)
-    if is_owned_elsewhere(exc):
-        return owned_elsewhere(exc)
-    return exc
-
-
-def lease_lost(exc: psycopg.Error) -> LeaseLost:
-    """The `LeaseLost` for a fenced database error (its first line)."""
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else "write fenced"
-    return LeaseLost(f"{detail}; this process stopped without acting")
-
-
-@contextmanager
-def write_connection(pool: Pool) -> Iterator[psycopg.Connection[Any]]:
-    """A pool connection (autocommit) to write on; a fenced refusal becomes `LeaseLost`.
-
-    A write of one statement is best sent alone on it: a statement is its own
-    transaction, and BEGIN and COMMIT would be two more round trips.
-    """
-    try:
-        with pool.connection() as conn:
-            yield conn
-    except psycopg.Error as exc:
-        refused = refusal(exc)
-        if refused is not exc:
-            raise refused from None
-        raise
-
-
-@contextmanager
-def write_transaction(pool: Pool) -> Iterator[psycopg.Connection[Any]]:
-    """One transaction on a pool connection; a fenced refusal becomes `LeaseLost`.
-
-    Not pipelined: on a local server, psycopg's pipeline mode around a short
-    transaction cost more than the round trips it saved (a two-statement
-    transaction: 0.76 ms pipelined against 0.71 ms plain, and 0.41 ms of client
-    CPU against 0.34; an autocommit statement alone: 0.39 ms). So a transaction
-    of one statement is better written as that statement alone
-    (`write_connection`, `state.statements.write_fenced`).
-    """
-    with write_connection(pool) as conn, conn.transaction():
-        yield conn
 
 
 def holder(pool: Pool, thread_id: str) -> Holder | None:

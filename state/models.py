@@ -10,7 +10,16 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
+
+from state.numerals import plain_number
 
 Currency = Literal["USD", "EUR", "GBP", "CAD", "AUD"]
 DealType = Literal["subscription", "implementation", "consulting"]
@@ -55,8 +64,11 @@ def _cents(value: Decimal) -> Decimal:
     return value.quantize(Decimal("0.01"))
 
 
-Amount = Annotated[Decimal, Field(gt=0, le=MAX_DEAL_VALUE, decimal_places=2),
+# Text must be a plain numeral: `1_000` and `١٠٠٠` are refused, not read as 1000.
+Plain = BeforeValidator(plain_number)
+Amount = Annotated[Decimal, Plain, Field(gt=0, le=MAX_DEAL_VALUE, decimal_places=2),
                    AfterValidator(_cents)]
+Count = Annotated[int, Plain]
 
 
 DealId = Annotated[
@@ -91,11 +103,11 @@ class Frozen(BaseModel):
 class LeadAttributes(Frozen):
     """What sales knows about the lead; the lead agent scores it."""
 
-    company_size: int = Field(default=50, ge=1, le=10_000_000, description="Employees.")
-    budget: Annotated[Decimal, Field(ge=0, le=MAX_DEAL_VALUE, decimal_places=2),
+    company_size: Count = Field(default=50, ge=1, le=10_000_000, description="Employees.")
+    budget: Annotated[Decimal, Plain, Field(ge=0, le=MAX_DEAL_VALUE, decimal_places=2),
                       AfterValidator(_cents)] | None = None
     industry: ShortText = "software"
-    engagement: int = Field(default=50, ge=0, le=100, description="Engagement score 0-100.")
+    engagement: Count = Field(default=50, ge=0, le=100, description="Engagement score 0-100.")
     contact_name: Name = "Alex Buyer"
     contact_email: Email = "buyer@example.com"
     notes: Notes = ""

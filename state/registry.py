@@ -22,8 +22,8 @@ from psycopg.types.json import Jsonb
 
 from state.database import Pool
 from state.models import DealInput
-from state.ownership import is_owned_elsewhere, owned_elsewhere
 from state.step_rows import write_row
+from state.transactions import is_owned_elsewhere, owned_elsewhere
 
 
 @dataclass(frozen=True)

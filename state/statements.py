@@ -171,7 +171,7 @@ def execute_alone(conn: psycopg.Connection[Any], batches: Sequence[Batch], head:
 
     `conn` is in autocommit and outside a transaction. One statement is sent
     alone: a statement is its own transaction, and a BEGIN/COMMIT around it (or
-    a pipeline) costs more than it saves (see `state.leases.write_transaction`).
+    a pipeline) costs more than it saves (see `state.transactions.write_transaction`).
     Batches `one_statement` cannot carry make it a transaction of several.
     """
     query, params, rest = one_statement(batches, head, head_params)

@@ -28,8 +28,8 @@ from typing import Any
 from psycopg import Connection, Cursor
 
 from state.database import Pool
-from state.leases import write_connection, write_transaction
 from state.statements import Batch, execute_alone, execute_carrying
+from state.transactions import write_connection, write_transaction
 
 Row = tuple[str, tuple[Any, ...]]  # a statement and its parameters
 FirstStatement = Callable[[str, Sequence[Any]], Cursor[Any]]  # see fenced_carrying

@@ -23,7 +23,7 @@ from psycopg.rows import DictRow
 from agents.systems.base import IdempotencyConflict, Record
 from agents.systems.faults import FaultInjector
 from state.database import Pool
-from state.leases import write_transaction
+from state.transactions import write_transaction
 
 # Log a request, or check it against the one logged before (migration 0014).
 _ACCEPT = "SELECT sandbox_accept(%s, %s, %s)"

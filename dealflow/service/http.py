@@ -8,7 +8,6 @@ queued as `dealflow.drive` jobs (`dealflow.service.jobs`). Every error is
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
@@ -19,20 +18,23 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from starlette.exceptions import HTTPException
 
 from dealflow.api import DealService
-from dealflow.cli import COMMANDS
 from dealflow.errors import DealflowError, InvalidInput, NotFound
 from dealflow.reports import DealReport, starting_report
-from dealflow.service import webhooks
-from dealflow.service.auth import Caller, caller_of
+from dealflow.service import guards, webhooks
+from dealflow.service.auth import Caller, Throttle, authenticate
+from dealflow.service.inbound import take_event, take_review
 from dealflow.service.inbox import inbox_routes
 from dealflow.service.jobs import defer_async
+from dealflow.service.limits import BodyLimit
 from dealflow.service.metrics import metrics_text
+from dealflow.views import VIEWS, threads_view
 from state.deal_state import Status
 from state.models import Comment, DealInput, ReviewChoice, SupervisorMode
+from state.numerals import plain_number
 from state.validation import first_error
 
 _log = logging.getLogger(__name__)
@@ -60,6 +62,8 @@ class Accepted(BaseModel):
     deal_id: str
     status: str
     job_id: int | None = None
+    duplicate: bool = False
+    note: str | None = None
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -69,6 +73,7 @@ def _error(status: int, message: str) -> JSONResponse:
 def build_app(service: DealService, queue: procrastinate.App) -> FastAPI:
     """The API over `service`, queueing commands on `queue`."""
     app = FastAPI(title="dealflow", version="1", description=__doc__)
+    app.add_middleware(BodyLimit, max_bytes=service.settings.max_body_bytes)  # 413 over it
     _errors(app)
     _deal_routes(app, service, queue)
     _webhook_routes(app, service, queue)
@@ -86,6 +91,7 @@ def build_app(service: DealService, queue: procrastinate.App) -> FastAPI:
         body, content_type = await _in_thread(metrics_text, service)
         return PlainTextResponse(body, media_type=content_type)
 
+    guards.install(app, service.settings)  # last: Host rule, security headers, 429s
     return app
 
 
@@ -123,24 +129,20 @@ def _errors(app: FastAPI) -> None:
 
 
 def _authorized(service: DealService, role: str) -> Callable[..., Awaitable[Caller]]:
-    async def caller(credentials: Annotated[HTTPAuthorizationCredentials | None,
-                                            Depends(_bearer)]) -> Caller:
+    throttle = Throttle.of(service.settings)
+
+    async def caller(request: Request, credentials: Annotated[
+            HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
         if credentials is None:
             raise HTTPException(401, "missing 'Authorization: Bearer <token>'")
-        found = await _in_thread(caller_of, service.pool, credentials.credentials)
-        if found is None:
-            raise HTTPException(401, "unknown or revoked token")
+        found = await _in_thread(authenticate, service.pool, credentials.credentials,
+                                 request.client.host if request.client else None, throttle)
         if not found.may(role):
             raise HTTPException(403, f"this needs the {role} role; {found.name} is a "
                                      f"{found.role}")
         return found
 
     return caller
-
-
-def _cli_json(service: DealService, command: str, **args: Any) -> Any:
-    """What `dealflow <command> --json` prints, for the same arguments."""
-    return COMMANDS[command](service, argparse.Namespace(**args), None)[0]
 
 
 def _status(service: DealService, deal_id: str) -> DealReport:
@@ -160,6 +162,8 @@ def _deal_routes(app: FastAPI, service: DealService, queue: procrastinate.App) -
     async def start_deal(body: DealRequest, caller: Caller = operator) -> Any:
         """Record a deal and queue its start (202); the same terms again answer 200."""
         deal = DealInput.model_validate(body.model_dump(exclude={"supervisor"}))
+        if body.supervisor is not None:  # 422 now, not a start job that cannot run
+            service.require_supervisor(body.supervisor)
         row, created = await _in_thread(service.register, deal)
         if not created:
             return JSONResponse(Accepted(thread_id=row.thread_id, deal_id=row.deal_id,
@@ -172,11 +176,12 @@ def _deal_routes(app: FastAPI, service: DealService, queue: procrastinate.App) -
     @app.get("/v1/deals", tags=["deals"])
     async def list_deals(caller: Caller = reader,
                          status: Status | None = None,
-                         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                         limit: Annotated[int, BeforeValidator(plain_number),
+                                          Query(ge=1, le=1000)] = 100,
                          cursor: str | None = None, overdue: bool = False) -> dict[str, Any]:
         """Deals, most recently updated first, one page at a time (`overdue`: past a deadline)."""
-        data = await _in_thread(lambda: _cli_json(service, "threads", status=status,
-                                                  limit=limit, cursor=cursor, overdue=overdue))
+        data, _ = await _in_thread(lambda: threads_view(service, status, limit, cursor,
+                                                        overdue=overdue))
         return {"deals": data["threads"], "next_cursor": data["next_cursor"]}
 
     @app.get("/v1/deals/{deal_id}", tags=["deals"])
@@ -185,9 +190,8 @@ def _deal_routes(app: FastAPI, service: DealService, queue: procrastinate.App) -
         report = await _in_thread(_status, service, deal_id)
         return report.model_dump(mode="json")
 
-    for view, arg in (("records", "deal_id"), ("audit", "deal_id"), ("trace", "thread"),
-                      ("history", "thread")):
-        _add_view(app, service, view, arg, reader)
+    for view in VIEWS:
+        _add_view(app, service, view, reader)
 
     @app.post("/v1/deals/{deal_id}/review", status_code=202, tags=["deals"],
               response_model=Accepted, responses={409: {}, 422: {}})
@@ -195,16 +199,15 @@ def _deal_routes(app: FastAPI, service: DealService, queue: procrastinate.App) -
                      caller: Caller = reader) -> Accepted:
         """Answer the deal's pending review; your token's name goes into the audit trail."""
         answer = {"decision": body.decision, "comment": body.comment, "reviewer": caller.name}
-        row = await _in_thread(service.claim_review, deal_id, answer)
-        job = await defer_async(queue, "resume", row.thread_id, {"answer": answer})
-        return Accepted(thread_id=row.thread_id, deal_id=row.deal_id,
-                        status="waiting_review", job_id=job)
+        taken = await take_review(service, queue, deal_id, answer)
+        return Accepted(thread_id=taken.thread_id, deal_id=taken.deal_id,
+                        status="waiting_review", job_id=taken.job_id,
+                        duplicate=taken.duplicate, note=taken.note)
 
 
-def _add_view(app: FastAPI, service: DealService, view: str, arg: str, reader: Any) -> None:
+def _add_view(app: FastAPI, service: DealService, view: str, reader: Any) -> None:
     async def read(deal_id: str, caller: Caller = reader) -> Any:
-        extra = {"agent": None, "key": None} if view == "audit" else {}
-        return await _in_thread(lambda: _cli_json(service, view, **{arg: deal_id}, **extra))
+        return await _in_thread(VIEWS[view], service, deal_id)
 
     read.__doc__ = f"As `dealflow {view} --json`."
     app.get(f"/v1/deals/{{deal_id}}/{view}", tags=["deals"], name=f"deal_{view}")(read)
@@ -215,7 +218,7 @@ def _webhook_routes(app: FastAPI, service: DealService, queue: procrastinate.App
               if service.settings.webhook_secret else None)
 
     @app.post("/v1/webhooks/esign", status_code=202, tags=["webhooks"],
-              responses={200: {}, 401: {}, 404: {}, 422: {}})
+              responses={200: {}, 401: {}, 404: {}, 409: {}, 422: {}})
     async def esign(request: Request) -> Any:
         """A signed e-sign event; answered at once, processed by a worker, once per event_id.
 
@@ -229,22 +232,9 @@ def _webhook_routes(app: FastAPI, service: DealService, queue: procrastinate.App
             event = webhooks.EsignEvent.model_validate_json(body)
         except ValidationError as exc:
             raise InvalidInput(first_error(exc, "event")) from None
-        found = await _in_thread(webhooks.deal_of_envelope, service.pool, event.envelope_id)
-        if found is None:
-            raise NotFound(f"no envelope {event.envelope_id!r:.80}")
-        deal_id, thread_id = found
-        if not await _in_thread(webhooks.record_delivery, service.pool, event, deal_id):
-            return JSONResponse({"event_id": event.event_id, "duplicate": True}, 200)
-        try:  # 409 if the envelope expired first (or the other event won)
-            await _in_thread(service.claim_event, thread_id, event.event)
-        except DealflowError:
-            await _in_thread(webhooks.forget_delivery, service.pool, event.event_id)
-            raise
-        try:
-            job = await defer_async(queue, "event", thread_id, {"event": event.event})
-        except Exception:
-            await _in_thread(webhooks.forget_delivery, service.pool, event.event_id)
-            raise
-        await _in_thread(webhooks.note_job, service.pool, event.event_id, job)
-        return {"event_id": event.event_id, "deal_id": deal_id, "job_id": job}
+        taken = await take_event(service, queue, event)  # 409: expired, or reused id
+        answer = {"event_id": event.event_id, "deal_id": taken.deal_id, "job_id": taken.job_id}
+        if taken.duplicate:
+            return JSONResponse({**answer, "duplicate": True}, 200)
+        return {**answer, "note": taken.note} if taken.note else answer
 

@@ -25,9 +25,9 @@ from fastapi.templating import Jinja2Templates
 
 from dealflow.api import DealService
 from dealflow.errors import DealflowError, NotFound
-from dealflow.service.auth import caller_of
+from dealflow.service.auth import Throttle, Throttled, Unauthenticated, authenticate
+from dealflow.service.inbound import take_review
 from dealflow.service.inbox_data import KINDS, pending_reviews, review_page
-from dealflow.service.jobs import defer_async
 from dealflow.service.sessions import (
     COOKIE,
     SIGNIN_COOKIE,
@@ -66,8 +66,17 @@ def inbox_routes(app: FastAPI, service: DealService, queue: procrastinate.App) -
         expected = request.cookies.get(SIGNIN_COOKIE) or ""
         if not csrf or not secrets.compare_digest(csrf, expected):
             return _signin_page(request, "The form expired; please sign in again.", 403)
-        caller = await anyio.to_thread.run_sync(caller_of, service.pool, token.strip())
-        if caller is None or not caller.may("reviewer"):
+        try:  # 401 unknown, revoked or expired; 429 after too many failures from here
+            caller = await anyio.to_thread.run_sync(
+                authenticate, service.pool, token.strip(),
+                request.client.host if request.client else None, Throttle.of(service.settings))
+        except (Throttled, Unauthenticated) as exc:
+            text = str(exc)
+            page = _signin_page(request, f"{text[:1].upper()}{text[1:]}.", exc.http_status)
+            if isinstance(exc, Throttled):
+                page.headers["Retry-After"] = str(exc.retry_after)
+            return page
+        if not caller.may("reviewer"):
             return _signin_page(request, "Unknown or revoked token.", 401)
         session_id = await anyio.to_thread.run_sync(open_session, service.pool, caller)
         response = RedirectResponse(PREFIX, status_code=303)
@@ -120,11 +129,11 @@ def inbox_routes(app: FastAPI, service: DealService, queue: procrastinate.App) -
                                 status_code=403)
         answer = {"decision": decision, "comment": comment, "reviewer": session.caller.name}
         try:
-            row = await anyio.to_thread.run_sync(service.claim_review, deal_id, answer)
+            taken = await take_review(service, queue, deal_id, answer)
         except DealflowError as exc:
             return _answer(request, deal_id, str(exc), exc.http_status)
-        await defer_async(queue, "resume", row.thread_id, {"answer": answer})
-        return _answer(request, deal_id, f"{decision} recorded; the deal moves on", 202)
+        done = "was recorded already" if taken.duplicate else "recorded"
+        return _answer(request, deal_id, f"{decision} {done}; the deal moves on", 202)
 
 
 def _answer(request: Request, deal_id: str, message: str, status: int) -> Response:

@@ -14,10 +14,16 @@ still waiting (the API node died between claiming and queueing).
 
 `dealflow.timers` runs every other second: it schedules a `dealflow.deadline`
 job at the due time of every deadline stored since (`scheduled_at`: the
-queue's own timer, fired by whichever worker is alive), and posts the
-notifications that are due. A deadline job has no procrastinate lock (a
-scheduled job with the thread's lock would hold back every later job of the
-thread until it is due); the thread's lease orders it with the rest.
+queue's own timer, fired by whichever worker is alive). A deadline job has no
+procrastinate lock (a scheduled job with the thread's lock would hold back
+every later job of the thread until it is due); the thread's lease orders it
+with the rest.
+
+`dealflow.notify` runs every other second too, on a queue of its own that
+`run_workers` serves with one slot of its own in every worker process: it posts
+the notifications that are due, each post bounded by the notifier's timeout and
+each run by `NOTIFY_RUN_SECONDS`. A slow receiver delays notifications only;
+the deadlines, the sweep and the deals' jobs never wait behind a post.
 """
 
 from __future__ import annotations
@@ -40,6 +46,11 @@ DRIVE = "dealflow.drive"
 DEADLINE = "dealflow.deadline"
 SWEEP_EVERY = "* * * * * */5"  # cron with a seconds column (the 6th): every 5 s
 TIMERS_EVERY = "* * * * * */2"
+NOTIFY = "dealflow.notify"
+NOTIFY_EVERY = "* * * * * */2"
+NOTIFY_QUEUE = "notify"  # served by a worker of its own (`run_workers`)
+WORK_QUEUES = [procrastinate.jobs.DEFAULT_QUEUE]  # every other task's
+NOTIFY_RUN_SECONDS = 10.0  # a notify run starts no post after this long
 UNAPPLIED_AFTER_SECONDS = 30  # a claimed wait whose job is this late is applied by the sweep
 _log = logging.getLogger(__name__)
 RETRY = procrastinate.RetryStrategy(max_attempts=40, wait=3,
@@ -84,17 +95,54 @@ def build_queue(url: str) -> procrastinate.App:
         service: DealService = context.additional_context["service"]
         return service.fire_deadline(deadline_id)
 
+    _timer_tasks(app)
+    return app
+
+
+def _timer_tasks(app: procrastinate.App) -> None:
+    """The periodic `timers` (deadlines) and `notify` (posts) tasks, kept apart."""
+
     @app.periodic(cron=TIMERS_EVERY, periodic_id="timers")
     @app.task(name="dealflow.timers", queueing_lock="dealflow.timers", pass_context=True)
     async def timers(context: procrastinate.JobContext, timestamp: int) -> str:
-        """Schedule the deadlines stored since, and post the notifications that are due."""
+        """Schedule the deadlines stored since (posting is `dealflow.notify`'s)."""
         service: DealService = context.additional_context["service"]
         queued = await schedule_deadlines(context.app, service)
-        sent, failed = await asyncio.to_thread(deliver_due, service.data.outbox,
-                                               service.notifier)
-        return f"{queued} deadlines scheduled, {sent} notifications sent, {failed} failed"
+        return f"{queued} deadlines scheduled"
 
-    return app
+    @app.periodic(cron=NOTIFY_EVERY, periodic_id="notify")
+    @app.task(name=NOTIFY, queue=NOTIFY_QUEUE, queueing_lock=NOTIFY, pass_context=True)
+    async def notify(context: procrastinate.JobContext, timestamp: int) -> str:
+        """Post the notifications that are due, for `NOTIFY_RUN_SECONDS` at most."""
+        service: DealService = context.additional_context["service"]
+        sent, failed = await asyncio.to_thread(
+            deliver_due, service.data.outbox, service.notifier,
+            budget_seconds=NOTIFY_RUN_SECONDS)
+        return f"{sent} notifications sent, {failed} failed"
+
+
+async def run_workers(app: procrastinate.App, options: dict[str, Any]) -> None:
+    """Run this process's workers until stopped: `options`, plus one slot for posts.
+
+    The first worker serves `WORK_QUEUES` with `options`, the second `NOTIFY_QUEUE`
+    with one slot of its own, so a post never takes a slot deadlines or deals need.
+    Either worker ending (a signal stops the first; a failure) stops the other
+    gracefully; cancelling this stops both the same way.
+    """
+    notifier_options = options | {
+        "queues": [NOTIFY_QUEUE], "concurrency": 1, "install_signal_handlers": False,
+        "name": f"{options.get('name') or 'dealflow'}-notify"}
+    workers = [asyncio.create_task(app.run_worker_async(**options | {"queues": WORK_QUEUES})),
+               asyncio.create_task(app.run_worker_async(**notifier_options))]
+    try:
+        await asyncio.wait(workers, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for worker in workers:
+            worker.cancel()  # procrastinate stops gracefully: the jobs at hand finish
+        ended = await asyncio.gather(*workers, return_exceptions=True)
+    for outcome in ended:
+        if isinstance(outcome, Exception):
+            raise outcome
 
 
 async def schedule_deadlines(app: procrastinate.App, service: DealService) -> int:
@@ -117,7 +165,8 @@ def run_action(service: DealService, action: str, thread_id: str,
     """Do what the job asks; a command the thread has outgrown is done, not failed."""
     try:
         if action == "start":
-            report = service.start(parse_deal(payload["deal"]))
+            report = service.start(parse_deal(payload["deal"]),
+                                   supervisor=payload.get("supervisor"))
         elif action == "resume":
             report = service.resume(thread_id, payload["answer"])
         elif action == "event":

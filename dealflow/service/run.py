@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from dealflow.api import DealService
 from dealflow.service.http import build_app
-from dealflow.service.jobs import apply_queue_schema, build_queue
+from dealflow.service.jobs import apply_queue_schema, build_queue, run_workers
 
 
 def worker_options(service: DealService, concurrency: int, *,
@@ -49,8 +49,8 @@ def service_app(service: DealService, workers: int) -> FastAPI:
         async with queue.open_async():
             task = None
             if workers > 0:
-                task = asyncio.create_task(queue.run_worker_async(
-                    **worker_options(service, workers, signals=False)))
+                task = asyncio.create_task(run_workers(
+                    queue, worker_options(service, workers, signals=False)))
             try:
                 yield
             finally:
@@ -75,6 +75,6 @@ def work(service: DealService, concurrency: int) -> None:
 
     async def main() -> None:
         async with queue.open_async():
-            await queue.run_worker_async(**worker_options(service, concurrency, signals=True))
+            await run_workers(queue, worker_options(service, concurrency, signals=True))
 
     asyncio.run(main())

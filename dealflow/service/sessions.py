@@ -2,8 +2,9 @@
 
 A reviewer signs in once with a service token (`dealflow token create`); the
 token itself is never stored in the browser. The session row keeps the id's
-hash, the token's name and a CSRF token every form must echo; a revoked token
-ends its sessions at once (the lookup joins the token table).
+hash, the token's name and a CSRF token every form must echo; a revoked or
+expired token ends its sessions at once (the lookup joins the token table), and
+a session never lasts past its token's expiry.
 """
 
 from __future__ import annotations
@@ -33,25 +34,27 @@ class Session:
 
 
 def open_session(pool: Pool, caller: Caller) -> str:
-    """A new session for `caller`; its id, for the cookie."""
+    """A new session for `caller` (ending at the latest when its token expires); its id."""
     session_id = secrets.token_urlsafe(32)
     with pool.connection() as conn:
         conn.execute("INSERT INTO dealflow_inbox_sessions (id_hash, token_name, csrf,"
-                     " expires_at) VALUES (%s, %s, %s, clock_timestamp()"
-                     " + make_interval(hours => %s))",
-                     (digest(session_id), caller.name, secrets.token_urlsafe(24), HOURS))
+                     " expires_at) SELECT %s, name, %s, least(clock_timestamp()"
+                     " + make_interval(hours => %s), expires_at)"
+                     " FROM dealflow_api_tokens WHERE name = %s",
+                     (digest(session_id), secrets.token_urlsafe(24), HOURS, caller.name))
     return session_id
 
 
 def session_of(pool: Pool, session_id: str | None) -> Session | None:
-    """The live session with this id (its token not revoked), or None."""
+    """The live session with this id (its token neither revoked nor expired), or None."""
     if not session_id or len(session_id) > 200:
         return None
     with pool.connection() as conn:
         row = conn.execute(
             "SELECT t.name, t.role, s.csrf FROM dealflow_inbox_sessions s JOIN"
             " dealflow_api_tokens t ON t.name = s.token_name WHERE s.id_hash = %s"
-            " AND s.expires_at > clock_timestamp() AND t.revoked_at IS NULL",
+            " AND s.expires_at > clock_timestamp() AND t.revoked_at IS NULL"
+            " AND (t.expires_at IS NULL OR t.expires_at > clock_timestamp())",
             (digest(session_id),)).fetchone()
     return Session(Caller(name=row["name"], role=row["role"]), row["csrf"]) if row else None
 

@@ -3,9 +3,10 @@
 The provider signs the raw body: `X-Dealflow-Signature: sha256=<hex HMAC-SHA256
 of the body with DEALFLOW_WEBHOOK_SECRET>`, compared in constant time. The
 envelope is found in the effect ledger (the receipt of `esign.send_envelope`),
-so any e-sign system works. A delivery is recorded under its `event_id` before
-its job is queued; a repeat (even a concurrent one) finds the row and is
-acknowledged without a second job.
+so any e-sign system works. A delivery is recorded under its `event_id` once
+its event has claimed the deal's wait (`dealflow.service.inbound`): a repeat
+(even a concurrent one) finds the row and is acknowledged without a second job;
+the same id with another envelope or event is refused.
 """
 
 from __future__ import annotations
@@ -54,6 +55,15 @@ def deal_of_envelope(pool: Pool, envelope_id: str) -> tuple[str, str] | None:
     return (row["deal_id"], row["thread_id"]) if row else None
 
 
+def delivered(pool: Pool, event_id: str) -> EsignEvent | None:
+    """The event recorded under `event_id`, if that id was delivered before."""
+    with pool.connection() as conn:
+        row = conn.execute(
+            "SELECT event_id, envelope_id, event FROM dealflow_webhook_events"
+            " WHERE event_id = %s", (event_id,)).fetchone()
+    return EsignEvent.model_validate(row) if row else None
+
+
 def record_delivery(pool: Pool, event: EsignEvent, deal_id: str) -> bool:
     """Record the delivery; False if this event id was delivered before."""
     with pool.connection() as conn:
@@ -62,12 +72,6 @@ def record_delivery(pool: Pool, event: EsignEvent, deal_id: str) -> bool:
             " VALUES (%s, %s, %s, %s) ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
             (event.event_id, event.envelope_id, event.event, deal_id)).fetchone()
     return row is not None
-
-
-def forget_delivery(pool: Pool, event_id: str) -> None:
-    """Drop a delivery whose job could not be queued, so the provider's retry counts."""
-    with pool.connection() as conn:
-        conn.execute("DELETE FROM dealflow_webhook_events WHERE event_id = %s", (event_id,))
 
 
 def note_job(pool: Pool, event_id: str, job_id: int | None) -> None:

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -144,18 +145,23 @@ def webhook(api: Api, body: dict[str, str], secret: str = SECRET) -> httpx.Respo
 
 
 class Receiver:
-    """A local notification receiver: records every JSON post, fails the first `fail_first`."""
+    """A local notification receiver: records every JSON post, fails the first `fail_first`.
 
-    def __init__(self, fail_first: int = 0) -> None:
+    With `delay_seconds`, it takes that long to answer each post (a slow receiver).
+    """
+
+    def __init__(self, fail_first: int = 0, delay_seconds: float = 0) -> None:
         """Listen on a free port of 127.0.0.1 (start with `with Receiver() as receiver`)."""
         self.posts: list[tuple[int, dict[str, Any]]] = []
         self._fail_first = fail_first
+        self._delay = delay_seconds
         self._lock = threading.Lock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                time.sleep(receiver._delay)
                 with receiver._lock:
                     code = 500 if len(receiver.posts) < receiver._fail_first else 200
                     receiver.posts.append((code, body))

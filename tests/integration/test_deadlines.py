@@ -261,7 +261,7 @@ def test_the_graph_alone_applies_whatever_claimed_the_wait_first(
     """A resume from plain LangGraph still gets the winner: the claim lives in Postgres."""
     service.start(make_deal("GR-1", "80000.00"))
     thread = thread_id_for("GR-1")
-    snapshot = service._snapshot(thread)
+    snapshot = service.snapshot(thread)
     key = snapshot.tasks[0].id
     origin = Origin("GR-1", agent="reviewer", step="human_review", thread_id=thread)
     winner = ({"expired": {"deadline": "review.expire", "due_at": "now"}}

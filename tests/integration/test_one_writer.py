@@ -12,7 +12,7 @@ import pytest
 from dealflow.api import DealService, thread_id_for
 from state.checkpointer import make_checkpointer
 from state.leases import Leases, ThreadBusy, thread_is_held
-from state.ownership import DealOwnedElsewhere
+from state.transactions import DealOwnedElsewhere
 from tests.conftest import cli_env, dealflow_executable
 from tests.helpers import make_deal
 

@@ -13,8 +13,8 @@ from dealflow.api import DealService
 from state import database
 from state.audit import Origin
 from state.config import Settings
-from state.leases import LeaseLost
 from state.outbox import Notice
+from state.transactions import LeaseLost
 from tests.helpers import make_deal
 
 DEADLINES = (("review.remind", "remind", timedelta(hours=2)),

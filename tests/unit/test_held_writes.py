@@ -6,9 +6,8 @@ import time
 from typing import Any
 
 from state.held_writes import HeldWrites
-from state.leases import LeaseLost
-from state.ownership import DealOwnedElsewhere
 from state.statements import Batch
+from state.transactions import DealOwnedElsewhere, LeaseLost
 
 ROW: Batch = ("INSERT INTO dealflow_spans (node) VALUES (%s)", [("supervisor",)])
 

@@ -1,0 +1,61 @@
+"""The JSON views of a deal that the CLI's `--json`, the HTTP API and MCP all show.
+
+One function per view, from a `DealService` and plain arguments: the CLI adds
+its text rendering beside them, the API answers with them as they are, so the
+two never drift apart (and neither calls the other).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from dealflow.api import DealService
+from dealflow.timeline import trace_json
+from state.audit import AuditEntry
+from state.registry import DealRow
+
+
+def thread_json(row: DealRow, active: bool) -> dict[str, Any]:
+    """One deal in a list of threads."""
+    return {"thread_id": row.thread_id, "deal_id": row.deal_id, "client": row.client,
+            "value": str(row.value), "currency": row.currency, "status": row.status,
+            "active": active, "updated_at": row.updated_at.isoformat()}
+
+
+def threads_view(service: DealService, status: str | None, limit: int, cursor: str | None,
+                 overdue: bool = False) -> tuple[dict[str, Any], list[tuple[DealRow, bool]]]:
+    """A page of threads, most recently updated first, and the rows it shows."""
+    rows, following = service.threads_page(status, limit, cursor, overdue=overdue)
+    return {"threads": [thread_json(r, active) for r, active in rows],
+            "next_cursor": following}, rows
+
+
+def history_view(service: DealService, thread: str) -> dict[str, Any]:
+    """Every checkpoint of the thread, oldest first."""
+    return {"thread": thread, "history": service.history(thread)}
+
+
+def records_view(service: DealService, deal: str) -> dict[str, Any]:
+    """What each system of record holds for the deal."""
+    deal_id = service.deal(deal).deal_id
+    return {"deal_id": deal_id, **service.records(deal_id)}
+
+
+def audit_view(service: DealService, deal: str, agent: str | None = None,
+               key: str | None = None) -> tuple[dict[str, Any], list[AuditEntry]]:
+    """The deal's audit trail in order (optionally one agent's, or one fact key's)."""
+    deal_id = service.deal(deal).deal_id
+    entries = service.audit(deal_id, agent=agent, key=key)
+    return {"deal_id": deal_id, "entries": [asdict(e) for e in entries]}, entries
+
+
+def trace_view(service: DealService, thread: str) -> dict[str, Any]:
+    """The deal's timeline: its spans, the waits between them and their timers."""
+    row, spans = service.trace(thread)
+    return trace_json(row.deal_id, row.thread_id, spans, service.timers(row.thread_id))
+
+
+VIEWS = {"records": records_view, "history": history_view, "trace": trace_view,
+         "audit": lambda service, deal: audit_view(service, deal)[0]}
+"""The per-deal views the API serves at `/v1/deals/{id}/<view>`."""
