@@ -20,15 +20,9 @@ from pydantic import ValidationError
 
 from agents.chat_model import require_llm_settings
 from agents.systems import Systems
-from dealflow.deadlines import Claimed, apply_claim, claim_wait, ended_wait, fire_deadline
-from dealflow.errors import (
-    Busy,
-    DealConflict,
-    InvalidInput,
-    NotWaiting,
-    OwnershipLost,
-    Unavailable,
-)
+from dealflow.deadlines import Claimed, apply_claim, claim_wait, fire_deadline, missing_calls
+from dealflow.errors import Busy, DealConflict, InvalidInput, OwnershipLost, Unavailable
+from dealflow.events import claim_event, deliver_event, waiting_snapshot
 from dealflow.notify import Notifier, build_notifier
 from dealflow.queries import DealQueries
 from dealflow.reports import (
@@ -40,28 +34,25 @@ from dealflow.reports import (
     status_of,
 )
 from graph.builder import build_graph
-from graph.nodes import SUPERVISOR
+from graph.nodes import HUMAN_REVIEW, SUPERVISOR
 from graph.observe import traced
 from graph.review import ReviewAnswerError, parse_review_answer, review_kind
 from graph.runtime import DealContext
-from graph.signature import SignatureEventError, parse_signature_event
 from graph.workflow import DEFAULT_WORKFLOW, Workflow
 from state.checkpointer import make_checkpointer, setup_database
 from state.config import ConfigError, Settings
 from state.crash import crashing_checkpointer
 from state.database import DatabaseUnavailable, open_pool, resolve_database_url
+from state.deal_state import OPEN_STATUSES
 from state.effects import EffectBusy
 from state.embedded import EmbeddedPostgresError
-from state.leases import Leases, ThreadBusy, thread_is_held
+from state.leases import Leases, ThreadBusy
 from state.models import DealInput, SupervisorMode
 from state.registry import DealRow, thread_id_for
 from state.transactions import LeaseLost
 from state.validation import first_error
 
 StepCallback = Callable[[str, dict[str, Any]], None]
-
-
-OPEN_STATUSES = ("running", "waiting_review", "waiting_signature")
 
 
 def parse_deal(data: dict[str, Any]) -> DealInput:
@@ -95,11 +86,15 @@ class DealService(DealQueries):
         self.workflow = workflow
         self.leases = Leases(self.pool, seconds=self.settings.lease_seconds)
         self.context = DealContext.on(self.pool, self.settings, systems, leases=self.leases)
-        missing = [s.system for s in workflow.effect_steps
-                   if s.system and s.system not in self.context.systems.names]
+        named = [*(s.system for s in workflow.effect_steps), *(p.system for p in workflow.waits)]
+        missing = list(dict.fromkeys(name for name in named
+                                     if name and name not in self.context.systems.names))
         if missing:
             raise ConfigError(f"the workflow acts on system(s) {', '.join(missing)}, which "
                               f"are not configured ({', '.join(self.context.systems.names)})")
+        if missing_calls(workflow, self.context.systems):
+            raise ConfigError("the waits' deadlines call what their systems do not have: "
+                              f"{', '.join(missing_calls(workflow, self.context.systems))}")
         self.systems, self.data = self.context.systems, self.context.data
         checkpointer = crashing_checkpointer(
             make_checkpointer(self.pool, workflow.state_schema, leases=self.leases),
@@ -175,7 +170,7 @@ class DealService(DealQueries):
         """
         row = self._row(ref)
         with self.holding(row.thread_id):
-            snapshot = self._waiting(row, "waiting_review", "a review", attempt=answer)
+            snapshot = waiting_snapshot(self, row, HUMAN_REVIEW, "a review", attempt=answer)
             parsed = self._review_answer(row, snapshot, answer)
             claim_wait(self, row, snapshot, parsed.model_dump(), parsed.reviewer)
             return self.drive(row.thread_id, Command(resume=parsed.model_dump()), on_step,
@@ -189,24 +184,17 @@ class DealService(DealQueries):
         while the claim is not yet applied is not refused: `fresh` is then False.
         """
         row = self._row(ref)
-        snapshot = self._waiting(row, "waiting_review", "a review", attempt=answer)
+        snapshot = waiting_snapshot(self, row, HUMAN_REVIEW, "a review", attempt=answer)
         parsed = self._review_answer(row, snapshot, answer)
         return Claimed(row, claim_wait(self, row, snapshot, parsed.model_dump(),
                                        parsed.reviewer))
 
     def claim_event(self, ref: str, event: str) -> Claimed:
-        """Claim the signature wait for `event` without running anything (the API's way).
+        """Claim the wait of the event step that takes `event`, running nothing (the API's way).
 
         `fresh` is False when the event claimed the wait before (or was applied).
         """
-        name = self._event_name(event)
-        row = self._row(ref)
-        snapshot = self.snapshot(row.thread_id)
-        if self._delivered(row, name, snapshot) is not None:
-            return Claimed(row, False)
-        self._waiting(row, "waiting_signature", "a signature event",
-                      attempt={"event": name}, snapshot=snapshot)
-        return Claimed(row, claim_wait(self, row, snapshot, {"event": name}, "esign"))
+        return claim_event(self, ref, event)
 
     def apply_claim(self, ref: str) -> str:
         """Apply the answer that claimed the thread's wait but was never applied."""
@@ -225,39 +213,8 @@ class DealService(DealQueries):
             raise InvalidInput(f"thread {row.thread_id}: {exc}") from None
 
     def event(self, ref: str, event: str, on_step: StepCallback | None = None) -> DealReport:
-        """Deliver an external signature event to a thread waiting for one."""
-        name = self._event_name(event)
-        row = self._row(ref)
-        with self.holding(row.thread_id):
-            snapshot = self.snapshot(row.thread_id)  # read once, under the lease
-            delivered = self._delivered(row, name, snapshot)
-            if delivered is not None:
-                return delivered
-            self._waiting(row, "waiting_signature", "a signature event",
-                          attempt={"event": name}, snapshot=snapshot)
-            claim_wait(self, row, snapshot, {"event": name}, "esign")
-            return self.drive(row.thread_id, Command(resume={"event": name}), on_step,
-                               snapshot)
-
-    @staticmethod
-    def _event_name(event: str) -> str:
-        try:
-            return parse_signature_event(event)
-        except SignatureEventError as exc:
-            raise InvalidInput(str(exc)) from None
-
-    def _delivered(self, row: DealRow, name: str, snapshot: StateSnapshot
-                   ) -> DealReport | None:
-        """The report of a thread that already took this event (a repeat is a success)."""
-        if not has_run(snapshot):
-            return None
-        state = deal_state_of(snapshot, self.workflow)
-        status = status_of(snapshot, self.workflow)
-        if state.signature is None or state.signature.event != name or status == "running":
-            return None
-        report = build_report(row.thread_id, snapshot, self.workflow)
-        return report.model_copy(update={"note": f"{name} was already delivered; the thread "
-                                                  f"is {status}"})
+        """Deliver an external event (`signature.completed`) to the event step waiting for it."""
+        return deliver_event(self, ref, event, on_step)
 
     def recover(self, on_step: StepCallback | None = None) -> list[DealReport]:
         """Continue every thread that stopped mid-run; skip those a live process drives.
@@ -323,29 +280,6 @@ class DealService(DealQueries):
             return self.drive(row.thread_id, payload, on_step, snapshot)
         self.registry.set_status(row.thread_id, status)
         return build_report(row.thread_id, snapshot, self.workflow)
-
-    def _waiting(self, row: DealRow, status: str, what: str,
-                 attempt: dict[str, Any] | str | None = None,
-                 snapshot: StateSnapshot | None = None) -> StateSnapshot:
-        """The snapshot of a thread waiting in `status`, else `NotWaiting`.
-
-        `snapshot`: the thread's, if the caller just read it. If something else
-        ended the wait, `Decided` says what and when, and the refused `attempt`
-        is audited.
-        """
-        snapshot = snapshot or self.snapshot(row.thread_id)
-        current = status_of(snapshot, self.workflow) if snapshot.created_at else "not started"
-        if current == status:
-            return snapshot
-        ended_wait(self, row, status, current, attempt)  # Decided: what ended it, and when
-        if current == "running" and self.leases.token(row.thread_id) is None \
-                and thread_is_held(self.pool, row.thread_id):
-            raise NotWaiting(f"thread {row.thread_id} is running (another process drives it) "
-                             f"and is not waiting for {what}; see: dealflow status {row.deal_id}")
-        if current == "running":
-            raise NotWaiting(f"thread {row.thread_id} stopped mid-run and is not waiting for "
-                             f"{what}; continue it with: dealflow recover")
-        raise NotWaiting(f"thread {row.thread_id} is {current}, not waiting for {what}")
 
     def _run_config(self, thread_id: str, start: StateSnapshot, payload: Any) -> RunnableConfig:
         values = start.values if isinstance(start.values, dict) else {}

@@ -13,8 +13,8 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -22,6 +22,7 @@ import psycopg
 from dealflow.api import DealService, parse_deal
 from dealflow.cli_parser import build_parser
 from dealflow.errors import DealflowError, InvalidInput, NotFound
+from dealflow.lead_file import load_lead
 from dealflow.render import (
     printable,
     progress_printer,
@@ -34,6 +35,7 @@ from dealflow.render import (
 from dealflow.reports import DealReport
 from dealflow.timeline import render_stats, render_trace, trace_json
 from dealflow.views import audit_view, history_view, records_view, threads_view
+from graph.workflow import DEFAULT_WORKFLOW
 from state.config import ConfigError, Settings
 from state.database import (
     DatabaseUnavailable,
@@ -46,68 +48,33 @@ from state.fact_store import FactKeyError, split_key
 from state.registry import DealRegistry
 from state.subscriptions import FactSubscription
 
-MAX_LEAD_BYTES = 64 * 1024  # a lead is a handful of attributes
-MAX_LEAD_DEPTH = 8
-
-
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
-
-
-def _load_lead(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_LEAD_BYTES + 1)
-    except OSError as exc:
-        raise InvalidInput(f"--lead: cannot read {path}: {exc.strerror}") from None
-    if len(raw) > MAX_LEAD_BYTES:
-        raise InvalidInput(f"--lead: {path} is larger than {MAX_LEAD_BYTES // 1024} KiB")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInput(f"--lead: {path} is not valid JSON: {exc}") from None
-    except RecursionError:
-        data = None  # nested deeper than Python's parser goes
-    if data is None or _depth(data) > MAX_LEAD_DEPTH:
-        raise InvalidInput(f"--lead: {path} is nested deeper than {MAX_LEAD_DEPTH} levels")
-    if not isinstance(data, dict):
-        raise InvalidInput(f"--lead: {path} must hold a JSON object")
-    return data
-
-
 Progress = Callable[[str, dict[str, Any]], None] | None
 Result = tuple[Any, str]
 
 
-def _report(report: DealReport) -> Result:
-    return report.model_dump(mode="json"), render_report(report)
+def _report(report: DealReport, service: DealService) -> Result:
+    return report.model_dump(mode="json"), render_report(report, service.workflow)
 
 
 def _cmd_run(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
     deal = parse_deal({
         "deal_id": args.deal_id, "client": args.client, "value": args.value,
-        "currency": args.currency, "deal_type": args.deal_type, "lead": _load_lead(args.lead),
+        "currency": args.currency, "deal_type": args.deal_type, "lead": load_lead(args.lead),
     })
-    return _report(service.start(deal, on_step=progress))
+    return _report(service.start(deal, on_step=progress), service)
 
 
 def _cmd_resume(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
     answer = {"decision": args.decision, "comment": args.comment, "reviewer": args.reviewer}
-    return _report(service.resume(args.thread, answer, on_step=progress))
+    return _report(service.resume(args.thread, answer, on_step=progress), service)
 
 
 def _cmd_event(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
-    return _report(service.event(args.thread, args.event, on_step=progress))
+    return _report(service.event(args.thread, args.event, on_step=progress), service)
 
 
 def _cmd_status(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
-    return _report(service.status(args.thread))
+    return _report(service.status(args.thread), service)
 
 
 def _cmd_threads(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
@@ -139,7 +106,8 @@ def _cmd_audit(service: DealService, args: argparse.Namespace, progress: Progres
 
 def _cmd_recover(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
     reports = service.recover(on_step=progress)
-    text = "\n\n".join(render_report(r) for r in reports) or "nothing to recover"
+    text = "\n\n".join(render_report(r, service.workflow) for r in reports) or \
+        "nothing to recover"
     return {"recovered": [r.model_dump(mode="json") for r in reports]}, text
 
 
@@ -250,10 +218,14 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings.from_env(database_url=args.database_url, supervisor=supervisor)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code (quietly 0 when stdout's reader went away)."""
+def main(argv: Sequence[str] | None = None, *, service: DealService | None = None) -> int:
+    """Run the CLI; return the exit code (quietly 0 when stdout's reader went away).
+
+    `service`: run the deal and inspection commands on it (its workflow and
+    systems; left open) instead of a service of the default workflow.
+    """
     try:
-        code = _main(argv)
+        code = _main(argv, service)
         sys.stdout.flush()
         return code
     except BrokenPipeError:  # `dealflow threads | head`: the reader has all it wanted
@@ -262,9 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
-def _main(argv: Sequence[str] | None) -> int:
+def _main(argv: Sequence[str] | None, given: DealService | None) -> int:
     _quiet_libraries()
-    parser = build_parser()
+    parser = build_parser(given.workflow if given is not None else DEFAULT_WORKFLOW)
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
@@ -285,7 +257,7 @@ def _main(argv: Sequence[str] | None) -> int:
             from dealflow.demo import run_demo
 
             return run_demo(settings, as_json=bool(args.json))
-        with DealService(settings) as service:
+        with nullcontext(given) if given is not None else DealService(settings) as service:
             progress = None if args.json else progress_printer(service.workflow)
             data, text = COMMANDS[args.command](service, args, progress)
     except DatabaseUnavailable as exc:

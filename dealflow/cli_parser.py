@@ -7,10 +7,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from graph.workflow import DEFAULT_WORKFLOW
+from graph.workflow import DEFAULT_WORKFLOW, Workflow
 from state.deal_state import STATUSES
 from state.durations import parse_duration
-from state.models import SIGNATURE_EVENTS
 from state.numerals import decimal_number, whole_number
 
 EPILOG = """examples:
@@ -63,8 +62,8 @@ def _page_size(text: str) -> int:
     return size
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (exposed for tests and --help)."""
+def build_parser(workflow: Workflow = DEFAULT_WORKFLOW) -> argparse.ArgumentParser:
+    """The full argument parser of the CLI over `workflow` (exposed for tests and --help)."""
     parser = _Parser(prog="dealflow", description="Run deals from lead to invoice with "
                      "cooperating agents, durably on Postgres.", epilog=EPILOG,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -76,14 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
         _common(command, default=argparse.SUPPRESS)
         return command
 
-    _deal_commands(add)
-    _inspection_commands(add)
+    _deal_commands(add, workflow)
+    _inspection_commands(add, workflow)
     _service_commands(add)
     _server_commands(add)
     return parser
 
 
-def _deal_commands(add: AddCommand) -> None:
+def _deal_commands(add: AddCommand, workflow: Workflow) -> None:
     add("demo", "run the showcase deals end to end (small deal, >$50k review, e-sign outage)")
     run = add("run", "start (or return) a deal's thread and run it until it completes or waits")
     run.add_argument("--deal-id", required=True,
@@ -105,13 +104,13 @@ def _deal_commands(add: AddCommand) -> None:
                         help="approve/reject a large deal; retry/reject a failed step")
     resume.add_argument("--comment", default="", help="why (stored with the decision)")
     resume.add_argument("--reviewer", default="operator", help="who decides (default operator)")
-    event = add("event", "deliver an external signature event to a waiting thread")
+    event = add("event", "deliver an external event (a signature) to a thread waiting for it")
     event.add_argument("thread", help="thread id (or deal id)")
-    event.add_argument("event", choices=SIGNATURE_EVENTS, help="the event")
+    event.add_argument("event", choices=workflow.events, help="the event")
     add("recover", "continue every thread whose process died mid-run")
 
 
-def _inspection_commands(add: AddCommand) -> None:
+def _inspection_commands(add: AddCommand, workflow: Workflow) -> None:
     status = add("status", "show a thread's status, completed steps and pending interrupt")
     status.add_argument("thread", help="thread id (or deal id)")
     threads = add("threads", "list deals and their threads")
@@ -131,7 +130,7 @@ def _inspection_commands(add: AddCommand) -> None:
     audit = add("audit", "show who did what for a deal, in order")
     audit.add_argument("deal_id", help="deal id (or thread id)")
     audit.add_argument("--agent", help="only this agent (" + ", ".join(
-        DEFAULT_WORKFLOW.agents) + ", or mcp)")
+        workflow.agents) + ", or mcp)")
     audit.add_argument("--key", help="only writes of this context key, e.g. D-1.qualified")
     trace = add("trace", "show a deal's timeline: every step attempt, waits, failures, retries")
     trace.add_argument("thread", help="thread id (or deal id)")

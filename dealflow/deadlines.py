@@ -1,14 +1,16 @@
 """The service's side of waits: claiming one for an answer, and firing deadlines.
 
-An answer (a review decision, a signature event) claims the thread's current
-wait before it is applied (`claim_wait`); if something else ended the wait
-first, the caller gets `Decided` saying what and when ("the review expired at
-…"). A deadline job calls `fire_deadline` on whichever worker runs it: under
-the thread's lease it checks that the thread still waits where the deadline
-was set (else it cancels it), then reminds (through the effect ledger, once
-per deadline), escalates, or expires the wait: it claims the wait, voids the
-envelope if the wait's system holds one, and resumes the thread with the
-expiry, which the graph turns into the outcome `expired`.
+An answer (a review decision, an event) claims the thread's current wait
+before it is applied (`claim_wait`); if something else ended the wait first,
+the caller gets `Decided` saying what and when ("the review expired at …"). A
+deadline job calls `fire_deadline` on whichever worker runs it: under the
+thread's lease it checks that the thread still waits where the deadline was
+set (else it cancels it), then reminds, escalates, or expires the wait (it
+claims the wait and resumes the thread with the expiry, which the graph turns
+into the outcome `expired`). What a deadline tells people and what it has the
+wait's system do (through the effect ledger, once) is what its `DeadlineSpec`
+declares: the notice text, and a `SystemCall` on the fact the waiting step
+names as its handle (the e-sign system reminds the signer, voids the envelope).
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.types import Command, StateSnapshot
 
-from agents.systems.base import ESign
+from agents.systems import Systems
 from dealflow.errors import Decided
 from dealflow.reports import deal_state_of
-from graph.wait_policy import WaitPolicy
+from graph.step_spec import StepSpec
+from graph.wait_policy import DeadlineSpec, WaitPolicy
+from graph.workflow import Workflow
 from state.audit import Origin
 from state.deadlines import Deadline
 from state.deal_state import DealState
-from state.models import Envelope, SignerReminder
 from state.outbox import Notice
 from state.registry import DealRow
 from state.waits import EXPIRED, Wait, WaitNotFound
@@ -98,15 +101,13 @@ def claim_wait(service: DealService, row: DealRow, snapshot: StateSnapshot,
     return claim.won
 
 
-def ended_wait(service: DealService, row: DealRow, status: str, current: str,
+def ended_wait(service: DealService, row: DealRow, node: str, current: str,
                attempt: dict[str, Any] | str | None) -> None:
-    """Raise `Decided` if the wait of `status` (`waiting_review`) ended: what ended it, when.
+    """Raise `Decided` if the last wait at `node` (`human_review`) ended: what ended it, when.
 
     The refused `attempt` is audited (`wait.refused`) next to what won.
     """
-    node = next((p.node for p in service.workflow.waits
-                 if service.workflow.waiting_status(p.node) == status), None)
-    policy = service.workflow.wait_policy(node) if node else None
+    policy = service.workflow.wait_policy(node)
     wait = service.data.waits.last_ended(row.thread_id, policy.name) if policy else None
     if wait is None:
         return
@@ -116,7 +117,7 @@ def ended_wait(service: DealService, row: DealRow, status: str, current: str,
         service.data.audit.append(
             Origin(row.deal_id, agent=service.workflow.agent_of(wait.node), step=wait.node,
                    thread_id=row.thread_id), "wait.refused",
-            actor=str(by or ("esign" if wait.wait == "signature" else "reviewer"))[:200],
+            actor=str(by or service.workflow.answered_by(wait.node))[:200],
             reason=message[:500], detail={"wait_key": wait.wait_key, "refused": attempt,
                                           "winner": wait.resolution})
     raise Decided(message)
@@ -125,7 +126,7 @@ def ended_wait(service: DealService, row: DealRow, status: str, current: str,
 def apply_claim(service: DealService, thread_id: str) -> str:
     """Apply what claimed the thread's current wait, if nothing applied it yet.
 
-    An expiry is finished by its deadline (which voids an envelope first).
+    An expiry is finished by its deadline (which makes its declared system call first).
     """
     with service.holding(thread_id, wait=False):
         snapshot = service.snapshot(thread_id)
@@ -160,31 +161,58 @@ def fire_deadline(service: DealService, deadline_id: int) -> str:
         if wait is None or policy is None or found is None or found[1] != wait.wait_key:
             service.data.deadlines.cancel(origin, deadline, "the thread no longer waits there")
             return "cancelled"
-        state = deal_state_of(snapshot, service.workflow)
+        if policy.declared(deadline.name) is None:
+            service.data.deadlines.cancel(origin, deadline, "the workflow no longer declares it")
+            return "cancelled"
         if deadline.action == "expire":
             return _expire(service, deadline, wait, policy, snapshot, origin)
         if wait.resolved_at is not None:
             return "cancelled"  # answered, not applied yet: the claim cancelled it
-        if deadline.action == "remind" and policy.system and state.envelope:
-            _remind_signer(service, policy, state.envelope, deadline, origin)
+        state = deal_state_of(snapshot, service.workflow)
+        _call_system(service, policy, wait, state, deadline, origin)
         service.data.deadlines.fired(origin, deadline, _notice(service, deadline, policy,
                                                                state, wait))
         return "fired"
 
 
-def _remind_signer(service: DealService, policy: WaitPolicy, envelope: Envelope,
-                   deadline: Deadline, origin: Origin) -> None:
-    esign = service.systems[policy.system or ""]
-    if not isinstance(esign, ESign):
-        raise TypeError(f"system {policy.system} cannot remind a signer")
+def _call_system(service: DealService, policy: WaitPolicy, wait: Wait, state: DealState,
+                 deadline: Deadline, origin: Origin) -> None:
+    """Have the wait's system do what the deadline declares, once (the effect ledger)."""
+    call = policy.spec(deadline.name).call
+    spec = _waiting_step(service, wait)
+    handle = spec.handle_of(state) if spec is not None else None
+    if call is None or policy.system is None or spec is None or handle is None:
+        return
+    system = service.systems[policy.system]
+    method, lookup = getattr(system, call.method, None), getattr(system, call.lookup, None)
+    if not callable(method):
+        raise TypeError(f"system {policy.system} has no {call.method}() for {deadline.name}")
+    request: dict[str, Any] = {spec.handle_field: handle, **dict(call.args)}
+    if call.per_deadline:
+        request["deadline"] = deadline.id
     service.data.effects.perform(
-        origin, f"{policy.system}.remind_signer",
-        {"envelope_id": envelope.envelope_id, "deadline": deadline.id}, SignerReminder,
-        lambda key: esign.remind_signer(envelope.envelope_id, key=key), esign.reminder)
+        origin, f"{policy.system}.{call.method}", request, call.receipt,
+        lambda key: method(handle, key=key, **dict(call.args)),
+        lookup if callable(lookup) else None)
+
+
+def missing_calls(workflow: Workflow, systems: Systems) -> list[str]:
+    """`esign.remind_signer`: each declared deadline call its wait's system cannot make."""
+    return [f"{policy.system}.{name}" for policy in workflow.waits
+            if policy.system in systems.names
+            for deadline in policy.deadlines if deadline.call is not None
+            for name in (deadline.call.method, deadline.call.lookup)
+            if not callable(getattr(systems[policy.system], name, None))]
+
+
+def _waiting_step(service: DealService, wait: Wait) -> StepSpec | None:
+    """The declared step whose wait this is (None for the review)."""
+    return next((s for s in service.workflow.steps if s.name == wait.node), None)
 
 
 def _expire(service: DealService, deadline: Deadline, wait: Wait, policy: WaitPolicy,
             snapshot: StateSnapshot, origin: Origin) -> str:
+    """Claim the wait for the expiry (unless something won first), tell, call, resume."""
     state = deal_state_of(snapshot, service.workflow)
     expiry = {EXPIRED: {"deadline": deadline.name, "due_at": deadline.due_at.isoformat()}}
     if deadline.status == "scheduled":
@@ -197,38 +225,33 @@ def _expire(service: DealService, deadline: Deadline, wait: Wait, policy: WaitPo
         return "cancelled"
     service.data.deadlines.fired(origin, deadline, _notice(service, deadline, policy, state,
                                                            wait))
-    if policy.system and state.envelope:
-        esign = service.systems[policy.system]
-        if isinstance(esign, ESign):
-            envelope_id = state.envelope.envelope_id
-            service.data.effects.perform(
-                origin, f"{policy.system}.void_envelope",
-                {"envelope_id": envelope_id, "reason": "expired"}, Envelope,
-                lambda key: esign.void_envelope(envelope_id, reason="expired", key=key),
-                esign.lookup)
+    _call_system(service, policy, wait, state, deadline, origin)
     report = service.drive(deadline.thread_id, Command(resume=expiry), None, snapshot)
     return report.status
 
 
+EVENTS = {"remind": "reminder", "escalate": "escalated", "expire": "expired"}
+
+
 def _notice(service: DealService, deadline: Deadline, policy: WaitPolicy, state: DealState,
             wait: Wait) -> Notice:
-    deal = f"{state.deal.client} ({state.deal.deal_id}, {state.deal.value:,.2f} " \
-           f"{state.deal.currency})"
-    since = f"{wait.opened_at:%Y-%m-%d %H:%M %Z}"
+    """The notification the deadline sends: its declared text, to whom the wait tells."""
+    deal = state.deal
     expiry = next((d.due_at for d in service.data.deadlines.for_thread(deadline.thread_id)
                    if d.wait_key == wait.wait_key and d.action == "expire"), None)
-    texts = {
-        "review.remind": f"Reminder: {deal} has waited for a review since {since}.",
-        "review.escalate": f"Escalation: nobody has reviewed {deal} since {since}.",
-        "review.expire": f"Expired: nobody reviewed {deal} in time; the deal ended.",
-        "signature.remind": f"The signer of {deal} was reminded; the envelope was sent "
-                            f"{since}.",
-        "signature.expire": f"Expired: {deal} was not signed in time; the envelope was "
-                            "voided and the deal ended.",
-    }
-    text = texts.get(deadline.name, f"{deadline.name} for {deal}")
+    spec: DeadlineSpec = policy.spec(deadline.name)
+    text = spec.text(
+        deal=f"{deal.client} ({deal.deal_id}, {deal.value:,.2f} {deal.currency})",
+        client=deal.client, deal_id=deal.deal_id, since=f"{wait.opened_at:%Y-%m-%d %H:%M %Z}",
+        due_at=f"{deadline.due_at:%Y-%m-%d %H:%M %Z}", handle=_handle_text(service, wait, state),
+        name=deadline.name)
     to = service.settings.escalation_contact if deadline.action == "escalate" else policy.notify
-    event = {"remind": "reminder", "escalate": "escalated", "expire": "expired"}[
-        deadline.action]
-    return Notice(f"{policy.name}.{event}", text, to=to,
+    return Notice(f"{policy.name}.{EVENTS[deadline.action]}", text, to=to,
                   due_at=expiry if deadline.action != "expire" else deadline.due_at)
+
+
+def _handle_text(service: DealService, wait: Wait, state: DealState) -> str:
+    """`envelope ENV-000001`: what the wait is on, for a notice (empty for the review)."""
+    spec = _waiting_step(service, wait)
+    handle = spec.handle_of(state) if spec is not None else None
+    return f"{spec.handle_fact} {handle}" if spec is not None and handle else ""

@@ -84,7 +84,7 @@ def _large_deal(service: DealService, out: _Printer, stamp: str) -> DealReport:
     out(f"\n2) large deal · {deal.client} · {deal.value:,.2f} {deal.currency} "
         f"(approval needed over {service.settings.review_threshold_usd:,.0f} USD)")
     report = service.start(deal, on_step=out.step(service))
-    out("  " + render_report(report).replace("\n", "\n  "))
+    out("  " + render_report(report, service.workflow).replace("\n", "\n  "))
     return report
 
 

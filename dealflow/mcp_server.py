@@ -112,8 +112,9 @@ def _read_tools(server: FastMCP, tools: DealTools) -> None:
     async def get_deal_context(deal_id: str, include_history: bool = False) -> dict[str, Any]:
         """A deal's facts as the agents see them.
 
-        Client, value, stage, project, contract, signature, invoice and payment status,
-        pending review; with include_history, every event in order with its time.
+        Client, value, stage, each step's output (qualification, project, contract,
+        envelope, signature, invoice), payment status, the pending review or event;
+        with include_history, every event in order with its time.
         """
         return await _call(tools.deal_context, deal_id, include_history)
 
@@ -121,8 +122,8 @@ def _read_tools(server: FastMCP, tools: DealTools) -> None:
     async def list_deals(status: str | None = None) -> list[dict[str, Any]]:
         """Deals with thread id and status, newest first.
 
-        status filters: running, waiting_review, waiting_signature, completed,
-        disqualified, declined, rejected, failed.
+        status filters: running, waiting_review, waiting_signature, waiting_event,
+        completed, disqualified, declined, rejected, expired, failed.
         """
         return await _call(tools.list_deals, status)
 

@@ -49,7 +49,11 @@ class DealTools:
         self.service = service
 
     def deal_context(self, deal_id: str, include_history: bool = False) -> dict[str, Any]:
-        """The deal's facts as the agents see them, and optionally its events in order."""
+        """The deal's facts as the agents see them, and optionally its events in order.
+
+        Each declared step's output is listed under its name, as the step shows it
+        (`StepSpec.shown`: the signature as its event, or `not signed`).
+        """
         report = self.service.status(_ref(deal_id, "deal_id"))
         facts = report.context
         invoice = facts.get("invoice")
@@ -58,10 +62,8 @@ class DealTools:
             "client": facts["deal"]["client"], "value": facts["deal"]["value"],
             "currency": facts["deal"]["currency"], "deal_type": facts["deal"]["deal_type"],
             "stage": report.status, "completed_steps": report.completed_steps,
-            "qualification": facts.get("qualification"), "project": facts.get("project"),
-            "contract": facts.get("contract"), "envelope": facts.get("envelope"),
-            "signature": (facts.get("signature") or {}).get("event", "not signed"),
-            "invoice": invoice,
+            **{spec.output: spec.shown(facts.get(spec.output))
+               for spec in self.service.workflow.steps},
             "payment_status": f"invoiced, due {invoice['due_on']}" if invoice else "not invoiced",
             "pending": report.pending,
             "shared_context": self.service.facts(report.deal_id),

@@ -57,7 +57,8 @@ class DealQueries:
         found = []
         for deadline in self.data.deadlines.for_thread(report.thread_id, scheduled_only=True):
             policy = self.workflow.wait_policy(deadline.node) if deadline.node else None
-            then = policy.spec(deadline.name).then if policy else deadline.action
+            declared = policy.declared(deadline.name) if policy else None
+            then = declared.then if declared else deadline.action
             found.append({"name": deadline.name, "due_at": deadline.due_at.isoformat(
                 timespec="seconds"), "then": then})
         return report.model_copy(update={"deadlines": found}) if found else report

@@ -8,7 +8,7 @@ from typing import Any
 
 from dealflow.reports import DealReport
 from graph.nodes import HUMAN_REVIEW, SUPERVISOR, handled_step
-from graph.workflow import Workflow
+from graph.workflow import StepSpec, Workflow
 from state.audit import AuditEntry
 from state.registry import DealRow
 
@@ -55,12 +55,12 @@ def progress_printer(workflow: Workflow,
     return show
 
 
-def next_steps(report: DealReport) -> list[str]:
-    """The commands that continue a waiting thread."""
+def next_steps(report: DealReport, workflow: Workflow) -> list[str]:
+    """The commands that continue a waiting thread (an event step's: its declared events)."""
     thread = report.deal_id  # every command takes the deal id as well as the thread id
-    if report.status == "waiting_signature":
-        return [f"dealflow event {thread} signature.completed",
-                f"dealflow event {thread} signature.declined"]
+    spec = waiting_step(report, workflow)
+    if spec is not None:
+        return [f"dealflow event {thread} {event}" for event in spec.events]
     if report.status == "waiting_review" and report.pending:
         action = report.pending["action_requests"][0]["name"]
         first = "retry" if action == "retry_failed_step" else "approve"
@@ -69,20 +69,34 @@ def next_steps(report: DealReport) -> list[str]:
     return []
 
 
-def render_report(report: DealReport) -> str:
+def waiting_step(report: DealReport, workflow: Workflow) -> StepSpec | None:
+    """The event step the thread waits at, if it waits at one."""
+    node = (report.pending or {}).get("node")
+    spec = next((s for s in workflow.steps if s.name == node), None)
+    return spec if spec is not None and spec.kind == "event" else None
+
+
+def waiting_line(report: DealReport, workflow: Workflow) -> str | None:
+    """`waiting for signature.completed or signature.declined on envelope ENV-000001`."""
+    spec = waiting_step(report, workflow)
+    if spec is None:
+        return None
+    handle = spec.handle_of(report.context)
+    on = f" on {spec.handle_fact} {handle}" if handle else ""
+    return f"waiting for {' or '.join(spec.events) or spec.description}{on}"
+
+
+def render_report(report: DealReport, workflow: Workflow) -> str:
     """A deal report as a few lines of text."""
     lines = [
         f"deal {report.deal_id} · thread {report.thread_id} · status {report.status}",
         "completed: " + (" → ".join(report.completed_steps) or "nothing yet"),
     ]
-    if report.pending:
-        if report.pending.get("action_requests"):
-            lines.append("review: " + report.pending["action_requests"][0]["description"])
-        else:
-            lines.append(
-                f"waiting for {' or '.join(report.pending.get('expected_events', []))} "
-                f"on envelope {report.pending.get('envelope_id')}"
-            )
+    waiting = waiting_line(report, workflow)
+    if waiting is not None:
+        lines.append(waiting)
+    elif report.pending and report.pending.get("action_requests"):
+        lines.append("review: " + report.pending["action_requests"][0]["description"])
     for deadline in report.deadlines:
         lines.append(f"deadline {deadline['name']} at {deadline['due_at']}: {deadline['then']}")
     if report.supervisor != "rules" or report.usage.get("calls"):
@@ -94,7 +108,7 @@ def render_report(report: DealReport) -> str:
         lines.append(f"summary: {report.summary}")
     if report.note:
         lines.append(f"note: {report.note}")
-    commands = next_steps(report)
+    commands = next_steps(report, workflow)
     if commands:
         lines.append("continue with:")
         lines.extend(f"  {command}" for command in commands)

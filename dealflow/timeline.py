@@ -90,8 +90,8 @@ def render_trace(deal_id: str, thread_id: str, spans: Sequence[Span], workflow: 
         if span.error:
             lines.append(f"{'':>21}✗ {span.error[:100]}")
         if index in waited:
-            kind = (workflow.waiting_status(span.node) or "event").removeprefix("waiting_")
-            lines.append(f"{'':>21}⏸ waited {waited[index]:.1f}s for the {kind}")
+            lines.append(f"{'':>21}⏸ waited {waited[index]:.1f}s for the "
+                         f"{workflow.wait_name(span.node)}")
         lines.extend(f"{'':>21}⏱ {timer.describe()}" for timer in timed.get(index, []))
     return "\n".join(lines)
 

@@ -1,22 +1,25 @@
 """The workflow, declared once: each step with everything that belongs to it, and the policies.
 
-A `StepSpec` is the only registry of a step: its agent, node, system of record,
-output (field and model), the conditions it establishes, the outcome it may
-imply, how the CLI summarises it, and whether it waits for an event. The
-router, the LLM supervisor's tools, prompt and guard, the graph builder, the
-state schema, the checkpoint allowlist, the CLI's rendering, spans, audit and
-failures all derive from the `Workflow`. Adding a step means writing its node
-and declaring it here (or `DEFAULT_WORKFLOW.with_step(...)` in your own code).
+A `StepSpec` (`graph.step_spec`) is the only registry of a step: its agent,
+node, system of record, output (field and model), the conditions it
+establishes, the outcome it may imply, how the CLI summarises it, and whether
+it waits for an event (which events, on what). A `WaitPolicy` holds a wait's
+deadlines: their delays, notices and calls on the outside world. The router,
+the LLM supervisor's tools, prompt and guard, the graph builder, the state
+schema, the checkpoint allowlist, the CLI's rendering and hints, MCP's deal
+context, the inbox, deadlines, spans, audit and failures all derive from the
+`Workflow`. Adding a step means writing its node and declaring it here (or
+`DEFAULT_WORKFLOW.with_step(...)` in your own code).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, create_model
+from pydantic import create_model
 
 from agents.contract.node import generate_contract, send_for_signature
 from agents.finance.node import generate_invoice
@@ -24,54 +27,26 @@ from agents.lead.node import qualify_lead
 from agents.project.node import create_project
 from graph.nodes import HUMAN_REVIEW, SUPERVISOR, handled_step
 from graph.signature import await_signature
-from graph.wait_policy import DeadlineSpec, WaitPolicy
+from graph.step_spec import Condition, StepSpec
+from graph.wait_policy import DeadlineSpec, SystemCall, WaitPolicy
 from state.config import Settings
 from state.deal_state import DealState, Outcome, Status
-from state.models import Contract, Envelope, Invoice, Project, Qualification, SignatureEvent
+from state.models import (
+    SIGNATURE_EVENTS,
+    Contract,
+    Envelope,
+    Invoice,
+    Project,
+    Qualification,
+    SignatureEvent,
+    SignerReminder,
+)
 
-Condition = Callable[[DealState], bool]
+__all__ = ["DEFAULT_WORKFLOW", "STEPS", "StepSpec", "Workflow", "WorkflowError"]
 
 
 class WorkflowError(ValueError):
     """The declaration contradicts itself (a duplicate step, an unknown condition)."""
-
-
-@dataclass(frozen=True)
-class StepSpec:
-    """One step of the process, declared once.
-
-    `node(state, run) -> output_model` does the work; the builder stores the
-    result in the state field `output`. The step establishes the condition
-    named `output` when it is done, and each of `conditions` (name, predicate
-    on the output); other steps `require` conditions by name. `outcome` maps
-    the output to a terminal outcome, if it implies one. An `event` step waits
-    (with `interrupt`) in `waiting_status` for something from outside.
-    """
-
-    name: str
-    agent: str
-    node: Callable[..., BaseModel]
-    output: str
-    output_model: type[BaseModel]
-    description: str
-    requires: tuple[str, ...] = ()
-    system: str | None = None
-    summary: Callable[[Any], str] = field(default=lambda output: "", compare=False)
-    conditions: tuple[tuple[str, Callable[[Any], bool]], ...] = ()
-    outcome: Callable[[Any], Outcome | None] | None = None
-    kind: Literal["agent", "event"] = "agent"
-    waiting_status: Status | None = None
-    approval_gated: bool = True
-
-    def done(self, state: DealState) -> bool:
-        """Whether the step's output is already in the state."""
-        return getattr(state, self.output, None) is not None
-
-    def describe(self, output: Any) -> str:
-        """The CLI's one-line summary of an output (a model, or its JSON data)."""
-        if not isinstance(output, self.output_model):
-            output = self.output_model.model_validate(output)
-        return self.summary(output)
 
 
 @dataclass(frozen=True)
@@ -85,7 +60,8 @@ class Workflow:
         """Refuse a declaration that contradicts itself, naming the problem."""
         names = [spec.name for spec in self.steps]
         outputs = [spec.output for spec in self.steps]
-        for label, values in (("step", names), ("output", outputs)):
+        events = [event for spec in self.steps for event in spec.events]
+        for label, values in (("step", names), ("output", outputs), ("event", events)):
             twice = {v for v in values if values.count(v) > 1}
             if twice:
                 raise WorkflowError(f"{label} declared twice: {', '.join(sorted(twice))}")
@@ -94,15 +70,25 @@ class Workflow:
             if unknown:
                 raise WorkflowError(f"{spec.name} requires unknown condition(s) "
                                     f"{', '.join(unknown)} (known: {', '.join(self.conditions)})")
-            if spec.kind == "event" and spec.waiting_status is None:
-                raise WorkflowError(f"event step {spec.name} needs a waiting_status")
+            if spec.handle is not None and (not spec.handle_field or spec.handle_fact not in (
+                    *outputs, *DealState.model_fields)):
+                raise WorkflowError(f"{spec.name}: handle {spec.handle!r} is not a declared "
+                                    "output and its field (like envelope.envelope_id)")
         for policy in self.waits:
-            if self.waiting_status(policy.node) is None:
-                raise WorkflowError(f"wait {policy.name}: {policy.node} is not a node that waits")
-            unknown = [policy.setting(d) for d in policy.deadlines
-                       if policy.setting(d) not in Settings.model_fields]
-            if unknown:
-                raise WorkflowError(f"wait {policy.name}: no setting {', '.join(unknown)}")
+            self._check_wait(policy)
+
+    def _check_wait(self, policy: WaitPolicy) -> None:
+        """Refuse a wait at a node that does not wait, or deadlines it cannot carry out."""
+        if self.waiting_status(policy.node) is None:
+            raise WorkflowError(f"wait {policy.name}: {policy.node} is not a node that waits")
+        if policy.undelayed():
+            raise WorkflowError(f"wait {policy.name}: no setting "
+                                f"{', '.join(policy.undelayed())} and no declared delay")
+        calls = [d.action for d in policy.deadlines if d.call is not None]
+        handle = next((s.handle for s in self.steps if s.name == policy.node), None)
+        if calls and (policy.system is None or handle is None):
+            raise WorkflowError(f"wait {policy.name}: {', '.join(calls)} call(s) a system, so "
+                                "the wait needs a system and its step a handle")
 
     # -- declaration ------------------------------------------------------------
     def step(self, name: str) -> StepSpec:
@@ -113,16 +99,19 @@ class Workflow:
         raise KeyError(f"unknown step {name!r}")
 
     def with_step(self, spec: StepSpec, *, after: str | None = None,
-                  required_by: Iterable[str] = ()) -> Workflow:
+                  required_by: Iterable[str] = (), wait: WaitPolicy | None = None
+                  ) -> Workflow:
         """A copy of the workflow with `spec` added (after step `after`, else last).
 
-        Each step named in `required_by` comes to require the new step's output.
+        Each step named in `required_by` comes to require the new step's output;
+        `wait` declares the deadlines of an event step's wait.
         """
         needing = set(required_by)
         steps = [replace(s, requires=(*s.requires, spec.output)) if s.name in needing else s
                  for s in self.steps]
         position = len(steps) if after is None else [s.name for s in steps].index(after) + 1
-        return replace(self, steps=(*steps[:position], spec, *steps[position:]))
+        return replace(self, steps=(*steps[:position], spec, *steps[position:]),
+                       waits=(*self.waits, *((wait,) if wait else ())))
 
     @cached_property
     def conditions(self) -> dict[str, Condition]:
@@ -169,15 +158,42 @@ class Workflow:
         """The steps that act on a system of record."""
         return tuple(spec for spec in self.steps if spec.system is not None)
 
+    # -- waits ----------------------------------------------------------------
     def waiting_status(self, node: str) -> Status | None:
         """The status of a thread stopped at `node`'s interrupt."""
         if node == HUMAN_REVIEW:
             return "waiting_review"
-        return next((s.waiting_status for s in self.steps if s.name == node), None)
+        return next((s.waits_in for s in self.steps if s.name == node), None)
 
     def wait_policy(self, node: str) -> WaitPolicy | None:
         """The deadlines of the wait at `node`, if it has any."""
         return next((policy for policy in self.waits if policy.node == node), None)
+
+    def wait_name(self, node: str) -> str:
+        """How the wait at `node` is called (`review`, `signature`): its policy's name."""
+        policy = self.wait_policy(node)
+        if policy is not None:
+            return policy.name
+        return (self.waiting_status(node) or "event").removeprefix("waiting_")
+
+    def answered_by(self, node: str) -> str:
+        """Who answers the wait at `node` when nobody else is named: its system, or its agent."""
+        policy = self.wait_policy(node)
+        return policy.system if policy and policy.system else self.agent_of(node)
+
+    @property
+    def events(self) -> tuple[str, ...]:
+        """Every event the workflow's event steps take from outside, in declared order."""
+        return tuple(event for spec in self.steps for event in spec.events)
+
+    def event_step(self, event: str) -> StepSpec:
+        """The event step that takes `event`; a `KeyError` saying what is expected otherwise."""
+        for spec in self.steps:
+            if event in spec.events:
+                return spec
+        topics = " or ".join(dict.fromkeys(s.topic for s in self.steps if s.events)) or "an"
+        raise KeyError(f"unknown {topics} event {event!r:.80} "
+                       f"(expected: {', '.join(self.events) or 'none declared'})")
 
     # -- the rules --------------------------------------------------------------
     def unmet(self, spec: StepSpec, state: DealState) -> list[str]:
@@ -250,20 +266,31 @@ DEFAULT_WORKFLOW = Workflow((
              summary=lambda e: e.event,
              conditions=(("signature_completed", lambda e: e.event == "signature.completed"),),
              outcome=lambda e: SIGNATURE_OUTCOMES.get(e.event),
-             kind="event", waiting_status="waiting_signature"),
+             kind="event", waiting_status="waiting_signature", events=SIGNATURE_EVENTS,
+             handle="envelope.envelope_id",
+             show=lambda e: e["event"] if e else "not signed"),
     StepSpec("generate_invoice", "finance", generate_invoice, "invoice", Invoice,
              "Issue the invoice (net terms, tax, gap-free number).",
              requires=("project", "signature_completed"), system="billing",
              summary=lambda i: f"invoice {i.number} total {i.total} {i.currency} due {i.due_on}"),
 ), waits=(
     WaitPolicy("review", HUMAN_REVIEW, (
-        DeadlineSpec("remind", "notify the reviewers again"),
-        DeadlineSpec("escalate", "notify the escalation contact (audited)"),
-        DeadlineSpec("expire", "end the deal as expired; nothing further runs"),
+        DeadlineSpec("remind", "notify the reviewers again",
+                     notice="Reminder: {deal} has waited for a review since {since}."),
+        DeadlineSpec("escalate", "notify the escalation contact (audited)",
+                     notice="Escalation: nobody has reviewed {deal} since {since}."),
+        DeadlineSpec("expire", "end the deal as expired; nothing further runs",
+                     notice="Expired: nobody reviewed {deal} in time; the deal ended."),
     )),
     WaitPolicy("signature", "await_signature", (
-        DeadlineSpec("remind", "the e-sign system reminds the signer"),
-        DeadlineSpec("expire", "void the envelope and end the deal as expired"),
+        DeadlineSpec("remind", "the e-sign system reminds the signer",
+                     notice="The signer of {deal} was reminded; the envelope was sent {since}.",
+                     call=SystemCall("remind_signer", SignerReminder, lookup="reminder",
+                                     per_deadline=True)),
+        DeadlineSpec("expire", "void the envelope and end the deal as expired",
+                     notice="Expired: {deal} was not signed in time; the envelope was voided "
+                     "and the deal ended.",
+                     call=SystemCall("void_envelope", Envelope, args=(("reason", "expired"),))),
     ), system="esign", notify="sales"),
 ))
 STEPS = DEFAULT_WORKFLOW.steps

@@ -33,6 +33,7 @@ Status = Literal[
     "running",
     "waiting_review",
     "waiting_signature",
+    "waiting_event",
     "completed",
     "disqualified",
     "declined",
@@ -41,6 +42,9 @@ Status = Literal[
     "failed",
 ]
 STATUSES: tuple[Status, ...] = get_args(Status)
+OPEN_STATUSES: tuple[Status, ...] = tuple(
+    s for s in STATUSES if s == "running" or s.startswith("waiting_"))
+"""The statuses of a thread that has not ended: running, or waiting for something."""
 
 
 V = TypeVar("V")

@@ -25,12 +25,14 @@ from psycopg.types.json import Jsonb
 from state.audit import AuditTrail, Origin
 from state.claimed_waits import ClaimedWaits
 from state.database import Pool
+from state.deal_state import OPEN_STATUSES
 from state.leases import Leases
 from state.outbox import Notice, Outbox
 from state.statements import call_alone
 from state.step_rows import fenced_statement
 
 EXPIRED = "expired"  # the key of an expiry's resolution: {"expired": {"deadline": ...}}
+WAITING = [status for status in OPEN_STATUSES if status != "running"]  # a thread that waits
 
 
 @dataclass(frozen=True)
@@ -165,11 +167,11 @@ class WaitBook:
         with self._pool.connection() as conn:
             rows = conn.execute(
                 "SELECT w.thread_id FROM dealflow_waits w JOIN dealflow_deals d"
-                " ON d.thread_id = w.thread_id WHERE d.status IN ('waiting_review',"
-                " 'waiting_signature') AND w.resolved_at < clock_timestamp()"
+                " ON d.thread_id = w.thread_id WHERE d.status = ANY(%s)"
+                " AND w.resolved_at < clock_timestamp()"
                 " - make_interval(secs => %s) AND NOT EXISTS (SELECT 1 FROM dealflow_waits"
                 " later WHERE later.thread_id = w.thread_id AND later.opened_at > w.opened_at)",
-                (older_than_seconds,)).fetchall()
+                (WAITING, older_than_seconds)).fetchall()
         return [row["thread_id"] for row in rows]
 
     def for_thread(self, thread_id: str) -> list[Wait]:

@@ -2,10 +2,14 @@
 
 Read from `DealService` (the same queries as the CLI and the API), so a review
 decided anywhere (CLI, API, MCP, another reviewer) leaves the list at once.
+What a deal's page shows of its steps and waits comes from the workflow's
+declarations: each done step with its summary and facts, and the event a
+deal waits for (its events, its handle and its deadlines).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +17,10 @@ from typing import Any
 from dealflow.api import DealService
 from dealflow.deadlines import refusal
 from dealflow.errors import NotFound
+from dealflow.render import waiting_line, who
+from dealflow.reports import DealReport, deal_state_of, has_run
 from dealflow.timeline import render_trace
+from graph.nodes import HUMAN_REVIEW
 from graph.review import ALLOWED, APPROVE_ACTION, ESCALATION_ACTION, RETRY_ACTION
 from state.models import ReviewKind
 
@@ -66,13 +73,15 @@ def review_page(service: DealService, deal_id: str) -> dict[str, Any]:
     waiting = report.status == "waiting_review"
     kind = KINDS.get(request[0].get("name", ""), "approval") if waiting else None
     contracts = service.records(deal_id).get("contracts", [])
-    ended = service.data.waits.last_ended(report.thread_id, "review")
+    ended = service.data.waits.last_ended(report.thread_id,
+                                          service.workflow.wait_name(HUMAN_REVIEW))
     row, spans = service.trace(deal_id)
     return {
         "report": report, "waiting": waiting, "kind": kind,
         "why": request[0].get("description", "") if waiting else "",
         "decisions": [(d, LABELS[d]) for d in ALLOWED[kind]] if kind else [],
-        "deal": context.get("deal") or {}, "qualification": context.get("qualification"),
+        "deal": context.get("deal") or {}, "steps": steps_done(service, report),
+        "waiting_for": waiting_line(report, service.workflow),
         "failures": context.get("failures") or [],
         "contract": contracts[-1] if contracts else None,
         "audit": service.audit(deal_id),
@@ -81,3 +90,20 @@ def review_page(service: DealService, deal_id: str) -> dict[str, Any]:
         "ended": refusal(report.thread_id, ended).split(": ", 1)[-1]
         if ended and not waiting else None,
     }
+
+
+def steps_done(service: DealService, report: DealReport) -> list[dict[str, Any]]:
+    """Each declared step the deal has done: who, its summary, and its facts as JSON text."""
+    snapshot = service.snapshot(report.thread_id)
+    if not has_run(snapshot):
+        return []
+    state = deal_state_of(snapshot, service.workflow)
+    done = []
+    for spec in service.workflow.steps:
+        output = getattr(state, spec.output, None)
+        if output is not None:
+            facts = report.context.get(spec.output)
+            done.append({"step": spec.name, "who": who(spec.name, service.workflow),
+                         "summary": spec.describe(output),
+                         "facts": json.dumps(facts, indent=2, ensure_ascii=False)})
+    return done
