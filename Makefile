@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 export LANGGRAPH_STRICT_MSGPACK := true
 
-.PHONY: install demo test lint typecheck unit integration crash-matrix notebooks serve lock clean diagram screenshots bench
+.PHONY: install demo test lint typecheck unit integration crash-matrix notebooks serve lock clean diagram screenshots bench soak
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ bench: $(STAMP)  ## benchmarks as ratios to floors (bench/out/latest.json), then
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.load 8 50
 	$(BIN)/python -m bench.service --deals 20 --clients 50
+
+SOAK_SECONDS ?= 300
+soak: $(STAMP)  ## deals under random Postgres restarts and worker kills for SOAK_SECONDS; prints lost/duplicated
+	$(BIN)/python -m tests.integration.soak --seconds $(SOAK_SECONDS)
 
 crash-matrix: $(STAMP)  ## SIGKILL at every kill point of every step; print duplicates and losses
 	$(BIN)/python -m tests.integration.crash_matrix

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg import Connection
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from state.config import Settings
 from state.embedded import embedded_database_url
@@ -33,7 +33,14 @@ CONNECTION_KWARGS: dict[str, Any] = {
     # a process frozen inside a transaction (all of ours are short) must not hold
     # its row locks, a thread's lease included, for ever: the server ends it
     "options": "-c idle_in_transaction_session_timeout=30000",
+    "connect_timeout": 10,  # a server that does not answer (a partition) is an outage too
 }
+# A pool gives up a reconnection attempt after this long (psycopg_pool's default, 5
+# minutes, lets its backoff grow to a minute or more: the first request after a long
+# outage then waited for it, or failed); a request waiting for a connection asks again
+# every `ASK_EVERY_SECONDS`, which starts a new attempt once the last one gave up.
+RECONNECT_SECONDS = 5.0
+ASK_EVERY_SECONDS = 1.0
 
 
 def connection_kwargs() -> dict[str, Any]:
@@ -79,18 +86,39 @@ class CheckedPool(ConnectionPool[Connection[DictRow]]):
     one the server wrote to (a termination notice, a shutdown), and every
     connection for `wary_seconds` after one came back broken, so that the
     siblings of a dropped connection (a server restart, terminated backends)
-    are replaced on checkout instead of failing a step each.
+    are replaced on checkout instead of failing a step each. After an outage,
+    the first checkout gets a new connection as soon as the server is back
+    (`getconn`), not when the pool's reconnection backoff next wakes up.
     """
 
     def __init__(self, *args: Any, idle_seconds: float = 1.0, wary_seconds: float = 10.0,
-                 **kwargs: Any) -> None:
+                 ask_every: float = ASK_EVERY_SECONDS, **kwargs: Any) -> None:
         """psycopg_pool's arguments; `check` is this pool's own."""
+        kwargs.setdefault("reconnect_timeout", RECONNECT_SECONDS)
         super().__init__(*args, check=self._check_if_needed, **kwargs)
-        self.idle_seconds, self.wary_seconds = idle_seconds, wary_seconds
+        self.idle_seconds, self.wary_seconds, self.ask_every = (idle_seconds, wary_seconds,
+                                                                ask_every)
         self._returned: weakref.WeakKeyDictionary[Connection[DictRow], float] = (
             weakref.WeakKeyDictionary())
         self._wary_until = 0.0
         self.checks = self.skipped_checks = 0
+
+    def getconn(self, timeout: float | None = None) -> Connection[DictRow]:
+        """psycopg_pool's `getconn`, asking again every `ask_every` seconds until `timeout`.
+
+        Each new request of an empty pool starts a connection attempt unless one
+        is under way, so a wait outlives an attempt that gave up during an outage.
+        """
+        timeout = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            try:
+                return super().getconn(timeout=max(min(left, self.ask_every), 0.001))
+            except PoolTimeout:
+                if time.monotonic() >= deadline - 0.001:
+                    raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec"
+                                      ) from None
 
     def putconn(self, conn: Connection[DictRow]) -> None:
         """Note when the connection came back, and whether it came back broken."""
@@ -154,7 +182,8 @@ async def open_async_pool(url: str, *, max_size: int = 10, timeout: float = 10.0
         url, min_size=1, max_size=max_size,
         kwargs={**connection_kwargs(), "cursor_factory": AsyncCachedQueryCursor},
         connection_class=psycopg.AsyncConnection[DictRow],
-        check=AsyncConnectionPool.check_connection, open=False, name="dealflow-async")
+        check=AsyncConnectionPool.check_connection, open=False, name="dealflow-async",
+        reconnect_timeout=RECONNECT_SECONDS)
     try:
         await pool.open(wait=True, timeout=timeout)
     except Exception as exc:

@@ -26,11 +26,13 @@ from dealflow.errors import DealflowError, InvalidInput, NotFound
 from dealflow.reports import DealReport, starting_report
 from dealflow.service import guards, webhooks
 from dealflow.service.auth import Caller, Throttle, authenticate
+from dealflow.service.health import health_routes
 from dealflow.service.inbound import take_event, take_review
 from dealflow.service.inbox import inbox_routes
 from dealflow.service.jobs import defer_async
 from dealflow.service.limits import BodyLimit
 from dealflow.service.metrics import metrics_text
+from dealflow.service.worker_loop import WorkerHealth
 from dealflow.views import VIEWS, threads_view
 from state.deal_state import Status
 from state.models import Comment, DealInput, ReviewChoice, SupervisorMode
@@ -70,8 +72,9 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message.splitlines()[0][:500]}, status_code=status)
 
 
-def build_app(service: DealService, queue: procrastinate.App) -> FastAPI:
-    """The API over `service`, queueing commands on `queue`."""
+def build_app(service: DealService, queue: procrastinate.App, *,
+              workers: WorkerHealth | None = None) -> FastAPI:
+    """The API over `service`, queueing commands on `queue` (`workers`: this process's)."""
     app = FastAPI(title="dealflow", version="1", description=__doc__)
     app.add_middleware(BodyLimit, max_bytes=service.settings.max_body_bytes)  # 413 over it
     _errors(app)
@@ -79,11 +82,7 @@ def build_app(service: DealService, queue: procrastinate.App) -> FastAPI:
     _webhook_routes(app, service, queue)
     inbox_routes(app, service, queue)
 
-    @app.get("/healthz", tags=["service"])
-    async def healthz() -> dict[str, bool]:
-        """200 when Postgres answers."""
-        await _in_thread(_ping, service)
-        return {"ok": True}
+    health_routes(app, service, workers)  # /healthz, /healthz/ready, /healthz/live
 
     @app.get("/metrics", tags=["service"], response_class=PlainTextResponse)
     async def metrics() -> PlainTextResponse:
@@ -93,11 +92,6 @@ def build_app(service: DealService, queue: procrastinate.App) -> FastAPI:
 
     guards.install(app, service.settings)  # last: Host rule, security headers, 429s
     return app
-
-
-def _ping(service: DealService) -> None:
-    with service.pool.connection(timeout=5) as conn:
-        conn.execute("SELECT 1")
 
 
 async def _in_thread(fn: Callable[..., Any], *args: Any) -> Any:

@@ -38,7 +38,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from dealflow.api import DealService, parse_deal
 from dealflow.errors import Busy, NotWaiting, Unavailable
 from dealflow.notify import deliver_due
-from state.database import connection_kwargs
+from state.database import RECONNECT_SECONDS, connection_kwargs
 from state.leases import thread_is_held
 from state.migrate import migration_lock
 
@@ -60,9 +60,10 @@ RETRY = procrastinate.RetryStrategy(max_attempts=40, wait=3,
 def build_queue(url: str) -> procrastinate.App:
     """The procrastinate app on `url`, with dealflow's tasks."""
     kwargs = {k: v for k, v in connection_kwargs().items()
-              if k in ("application_name", "options")}  # procrastinate sets the rest
+              if k in ("application_name", "options", "connect_timeout")}  # procrastinate: the rest
     app = procrastinate.App(connector=procrastinate.PsycopgConnector(
-        conninfo=url, kwargs=kwargs, min_size=1, max_size=4))
+        conninfo=url, kwargs=kwargs, min_size=1, max_size=4,
+        reconnect_timeout=RECONNECT_SECONDS))  # back soon after an outage (state.database)
 
     @app.task(name=DRIVE, pass_context=True, retry=RETRY)
     def drive(context: procrastinate.JobContext, action: str, thread_id: str,
