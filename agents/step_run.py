@@ -19,6 +19,7 @@ from state.audit import Origin
 from state.config import Settings
 from state.data import DataLayer
 from state.fact_store import fact_key
+from state.work import StepWork
 
 if TYPE_CHECKING:
     from graph.waiting import WaitRun
@@ -38,6 +39,7 @@ class StepRun:
     origin: Origin
     data: DataLayer
     settings: Settings
+    work: StepWork | None = None  # the task's unit of work (`state.work`), from the builder
     system_of_record: object | None = None
     used_keys: list[str] = field(default_factory=list)
     wait: WaitRun | None = None  # an event step's wait (`graph.waiting`)
@@ -65,7 +67,7 @@ class StepRun:
         again get the recorded receipt, other terms (a fork) a new effect.
         """
         receipt, key = self.data.effects.perform(self.origin, name, request, model, call,
-                                                 lookup)
+                                                 lookup, self.work)
         self.used_keys.append(key)
         return receipt
 
@@ -96,4 +98,4 @@ class StepRun:
         read. A fact another agent holds is a `VersionConflict`, never overwritten.
         """
         self.data.facts.write(fact_key(self.deal_id, name), value, agent=self.origin.agent,
-                              only_own=True, origin=self.origin)
+                              only_own=True, origin=self.origin, work=self.work)

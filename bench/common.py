@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import Cursor
 from psycopg.conninfo import make_conninfo
 
 from state import database
 from state.embedded import embedded_database_url
-from state.query_cache import CachedQueryCursor
 
 
 @contextmanager
@@ -57,7 +57,7 @@ def p95(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
-class CountingCursor(CachedQueryCursor):
+class CountingCursor(Cursor[Any]):
     """A cursor that counts the statements sent through it (all connections of a pool)."""
 
     statements = 0
@@ -89,9 +89,8 @@ def commits(url: str) -> int:
 @contextmanager
 def counted_statements() -> Iterator[None]:
     """Pools opened inside the block count their statements in `CountingCursor.statements`."""
-    default = database.CONNECTION_KWARGS["cursor_factory"]
     database.CONNECTION_KWARGS["cursor_factory"] = CountingCursor
     try:
         yield
     finally:
-        database.CONNECTION_KWARGS["cursor_factory"] = default
+        del database.CONNECTION_KWARGS["cursor_factory"]

@@ -8,8 +8,8 @@ all: a target that it misses too is not missed for what durability costs.
 It is a reference, not a floor. Its deals run the same nodes on the same
 Postgres (effects, facts, audit, spans), driven by the graph directly (no
 service: no lease, no registry status, no wait claimed before the resume), and
-each of their bookkeeping rows is a statement of its own: ours batches those
-rows with the step's checkpoint (`state.held_writes`), which it cannot.
+each task writes its unit of work by itself when it ends: ours writes it with
+the step's checkpoint (`state.pending`), which it cannot.
 """
 
 from __future__ import annotations

@@ -85,7 +85,8 @@ class DealService(DealQueries):
         setup_database(self.pool)
         self.workflow = workflow
         self.leases = Leases(self.pool, seconds=self.settings.lease_seconds)
-        self.context = DealContext.on(self.pool, self.settings, systems, leases=self.leases)
+        saver = make_checkpointer(self.pool, workflow.state_schema, leases=self.leases)
+        self.context = DealContext.on(self.pool, self.settings, systems, saver=saver)
         named = [*(s.system for s in workflow.effect_steps), *(p.system for p in workflow.waits)]
         missing = list(dict.fromkeys(name for name in named
                                      if name and name not in self.context.systems.names))
@@ -96,9 +97,7 @@ class DealService(DealQueries):
             raise ConfigError("the waits' deadlines call what their systems do not have: "
                               f"{', '.join(missing_calls(workflow, self.context.systems))}")
         self.systems, self.data = self.context.systems, self.context.data
-        checkpointer = crashing_checkpointer(
-            make_checkpointer(self.pool, workflow.state_schema, leases=self.leases),
-            self.settings.crash_at)
+        checkpointer = crashing_checkpointer(saver, self.settings.crash_at)
         self.graph = build_graph(self.settings, workflow=workflow).compile(
             checkpointer=checkpointer)
         self.registry = self.data.registry  # one registry: a deal it claims is known to the graph
@@ -324,8 +323,7 @@ class DealService(DealQueries):
 
     def _record_status(self, thread_id: str, status: str) -> None:
         """Record the status the run reached: with the lease's release, if this process holds it."""
-        if not self.leases.write_on_release(thread_id, *self.registry.status_row(thread_id,
-                                                                                   status)):
+        if not self.leases.status_on_release(thread_id, status):
             self.registry.set_status(thread_id, status)
 
     def _stream(self, config: RunnableConfig, payload: Any, on_step: StepCallback | None

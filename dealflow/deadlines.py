@@ -93,7 +93,7 @@ def claim_wait(service: DealService, row: DealRow, snapshot: StateSnapshot,
     origin = Origin(row.deal_id, agent=service.workflow.agent_of(node), step=node,
                     thread_id=row.thread_id, checkpoint_id=checkpoint_of(snapshot))
     try:
-        claim = service.data.waits.claim(origin, key, resolution, by, for_resume=True)
+        claim = service.data.waits.claim(origin, key, resolution, by)
     except WaitNotFound:
         return True
     if not claim.won and claim.wait.resolution != resolution:
@@ -217,8 +217,7 @@ def _expire(service: DealService, deadline: Deadline, wait: Wait, policy: WaitPo
     expiry = {EXPIRED: {"deadline": deadline.name, "due_at": deadline.due_at.isoformat()}}
     if deadline.status == "scheduled":
         claim = service.data.waits.claim(origin, wait.wait_key, expiry,
-                                         f"deadline:{deadline.name}", deadline_id=deadline.id,
-                                         for_resume=True)
+                                         f"deadline:{deadline.name}", deadline_id=deadline.id)
         if not claim.won and claim.wait.resolution != expiry:
             return "cancelled"  # a person or an event got there first
     elif wait.resolution != expiry:

@@ -27,8 +27,9 @@ from graph.waiting import WaitRun, wait_key_of
 from graph.workflow import DEFAULT_WORKFLOW, StepSpec, Workflow
 from state.config import Settings
 from state.deal_state import DealState
+from state.work import StepWork
 
-StepNode = Callable[[DealState, Runtime[DealContext]], dict[str, Any]]
+StepNode = Callable[[DealState, Runtime[DealContext], StepWork], dict[str, Any]]
 
 
 def build_graph(settings: Settings | None = None, *, workflow: Workflow = DEFAULT_WORKFLOW,
@@ -78,14 +79,15 @@ def step_node(spec: StepSpec, contexts: ContextResolver,
               wait_policy: WaitPolicy | None = None) -> StepNode:
     """The graph node of a declared step: hand it its `StepRun`, store its output.
 
-    An event step's run carries its `WaitRun` (with `wait_policy`'s deadlines).
+    The run carries the task's unit of work (`work`, from `graph.observe`); an
+    event step's run carries its `WaitRun` (with `wait_policy`'s deadlines).
     """
-    def node(state: DealState, runtime: Runtime[DealContext]) -> dict[str, Any]:
+    def node(state: DealState, runtime: Runtime[DealContext], work: StepWork) -> dict[str, Any]:
         context = contexts(runtime)
         origin = origin_of(runtime, state.deal.deal_id, spec.agent, spec.name)
         wait = WaitRun(wait_policy, origin, wait_key_of(runtime), context.data,
-                       context.settings) if spec.kind == "event" else None
-        run = StepRun(origin=origin, data=context.data, settings=context.settings,
+                       context.settings, work) if spec.kind == "event" else None
+        run = StepRun(origin=origin, data=context.data, settings=context.settings, work=work,
                       system_of_record=context.systems[spec.system] if spec.system else None,
                       wait=wait)
         output = spec.node(state, run)

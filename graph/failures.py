@@ -24,11 +24,13 @@ from state.deal_state import DealState
 from state.effects import EffectBusy
 from state.models import Failure
 from state.transactions import DealOwnedElsewhere, LeaseLost
+from state.work import StepWork
 
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (SystemUnavailable, psycopg.OperationalError)
 # Not a step failing: this process must stop driving the thread (another owns it).
 NOT_OURS: tuple[type[Exception], ...] = (DealOwnedElsewhere, LeaseLost, EffectBusy)
-FailureHandler = Callable[[DealState, NodeError, Runtime[DealContext]], Command[str]]
+FailureHandler = Callable[[DealState, NodeError, Runtime[DealContext], StepWork],
+                          Command[str]]
 # LangGraph's runner remembers the exceptions its error handlers took by `id()` and
 # does not re-raise an exception whose id it remembers. Once a handled exception is
 # freed, a later one (the `GraphInterrupt` of the review it led to) can get its id, and
@@ -52,8 +54,8 @@ def retry_policy(settings: Settings) -> RetryPolicy:
 
 def make_failure_handler(workflow: Workflow, contexts: ContextResolver) -> FailureHandler:
     """The error handler of `workflow`'s nodes: record the failure, let the supervisor route."""
-    def escalate_failure(state: DealState, error: NodeError,
-                         runtime: Runtime[DealContext]) -> Command[str]:
+    def escalate_failure(state: DealState, error: NodeError, runtime: Runtime[DealContext],
+                         work: StepWork) -> Command[str]:
         """Record the failed step with its error and hand it to the supervisor (review)."""
         context = contexts(runtime)
         exc = error.error
@@ -67,7 +69,7 @@ def make_failure_handler(workflow: Workflow, contexts: ContextResolver) -> Failu
         context.data.audit.append(
             origin_of(runtime, state.deal.deal_id, workflow.agent_of(error.node), error.node),
             "step.failed", reason=failure.error, detail=failure.model_dump(mode="json"),
-            dedupe_key=once_key(runtime, "failed"),
+            dedupe_key=once_key(runtime, "failed"), work=work,
         )
         return Command(update={"failures": {error.node: failure}}, goto=SUPERVISOR)
 

@@ -12,34 +12,34 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
 
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-
 from graph.builder import build_graph
 from graph.runtime import DealContext
-from state.checkpointer import make_async_checkpointer, setup_database
+from state.checkpointer import make_checkpointer, setup_database
 from state.config import Settings
-from state.database import open_async_pool, resolve_database_url, shared_pool
+from state.database import resolve_database_url, shared_pool
+from state.saver import DealSaver
 
 
 @cache
-def context_from_environment() -> DealContext:
-    """The server's `DealContext`: pool, schema, systems and data layer, built once."""
+def environment() -> tuple[DealContext, DealSaver]:
+    """The server's `DealContext` and its checkpointer, on one pool, built once."""
     settings = Settings.from_env()
     pool = shared_pool(resolve_database_url(settings))
     setup_database(pool)
-    return DealContext.on(pool, settings)
+    saver = make_checkpointer(pool)
+    return DealContext.on(pool, settings, saver=saver), saver
+
+
+def context_from_environment() -> DealContext:
+    """The server's `DealContext`: pool, schema, systems and data layer, built once."""
+    return environment()[0]
 
 
 @asynccontextmanager
-async def checkpointer() -> AsyncIterator[AsyncPostgresSaver]:
-    """Dealflow's Postgres checkpointer for the server (`checkpointer.path` in langgraph.json)."""
-    url = resolve_database_url(Settings.from_env())
-    await asyncio.to_thread(context_from_environment)  # tables and migrations, once
-    pool = await open_async_pool(url)
-    try:
-        yield make_async_checkpointer(pool)
-    finally:
-        await pool.close()
+async def checkpointer() -> AsyncIterator[DealSaver]:
+    """Dealflow's checkpointer for the server (`checkpointer.path` in langgraph.json)."""
+    _, saver = await asyncio.to_thread(environment)  # tables and migrations, once
+    yield saver
 
 
 graph = build_graph(fallback_context=context_from_environment).compile(name="dealflow")

@@ -1,10 +1,12 @@
 """Observability: a span for every node attempt, from the graph's own run; LangSmith per deal.
 
-The builder wraps every node with `recorded`: each attempt (retries included)
-becomes a row of `dealflow_spans` (`ok`, `error`, or `waiting` for an
-interrupt), and the node's LangSmith run gets the deal's ids as metadata. It
-happens inside the graph, so a deal driven from plain LangGraph, a notebook,
-LangGraph Server or the service is traced the same way. `langsmith_client`
+The builder wraps every node with `recorded`, which makes the task's unit of
+work (`state.work.StepWork`) and hands it to the node: each attempt (retries
+included) adds a row of `dealflow_spans` to it (`ok`, `error`, or `waiting` for
+an interrupt), and when the attempt ends the work goes to the step's checkpoint
+(`PendingWrites.end_task`). The node's LangSmith run gets the deal's ids as
+metadata. It happens inside the graph, so a deal driven from plain LangGraph, a
+notebook, LangGraph Server or the service is traced the same way. `langsmith_client`
 builds the LangSmith client with redaction of secrets.
 """
 
@@ -18,7 +20,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from langgraph.config import get_config
 from langgraph.errors import GraphBubbleUp, NodeError
 from langgraph.runtime import Runtime
 from langgraph.types import Command
@@ -31,18 +32,20 @@ from state.config import Settings
 from state.deal_state import DealState
 from state.models import LLMUsage
 from state.spans import Span
-from state.step_rows import StepRows, rows_ride_with, step_rows_of
+from state.work import StepWork
 
 log = logging.getLogger(__name__)
-Node = Callable[[DealState, Runtime[DealContext]], Any]
+Node = Callable[[DealState, Runtime[DealContext], StepWork], Any]
+Handler = Callable[[DealState, NodeError, Runtime[DealContext], StepWork], Any]
 
 
-def recorded(name: str, node: Node, workflow: Workflow, contexts: ContextResolver) -> Node:
-    """`node`, recording a span per attempt and tagging its LangSmith run with the deal."""
+def recorded(name: str, node: Node, workflow: Workflow, contexts: ContextResolver
+             ) -> Callable[[DealState, Runtime[DealContext]], Any]:
+    """`node`, handed its task's unit of work, recording a span per attempt."""
     def traced_node(state: DealState, runtime: Runtime[DealContext]) -> Any:
-        with rows_ride_with(_step_rows(runtime)), \
-                node_span(name, state, runtime, workflow, contexts) as finish:
-            result = node(state, runtime)
+        with task_work(runtime, contexts) as work, \
+                node_span(name, state, runtime, workflow, contexts, work) as finish:
+            result = node(state, runtime, work)
             finish(result)
             return result
 
@@ -50,15 +53,14 @@ def recorded(name: str, node: Node, workflow: Workflow, contexts: ContextResolve
     return traced_node
 
 
-def recorded_handler(handler: Callable[[DealState, NodeError, Runtime[DealContext]], Any],
-                     workflow: Workflow, contexts: ContextResolver
+def recorded_handler(handler: Handler, workflow: Workflow, contexts: ContextResolver
                      ) -> Callable[[DealState, NodeError, Runtime[DealContext]], Any]:
     """An error handler, recorded as the span of `__error_handler__<step>`."""
     def traced_handler(state: DealState, error: NodeError, runtime: Runtime[DealContext]) -> Any:
         name = ERROR_HANDLER_PREFIX + error.node
-        with rows_ride_with(_step_rows(runtime)), \
-                node_span(name, state, runtime, workflow, contexts) as finish:
-            result = handler(state, error, runtime)
+        with task_work(runtime, contexts) as work, \
+                node_span(name, state, runtime, workflow, contexts, work) as finish:
+            result = handler(state, error, runtime, work)
             finish(result)
             return result
 
@@ -66,18 +68,27 @@ def recorded_handler(handler: Callable[[DealState, NodeError, Runtime[DealContex
     return traced_handler
 
 
-def _step_rows(runtime: Runtime[DealContext]) -> StepRows | None:
-    """Where this task's spans, audit entries and registry update ride (`state.step_rows`)."""
+@contextmanager
+def task_work(runtime: Runtime[DealContext], contexts: ContextResolver) -> Iterator[StepWork]:
+    """The task's unit of work; when the task ends (however), it goes to the step's checkpoint."""
+    info = runtime.execution_info
+    work = StepWork(getattr(info, "thread_id", None), getattr(info, "checkpoint_id", None))
+    pending = contexts(runtime).data.pending
     try:
-        configurable = get_config().get("configurable", {})
-    except RuntimeError:  # not inside a run
-        return None
-    return step_rows_of(configurable, getattr(runtime.execution_info, "checkpoint_id", None))
+        yield work
+    except BaseException:
+        try:
+            pending.end_task(work)  # the spans of an error or an interrupt are kept too
+        except Exception as exc:  # the task's own exception is the one to raise
+            log.warning("could not write the work of a failed task: %s", exc)
+        raise
+    pending.end_task(work)
 
 
 @contextmanager
 def node_span(name: str, state: DealState, runtime: Runtime[DealContext], workflow: Workflow,
-              contexts: ContextResolver) -> Iterator[Callable[[Any], None]]:
+              contexts: ContextResolver, work: StepWork | None = None
+              ) -> Iterator[Callable[[Any], None]]:
     """Time the block; record it as one span (a thread-less run records nothing)."""
     info = runtime.execution_info
     thread_id = getattr(info, "thread_id", None)
@@ -104,7 +115,7 @@ def node_span(name: str, state: DealState, runtime: Runtime[DealContext], workfl
                 started_at=started, duration_ms=(time.perf_counter() - t0) * 1000,
                 status=status, error=error, llm_calls=usage[0].calls,
                 prompt_tokens=usage[0].prompt_tokens,
-                completion_tokens=usage[0].completion_tokens))
+                completion_tokens=usage[0].completion_tokens), work)
         except Exception as exc:  # spans are observability; a failed write must not fail it
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             log.warning("could not record span of %s: %s", name, reason)

@@ -27,8 +27,9 @@ from state.models import Comment, Name, ReviewChoice, ReviewDecision, ReviewKind
 from state.outbox import Notice
 from state.validation import first_error
 from state.waits import EXPIRED
+from state.work import StepWork
 
-ReviewNode = Callable[[DealState, Runtime[DealContext]], dict[str, Any]]
+ReviewNode = Callable[[DealState, Runtime[DealContext], StepWork], dict[str, Any]]
 
 APPROVE_ACTION = "approve_deal"
 RETRY_ACTION = "retry_failed_step"
@@ -178,13 +179,15 @@ def make_human_review(contexts: ContextResolver, policy: WaitPolicy | None = Non
     `policy` holds the review's deadlines (`graph.wait_policy`): an expiry that
     wins the wait ends the deal as `expired`.
     """
-    def human_review(state: DealState, runtime: Runtime[DealContext]) -> dict[str, Any]:
+    def human_review(state: DealState, runtime: Runtime[DealContext],
+                     work: StepWork) -> dict[str, Any]:
         """Ask a person (an interrupt), validate the answer, record and audit it."""
         context = contexts(runtime)
         origin = origin_of(runtime, state.deal.deal_id, "reviewer", HUMAN_REVIEW)
         kind = review_kind(state)
         request = review_request(state, context.settings)
-        wait = WaitRun(policy, origin, wait_key_of(runtime), context.data, context.settings)
+        wait = WaitRun(policy, origin, wait_key_of(runtime), context.data, context.settings,
+                       work)
         resolution = wait.ask(dict(request), lambda raw: parse_review_answer(raw, kind)
                               .model_dump(), notice=review_notice(state, request))
         if is_expiry(resolution):
@@ -203,7 +206,7 @@ def make_human_review(contexts: ContextResolver, policy: WaitPolicy | None = Non
             origin, "review.decision",
             actor=decision.reviewer, reason=decision.comment or None,
             detail={"kind": kind, "decision": decision.decision, "steps": list(decision.steps)},
-            dedupe_key=once_key(runtime, "review"),
+            dedupe_key=once_key(runtime, "review"), work=work,
         )
         return _update_for(state, kind, decision)
 

@@ -2,7 +2,7 @@
 
 `DealContext` is the graph's LangGraph `context_schema`: the settings, the
 systems of record and the shared data layer. It must be supplied:
-`graph.invoke(..., context=DealContext.on(pool, settings))`. A run without it
+`graph.invoke(..., context=DealContext.on(pool, settings, saver=saver))`. A run without it
 fails with a clear error, except on LangGraph Server, whose entry module
 (`graph/graph.py`) hands the builder a context built once from the environment.
 """
@@ -25,6 +25,7 @@ from state.crash import crash_hook
 from state.data import DataLayer
 from state.database import Pool
 from state.leases import Leases
+from state.saver import DealSaver
 
 SystemsFactory = Callable[[Pool, Settings], Systems]
 
@@ -43,11 +44,13 @@ class DealContext:
 
     @classmethod
     def on(cls, pool: Pool, settings: Settings, systems: Systems | None = None, *,
-           leases: Leases | None = None) -> DealContext:
+           saver: DealSaver | None = None, leases: Leases | None = None) -> DealContext:
         """The context on `pool`: the systems `settings` name (else the sandbox), data layer.
 
-        `leases` are the thread leases this process holds, the same object its
-        checkpointer fences with (see `state.leases`); default: none.
+        `saver`: the run's checkpointer (`make_checkpointer`): each step's unit of
+        work is then written with its checkpoint, fenced by the saver's leases.
+        Without it, `leases` are the thread leases this process holds (default:
+        none), and each task writes its own work when it ends.
         """
         systems = systems or build_systems(pool, settings)
         unknown = sorted(set(settings.sandbox_outage) - set(systems.names))
@@ -55,7 +58,8 @@ class DealContext:
             raise ConfigError(f"DEALFLOW_SANDBOX_OUTAGE: unknown system {unknown[0]!r} "
                               f"(known: {', '.join(systems.names)})")
         return cls(settings=settings, systems=systems,
-                   data=DataLayer.on(pool, crash_hook(settings.crash_at), leases=leases))
+                   data=DataLayer.on(pool, crash_hook(settings.crash_at),
+                                     pending=saver.pending if saver else None, leases=leases))
 
 
 
@@ -90,7 +94,8 @@ class ContextResolver:
             return self.fallback()
         raise MissingContext(
             "the deal graph needs its runtime context: pass "
-            "context=DealContext.on(pool, settings) to invoke/stream (see the README)")
+            "context=DealContext.on(pool, settings, saver=saver) to invoke/stream "
+            "(see the README)")
 
 
 def origin_of(runtime: Runtime[DealContext] | None, deal_id: str, agent: str,

@@ -21,26 +21,28 @@ from graph.runtime import ContextResolver, DealContext, once_key, origin_of
 from graph.workflow import Workflow
 from state.audit import AuditTrail, Origin
 from state.deal_state import DealState, Status
+from state.work import StepWork
 
-SupervisorNode = Callable[[DealState, Runtime[DealContext]], Command[str]]
+SupervisorNode = Callable[[DealState, Runtime[DealContext], StepWork], Command[str]]
 
 
 def audit_decision(audit: AuditTrail, origin: Origin, decision: Decision, mode: str,
-                   dedupe_key: str | None) -> None:
+                   dedupe_key: str | None, work: StepWork | None = None) -> None:
     """Append the supervisor's decision to the audit trail (once per checkpoint)."""
     audit.append(origin, "route.end" if decision.outcome else "route", reason=decision.reason,
                  detail={"goto": list(decision.goto), "outcome": decision.outcome,
                          "mode": mode, **decision.audit},
-                 dedupe_key=dedupe_key)
+                 dedupe_key=dedupe_key, work=work)
 
 
-def audit_verdicts(audit: AuditTrail, origin: Origin) -> Callable[[list[Verdict]], None]:
+def audit_verdicts(audit: AuditTrail, origin: Origin, work: StepWork | None = None
+                   ) -> Callable[[list[Verdict]], None]:
     """A recorder of the guard's verdicts on one model turn."""
     def record(verdicts: list[Verdict]) -> None:
         for verdict in verdicts:
             audit.append(origin, "guard.allowed" if verdict.allowed else "guard.refused",
                          reason=verdict.reason, detail={"tool": verdict.tool,
-                                                        "call_id": verdict.call_id})
+                                                        "call_id": verdict.call_id}, work=work)
     return record
 
 
@@ -55,7 +57,8 @@ def status_after(decision: Decision, workflow: Workflow) -> Status:
 
 def make_supervisor(workflow: Workflow, contexts: ContextResolver) -> SupervisorNode:
     """The supervisor node of `workflow`."""
-    def supervisor(state: DealState, runtime: Runtime[DealContext]) -> Command[str]:
+    def supervisor(state: DealState, runtime: Runtime[DealContext],
+                   work: StepWork) -> Command[str]:
         """Route to the next step(s), to review, or end the thread with its outcome."""
         context = contexts(runtime)
         origin = origin_of(runtime, state.deal.deal_id, "supervisor", SUPERVISOR)
@@ -63,12 +66,12 @@ def make_supervisor(workflow: Workflow, contexts: ContextResolver) -> Supervisor
             decision = decide(state, context.settings, workflow)
         else:
             decision = llm_decide(state, context.settings, workflow,
-                                  audit_verdicts(context.data.audit, origin))
+                                  audit_verdicts(context.data.audit, origin, work))
         audit_decision(context.data.audit, origin, decision, state.supervisor,
-                       once_key(runtime, "route"))
+                       once_key(runtime, "route"), work)
         if origin.thread_id:  # the registry follows the graph, however it is driven
             context.data.registry.record(state.deal, origin.thread_id,
-                                         status_after(decision, workflow))
+                                         status_after(decision, workflow), work)
         update = dict(decision.update)
         if not state.completed_steps:  # the input as given may be a dict: keep the typed deal,
             update["deal"] = state.deal  # defaults included, for every reader of the state

@@ -7,9 +7,8 @@ and the announcement ("review requested"). Resumed, it validates the answer
 whatever claimed it first (this answer, or a person's or an expiry that a
 `DealService` claimed before resuming) is what the node gets. So a decision
 and an expiry that arrive together have exactly one effect, whichever process
-drives the thread, LangGraph alone included. A wait that this process claimed
-just before resuming, under the lease it holds (`state.claimed_waits`), is
-neither opened nor claimed again: both would change nothing.
+drives the thread, LangGraph alone included. A node that runs again on resume
+opens its wait again and claims it again: both change nothing then.
 """
 
 from __future__ import annotations
@@ -27,6 +26,7 @@ from state.config import Settings
 from state.data import DataLayer
 from state.outbox import Notice
 from state.waits import EXPIRED
+from state.work import StepWork
 
 Parse = Callable[[Any], dict[str, Any]]
 
@@ -53,6 +53,7 @@ class WaitRun:
     key: str | None
     data: DataLayer
     settings: Settings
+    work: StepWork | None = None  # the task's unit of work, written before the wait opens
 
     def ask(self, request: dict[str, Any], parse: Parse, notice: Notice | None = None,
             actor: str = "reviewer") -> dict[str, Any]:
@@ -62,12 +63,11 @@ class WaitRun:
         ValueError, shown to the next resume, if it cannot); an expiry passes as
         it is. `actor` names who answered when nobody claimed the wait before.
         """
-        claimed = self.data.waits.claimed_for(self.origin, self.key) if self.key else None
-        if self.key is not None and claimed is None:
+        if self.key is not None:
             delays = self.policy.delays(self.settings) if self.policy else []
             self.data.waits.open(self.origin, wait=self.policy.name if self.policy else
                                  str(self.origin.step), key=self.key, deadlines=delays,
-                                 notice=notice)
+                                 notice=notice, work=self.work)
         raw = interrupt(request)
         while not is_expiry(raw):
             try:
@@ -77,8 +77,6 @@ class WaitRun:
                 raw = interrupt({**request, "error": str(exc)})
         if self.key is None:
             return dict(raw)
-        if claimed is not None and claimed.resolution == dict(raw):
-            return dict(claimed.resolution)  # this process claimed it just before resuming
         by = str(raw.get("reviewer") or actor) if not is_expiry(raw) else "deadline"
         claim = self.data.waits.claim(self.origin, self.key, dict(raw), by)
         return dict(claim.wait.resolution or raw)

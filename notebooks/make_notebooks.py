@@ -33,8 +33,9 @@ from state.models import DealInput
 
 pool = open_pool(resolve_database_url(settings))
 setup_database(pool)                       # checkpoint tables + dealflow's migrations
-graph = build_graph(settings).compile(checkpointer=make_checkpointer(pool))
-context = DealContext.on(pool, settings)  # systems of record + data layer, handed to every node
+saver = make_checkpointer(pool)
+graph = build_graph(settings).compile(checkpointer=saver)
+context = DealContext.on(pool, settings, saver=saver)  # systems + data layer, for every node
 from graph.diagram import mermaid
 print(mermaid())'''),
         ("md", "Stream the node updates of a new deal (one thread per deal)."),

@@ -1,7 +1,9 @@
 """The audit trail: who did what, in what order, for every deal.
 
-Entries are appended (the table refuses UPDATE and DELETE). Writers that act in
-a transaction of their own (context writes, effect receipts) pass their
+Entries are appended (the table refuses UPDATE and DELETE), always by the
+database function `dealflow_audit_v1` (`state/functions.sql`). Inside a step an
+entry goes into the step's unit of work (`work=`, `state.work`) and is written
+with its checkpoint; a caller acting in a transaction of its own passes its
 connection so the entry commits, or not, with the act it records.
 """
 
@@ -16,7 +18,8 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from state.database import Pool
-from state.step_rows import write_row
+from state.rows import Row, Rows, flush_params
+from state.work import StepWork
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,7 @@ class AuditEntry:
     detail: dict[str, Any]
 
 
-_APPEND = ("INSERT INTO dealflow_audit (deal_id, thread_id, step, agent, action, key,"
-           " checkpoint_id, actor, reason, detail, dedupe_key)"
-           " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (dedupe_key) DO NOTHING")
+_APPEND = "SELECT dealflow_audit_v1(%(audit)s)"  # a JSON array of entries (`Rows.audit`)
 
 
 class AuditTrail:
@@ -71,27 +72,32 @@ class AuditTrail:
         detail: dict[str, Any] | None = None,
         dedupe_key: str | None = None,
         conn: Connection[DictRow] | None = None,
+        work: StepWork | None = None,
     ) -> None:
         """Append one entry; with `dedupe_key`, a second append of the same act is dropped.
 
-        With `conn`, in the caller's transaction; else inside a durable step with
-        the step's checkpoint (`state.step_rows`), else at once.
+        With `work`, into the step's unit of work; with `conn`, in the caller's
+        transaction; else at once.
         """
-        sql, params = self.row(origin, action, key=key, actor=actor, reason=reason,
-                               detail=detail, dedupe_key=dedupe_key)
-        if conn is not None:
-            conn.execute(sql, params)
+        row = self.row(origin, action, key=key, actor=actor, reason=reason, detail=detail,
+                       dedupe_key=dedupe_key)
+        if work is not None:
+            work.audit(row)
             return
-        write_row(self._pool, sql, params)
+        params = flush_params(Rows(audit=[row]), None, None)
+        if conn is not None:
+            conn.execute(_APPEND, params)
+        else:
+            with self._pool.connection() as own:
+                own.execute(_APPEND, params)
 
     @staticmethod
     def row(origin: Origin, action: str, *, key: str | None = None, actor: str | None = None,
             reason: str | None = None, detail: dict[str, Any] | None = None,
-            dedupe_key: str | None = None) -> tuple[str, tuple[Any, ...]]:
-        """The statement and parameters that append one entry (for a caller's batch)."""
-        return _APPEND, (origin.deal_id, origin.thread_id, origin.step, origin.agent, action,
-                         key, origin.checkpoint_id, actor, reason, Jsonb(detail or {}),
-                         dedupe_key)
+            dedupe_key: str | None = None) -> Row:
+        """One entry as a row (`state.rows.COLUMNS["audit"]`)."""
+        return (origin.deal_id, origin.thread_id, origin.step, origin.agent, action, key,
+                origin.checkpoint_id, actor, reason, Jsonb(detail or {}), dedupe_key)
 
     def entries(
         self, deal_id: str, *, agent: str | None = None, key: str | None = None

@@ -6,11 +6,12 @@ field of the schema (see `graph.workflow`), so declaring the step is enough for
 its output to come back from a checkpoint as itself. Anything else that is not
 on LangGraph's built-in safe list is refused on load instead of being imported.
 
-`make_checkpointer` (sync) and `make_async_checkpointer` (async) share it, and
-both fence every write with the thread's lease (`state.fenced_saver`).
-`setup_database` creates the checkpointer's tables and applies our own
-migrations, under one advisory lock so that processes starting together on an
-empty database do not race; call it once per process before the first run.
+`make_checkpointer` builds dealflow's checkpointer (`state.saver.DealSaver`,
+sync and async) with it; every write is fenced by the thread's lease.
+`setup_database` creates the checkpointer's tables (LangGraph's own layout),
+applies our migrations and our functions (`state/functions.sql`), under one
+advisory lock so that processes starting together on an empty database do not
+race; call it once per process before the first run.
 """
 
 from __future__ import annotations
@@ -23,12 +24,12 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from pydantic import BaseModel
 
-from state.database import AsyncPool, Pool
+from state.database import Pool
 from state.deal_state import DealState
-from state.fenced_async_saver import FencedAsyncPostgresSaver
-from state.fenced_saver import FencedPostgresSaver
 from state.leases import Leases
-from state.migrate import apply_migrations, migration_lock
+from state.migrate import apply_functions, apply_migrations, migration_lock
+from state.pending import PendingWrites
+from state.saver import DealSaver
 
 
 def checkpoint_types(schema: type[BaseModel] = DealState) -> tuple[type, ...]:
@@ -61,28 +62,26 @@ def checkpoint_serializer(schema: type[BaseModel] = DealState) -> JsonPlusSerial
 
 
 def make_checkpointer(pool: Pool, schema: type[BaseModel] = DealState, *,
-                      leases: Leases | None = None) -> FencedPostgresSaver:
-    """A Postgres checkpointer on `pool` that allows the types of `schema`.
+                      leases: Leases | None = None) -> DealSaver:
+    """The dealflow checkpointer on `pool`, allowing the types of `schema`.
 
     Its writes are fenced by `leases`, the leases this process holds (default:
-    none, so it refuses to write to a thread another live process holds).
+    none, so it refuses to write to a thread another live process holds). Hand
+    it to `DealContext.on(..., saver=)` too, so each step's unit of work is
+    written with the step's checkpoint.
     """
-    return FencedPostgresSaver(pool, leases=leases or Leases(pool),
-                               serde=checkpoint_serializer(schema))
-
-
-def make_async_checkpointer(pool: AsyncPool, schema: type[BaseModel] = DealState, *,
-                            leases: Leases | None = None) -> FencedAsyncPostgresSaver:
-    """The async twin (`ainvoke`, `astream`, `aget_state`), with the same serializer and fence."""
-    return FencedAsyncPostgresSaver(pool, leases=leases, serde=checkpoint_serializer(schema))
+    return DealSaver(PendingWrites(pool, leases or Leases(pool)),
+                     serde=checkpoint_serializer(schema))
 
 
 def setup_database(pool: Pool) -> list[str]:
-    """Create the checkpoint tables and apply our migrations; return migrations applied.
+    """Create the checkpoint tables, apply our migrations and functions; return migrations applied.
 
     Both run on one connection holding the migration lock, so concurrent first
     starts on an empty database wait for each other instead of racing.
     """
     with pool.connection() as conn, migration_lock(conn):
         PostgresSaver(conn).setup()
-        return apply_migrations(conn)
+        applied = apply_migrations(conn)
+        apply_functions(conn)
+        return applied

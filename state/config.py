@@ -3,10 +3,10 @@
 This is the only module that reads the environment. Everything else receives a
 `Settings` (LangGraph passes it to nodes inside the runtime context).
 
-`Settings.from_env()` reads it through pydantic-settings: a `DEALFLOW_` prefix on
-the field name (`DEALFLOW_MAX_ATTEMPTS`), and aliases for the variables named
-otherwise: `DATABASE_URL`, `OPENAI_API_KEY`, `OPENAI_BASE_URL` and
-`DEALFLOW_SYSTEMS` (`systems_factory`).
+`Settings.from_env()` reads a field from `DEALFLOW_` and its name in upper case
+(`DEALFLOW_MAX_ATTEMPTS`), or from the variable `ENV_ALIASES` names instead:
+`DATABASE_URL`, `OPENAI_API_KEY`, `OPENAI_BASE_URL` and `DEALFLOW_SYSTEMS`
+(`systems_factory`).
 """
 
 from __future__ import annotations
@@ -31,13 +31,6 @@ from pydantic import (
     create_model,
     field_validator,
 )
-from pydantic_settings import (
-    BaseSettings,
-    EnvSettingsSource,
-    NoDecode,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-)
 
 from state.durations import OptionalDuration
 from state.models import SupervisorMode
@@ -49,6 +42,18 @@ _OUTAGE_PART = re.compile(rf"\s*({_SYSTEM})\s*:\s*([0-9]+)\s*")
 _SystemName = Annotated[str, StringConstraints(pattern=f"^{_SYSTEM}$")]
 _Outage = dict[_SystemName, Annotated[int, Field(ge=0)]]
 _HOST = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*|\[[0-9a-f:.]+\]")
+# The fields whose variable is not `DEALFLOW_` + the field name in upper case.
+ENV_ALIASES = {
+    "database_url": "DATABASE_URL",
+    "openai_api_key": "OPENAI_API_KEY",
+    "openai_base_url": "OPENAI_BASE_URL",
+    "systems_factory": "DEALFLOW_SYSTEMS",
+}
+
+
+def env_var(field: str) -> str:
+    """The variable the settings field `field` is read from (`DEALFLOW_MAX_ATTEMPTS`)."""
+    return ENV_ALIASES.get(field, "DEALFLOW_" + field.upper())
 
 
 def _host_name(value: str) -> str:
@@ -188,21 +193,23 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
-        """Read `os.environ` (or `environ`) through pydantic-settings; explicit overrides win.
+        """Read `os.environ` (or `environ`); explicit overrides win.
 
-        Blank values and unknown `DEALFLOW_*` variables are ignored; an override that
-        is not None replaces its variable, which is then not read at all. A bad value
-        is a `ConfigError` of one line naming the field and its variable.
+        Values are stripped; blank ones and unknown `DEALFLOW_*` variables are ignored
+        (names match exactly). An override that is not None replaces its variable,
+        which is then not read at all. A bad value is a `ConfigError` of one line
+        naming the field and its variable.
         """
         given = {name: value for name, value in overrides.items() if value is not None}
-        shadowed = {_env_var(name) for name in given}
+        shadowed = {env_var(name) for name in given}
         env = os.environ if environ is None else environ
-        unread = {var: value for var, value in env.items() if var not in shadowed}
+        raw = {name: env[var].strip() for name in _EnvSettings.model_fields
+               if (var := env_var(name)) not in shadowed and env.get(var, "").strip()}
         try:
-            found = _EnvSettings.model_validate(_EnvSource(_EnvSettings, unread)())
+            found = _EnvSettings.model_validate(raw)
         except ValidationError as exc:
             raise _config_error(exc, from_env=True) from exc
-        values = {name.lower(): getattr(found, name) for name in found.model_fields_set}
+        values = {name: getattr(found, name) for name in found.model_fields_set}
         try:
             return cls.model_validate(values | given)
         except ValidationError as exc:
@@ -228,83 +235,25 @@ def parse_outage(raw: str, source: str = "DEALFLOW_SANDBOX_OUTAGE") -> dict[str,
     return outage
 
 
-_ENV_PREFIX = "DEALFLOW_"
-# The fields whose variable is not `DEALFLOW_` + the field name in upper case.
-_ENV_ALIASES = {
-    "database_url": "DATABASE_URL",
-    "openai_api_key": "OPENAI_API_KEY",
-    "openai_base_url": "OPENAI_BASE_URL",
-    "systems_factory": "DEALFLOW_SYSTEMS",
-}
-# In the environment an outage is `esign:2, pm:1`, not the JSON pydantic-settings decodes.
+# How the variables are parsed where that differs from the field's own type.
 _ENV_TYPES: dict[str, Any] = {
-    "sandbox_outage": Annotated[_Outage, NoDecode, BeforeValidator(parse_outage)],
+    # an outage is `esign:2, pm:1`, not JSON
+    "sandbox_outage": Annotated[_Outage, BeforeValidator(parse_outage)],
     # the deadlines of the waits (`<wait>_<action>_after`, see `graph.workflow.WaitPolicy`)
     **{name: OptionalDuration for name in Settings.model_fields if name.endswith("_after")},
     # numbers in plain digits: `1_000` or `١٠` is a typo, never 1000 (see state.numerals)
     **{name: Annotated[info.annotation, BeforeValidator(plain_number)]
        for name, info in Settings.model_fields.items()
        if info.annotation in (int, float, Decimal)},
-    "allowed_hosts": Annotated[tuple[str, ...], NoDecode, BeforeValidator(
+    "allowed_hosts": Annotated[tuple[str, ...], BeforeValidator(
         lambda raw: tuple(part for part in raw.split(",") if part.strip()))],
 }
-
-
-def _env_var(field: str) -> str:
-    """The variable `from_env` reads `field` from (for messages; pydantic-settings reads)."""
-    return _ENV_ALIASES.get(field, _ENV_PREFIX + field.upper())
-
-
-class _EnvBase(BaseSettings):
-    """What `from_env` reads, before `Settings` validates it.
-
-    Case-sensitive names: the fields are the `Settings` fields in upper case, so the
-    prefix makes `DEALFLOW_MAX_ATTEMPTS` exactly, and an alias names a variable
-    without the prefix. Only the types are parsed here; bounds and validators stay
-    `Settings`' own.
-    """
-
-    model_config = SettingsConfigDict(
-        env_prefix=_ENV_PREFIX,
-        case_sensitive=True,
-        extra="ignore",
-        loc_by_alias=False,
-        validate_default=False,  # an unset field is not read: `Settings` has the default
-    )
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """No implicit source (`os.environ`, `.env`, secrets): `from_env` gives `_EnvSource`."""
-        return (init_settings,)
-
-
-# One field per `Settings` field, with its type; upper case, see `_EnvBase`.
-_ENV_FIELDS: dict[str, Any] = {
-    name.upper(): (
-        _ENV_TYPES.get(name, info.annotation),
-        Field(default=None, validation_alias=_ENV_ALIASES.get(name)),
-    )
-    for name, info in Settings.model_fields.items()
-}
-_EnvSettings = create_model("_EnvSettings", __base__=_EnvBase, **_ENV_FIELDS)
-
-
-class _EnvSource(EnvSettingsSource):
-    """pydantic-settings' environment source over a given mapping; blank values are unset."""
-
-    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
-        self._environ = environ
-        super().__init__(settings_cls)
-
-    def _load_env_vars(self) -> Mapping[str, str | None]:
-        return {var: value.strip() for var, value in self._environ.items() if value.strip()}
+# What `from_env` validates the variables' values with before the settings: every
+# field optional, of the type its variable is parsed as (bounds and validators stay
+# the settings' own). A field left unset keeps the settings' default.
+_ENV_FIELDS: dict[str, Any] = {name: (_ENV_TYPES.get(name, info.annotation), None)
+                               for name, info in Settings.model_fields.items()}
+_EnvSettings = create_model("_EnvSettings", **_ENV_FIELDS)
 
 
 def _config_error(exc: ValidationError, from_env: bool = False) -> ConfigError:
@@ -313,12 +262,12 @@ def _config_error(exc: ValidationError, from_env: bool = False) -> ConfigError:
     cause = first.get("ctx", {}).get("error")
     if isinstance(cause, ConfigError):  # parse_outage's message names the variable already
         return ConfigError(str(cause))
-    if from_env:  # `_EnvSettings` names its fields in upper case, and none is nested
-        field = str(first["loc"][0]).lower()
-        return ConfigError(f"configuration {field} ({_env_var(field)}): {first['msg']}")
+    if from_env:  # `_EnvSettings` has the settings' field names, and none is nested
+        field = str(first["loc"][0])
+        return ConfigError(f"configuration {field} ({env_var(field)}): {first['msg']}")
     detail = first_error(exc, "settings")  # `field.path: message`, an odd path quoted
     field = str(first["loc"][0]) if first["loc"] else ""
     if field not in Settings.model_fields:  # an unknown override has no variable
         return ConfigError(f"configuration {detail}")
     where = detail.removesuffix(f": {first['msg']}")
-    return ConfigError(f"configuration {where} ({_env_var(field)}): {first['msg']}")
+    return ConfigError(f"configuration {where} ({env_var(field)}): {first['msg']}")

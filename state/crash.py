@@ -4,9 +4,9 @@
 SIGKILL at that point: `before_effect`, `after_effect` (the system was called,
 the receipt is not recorded), `after_receipt` (recorded, not checkpointed),
 `writes_held` (the step's task writes are handed to the checkpointer, which
-holds them for the step's checkpoint: see `state.held_writes`) or
+holds them for the step's checkpoint: see `state.pending`) or
 `after_checkpoint` (the checkpointer has the step's super-step: saved, or held
-for the next step's first write when the run goes on: `state.fenced_saver.leads_on`).
+for the next step's first write when the run goes on: `state.saver.leads_on`).
 One kill point belongs to the run, not a step: `run:input_held` (the run's input
 checkpoint is handed to the checkpointer, which holds it for the first step's write).
 Unset, it does nothing.
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from langgraph.checkpoint.postgres import PostgresSaver
+    from state.saver import DealSaver
 
 PHASES = ("before_effect", "after_effect", "after_receipt", "writes_held", "after_checkpoint")
 INPUT_HELD = ("run", "input_held")  # the kill point of a run's input checkpoint
@@ -50,7 +50,7 @@ def crash_hook(spec: str | None) -> Callable[[str, str], None]:
     return hook
 
 
-def crashing_checkpointer(saver: PostgresSaver, spec: str | None) -> PostgresSaver:
+def crashing_checkpointer(saver: DealSaver, spec: str | None) -> DealSaver:
     """`saver`, made to SIGKILL the process once it holds or checkpoints the `spec` step.
 
     The `writes_held` and `after_checkpoint` kill points live here, in the

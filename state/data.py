@@ -11,6 +11,7 @@ from state.effects import CrashHook, EffectLedger, no_crash
 from state.fact_store import FactStore
 from state.leases import Leases
 from state.outbox import Outbox
+from state.pending import PendingWrites
 from state.registry import DealRegistry
 from state.spans import SpanStore
 from state.waits import WaitBook
@@ -29,20 +30,24 @@ class DataLayer:
     waits: WaitBook
     deadlines: DeadlineBook
     outbox: Outbox
+    pending: PendingWrites
 
     @classmethod
     def on(cls, pool: Pool, crash_hook: CrashHook = no_crash, *,
-           leases: Leases | None = None) -> DataLayer:
-        """All of them on one pool; fact and ledger writes are fenced by `leases`.
+           pending: PendingWrites | None = None, leases: Leases | None = None) -> DataLayer:
+        """All of them on one pool; durable writes go through `pending`.
 
-        Pass the same `Leases` the checkpointer fences with (default: this
-        process holds none, so writes to a thread another process holds fail).
+        Pass the checkpointer's `pending` (`DealSaver.pending`): a step's unit of
+        work is then written with its checkpoint, and every write is fenced by
+        the leases the checkpointer fences with. Without it, a new one on
+        `leases` (default: this process holds none, so writes to a thread
+        another process holds fail), and each task writes its own work.
         """
+        pending = pending or PendingWrites(pool, leases or Leases(pool))
         audit = AuditTrail(pool)
-        leases = leases or Leases(pool)
         outbox = Outbox(pool)
-        return cls(audit=audit, facts=FactStore(pool, leases),
-                   effects=EffectLedger(pool, audit, leases, crash_hook),
-                   spans=SpanStore(pool), registry=DealRegistry(pool), leases=leases,
-                   waits=WaitBook(pool, audit, outbox, leases),
-                   deadlines=DeadlineBook(pool, audit, outbox), outbox=outbox)
+        return cls(audit=audit, facts=FactStore(pool, pending),
+                   effects=EffectLedger(pending, audit, crash_hook),
+                   spans=SpanStore(pool), registry=DealRegistry(pool), leases=pending.leases,
+                   waits=WaitBook(pending, audit, outbox),
+                   deadlines=DeadlineBook(pool, audit, outbox), outbox=outbox, pending=pending)

@@ -16,20 +16,17 @@ from typing import Any
 import psycopg
 from psycopg import Connection
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from state.config import Settings
 from state.embedded import embedded_database_url
-from state.query_cache import AsyncCachedQueryCursor, CachedQueryCursor
 
 Pool = ConnectionPool[Connection[DictRow]]
-AsyncPool = AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]
 
 CONNECTION_KWARGS: dict[str, Any] = {
     "autocommit": True,
     "prepare_threshold": 0,
     "row_factory": dict_row,
-    "cursor_factory": CachedQueryCursor,  # long statements converted once (state.query_cache)
     # a process frozen inside a transaction (all of ours are short) must not hold
     # its row locks, a thread's lease included, for ever: the server ends it
     "options": "-c idle_in_transaction_session_timeout=30000",
@@ -172,24 +169,6 @@ def open_pool(url: str, *, max_size: int = 10, timeout: float = 10.0) -> Pool:
         raise DatabaseUnavailable(
             f"cannot connect to Postgres at {redact_url(url)}: {exc}"
         ) from exc
-    return pool
-
-
-async def open_async_pool(url: str, *, max_size: int = 10, timeout: float = 10.0) -> AsyncPool:
-    """An async pool with the same settings, for `AsyncPostgresSaver` (`ainvoke`, `astream`)."""
-    check_connection(url)
-    pool: AsyncPool = AsyncConnectionPool(
-        url, min_size=1, max_size=max_size,
-        kwargs={**connection_kwargs(), "cursor_factory": AsyncCachedQueryCursor},
-        connection_class=psycopg.AsyncConnection[DictRow],
-        check=AsyncConnectionPool.check_connection, open=False, name="dealflow-async",
-        reconnect_timeout=RECONNECT_SECONDS)
-    try:
-        await pool.open(wait=True, timeout=timeout)
-    except Exception as exc:
-        await pool.close()
-        raise DatabaseUnavailable(
-            f"cannot connect to Postgres at {redact_url(url)}: {exc}") from exc
     return pool
 
 

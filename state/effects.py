@@ -27,10 +27,9 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from state.audit import AuditTrail, Origin
-from state.database import Pool
-from state.leases import Leases
-from state.step_rows import fenced_carrying, fenced_statement, hold_rows
-from state.transactions import write_transaction
+from state.pending import PendingWrites
+from state.rows import Rows
+from state.work import StepWork
 
 M = TypeVar("M", bound=BaseModel)
 CrashHook = Callable[[str, str], None]
@@ -66,18 +65,18 @@ def effect_key(deal_id: str, step: str, digest: str) -> str:
     return f"{deal_id}:{step}:{digest[:FINGERPRINT_CHARS]}"
 
 
-_RECORD_RECEIPT = ("UPDATE dealflow_effects SET status = 'performed', receipt = %s,"
-                   " performed_at = clock_timestamp()"
-                   " WHERE idempotency_key = %s AND status = 'claimed'")
-
-
-_CLAIM_COLUMNS = ("INSERT INTO dealflow_effects (idempotency_key, fingerprint, deal_id, step,"
-                  " effect, status, request, thread_id, checkpoint_id, attempts,"
-                  " claimant_token) SELECT %s, %s, %s, %s, %s, 'claimed', %s, %s, %s, 1, %s")
-_CLAIM_FIRST = _CLAIM_COLUMNS + " ON CONFLICT DO NOTHING RETURNING attempts"
-# the fence (`state.leases`) is evaluated first, in FROM: a lost lease inserts nothing
-_CLAIM_FIRST_FENCED = (_CLAIM_COLUMNS + " FROM (SELECT dealflow_fence(%s, %s)) AS fence"
-                       " ON CONFLICT DO NOTHING RETURNING attempts")
+# A first claim: the fence (evaluated first, in FROM: a lost lease inserts nothing), then
+# the row, claimed by this lease with its first attempt counted. No row back: seen before.
+_CLAIM_FIRST = """
+INSERT INTO dealflow_effects (idempotency_key, fingerprint, deal_id, step, effect, status,
+                              request, thread_id, checkpoint_id, attempts, claimant_token)
+SELECT %(key)s, %(digest)s, %(deal)s, %(step)s, %(effect)s, 'claimed', %(request)s,
+       %(thread)s, %(checkpoint)s, 1, %(token)s
+FROM (SELECT dealflow_fence(%(thread)s, %(token)s)) AS fence
+ON CONFLICT DO NOTHING RETURNING attempts
+"""
+_CLAIM_AGAIN = ("UPDATE dealflow_effects SET attempts = attempts + 1, claimant_token = %s"
+                " WHERE idempotency_key = %s")
 _CLAIMED_BEFORE = (
     "SELECT e.fingerprint, e.status, e.attempts, e.receipt, e.claimant_token,"
     " l.owner AS claimant FROM dealflow_effects e LEFT JOIN dealflow_leases l"
@@ -89,12 +88,13 @@ _CLAIMED_BEFORE = (
 class EffectLedger:
     """Reads and writes `dealflow_effects`."""
 
-    def __init__(self, pool: Pool, audit: AuditTrail, leases: Leases,
+    def __init__(self, pending: PendingWrites, audit: AuditTrail,
                  crash_hook: CrashHook = no_crash) -> None:
-        """Use `pool`; receipts are audited in `audit`; writes are fenced by `leases`."""
-        self._pool = pool
+        """Write through `pending` (fenced by its leases); receipts are audited in `audit`."""
+        self._pending = pending
+        self._pool = pending.pool
+        self._leases = pending.leases
         self._audit = audit
-        self._leases = leases
         self._crash = crash_hook
 
     def perform(
@@ -105,24 +105,27 @@ class EffectLedger:
         model: type[M],
         call: Callable[[str], M],
         lookup: Callable[[str], M | None] | None = None,
+        work: StepWork | None = None,
     ) -> tuple[M, str]:
         """Perform `effect` for `request` at most once; return its receipt and key.
 
         `call(key)` performs it with the idempotency key; `lookup(key)` asks the
-        system whether an interrupted earlier call went through.
+        system whether an interrupted earlier call went through. `work`: the
+        step's unit of work (the claim writes it first; the receipt may join it).
         """
         step = origin.step or origin.agent
         digest = fingerprint(effect, request)
         key = effect_key(origin.deal_id, step, digest)
-        row = self._claim(origin, step, effect, key, digest, request)
+        row = self._claim(origin, step, effect, key, digest, request, work)
         if row["status"] == "performed":
-            self._audit.append(origin, "effect.reused", detail={"effect": effect, "key": key})
+            self._audit.append(origin, "effect.reused", detail={"effect": effect, "key": key},
+                               work=work)
             return model.model_validate(row["receipt"]), key
         if row["attempts"] > 0:
             found = lookup(key) if lookup is not None else None
             if found is not None:
                 return self._record(origin, effect, key, found, how="effect.reconciled",
-                                    askable=True), key
+                                    work=work, hold=True), key
             if lookup is None:
                 raise EffectUncertain(
                     f"{effect} for deal {origin.deal_id} was attempted before without a "
@@ -132,30 +135,25 @@ class EffectLedger:
         receipt = call(key)
         self._crash(step, "after_effect")
         recorded = self._record(origin, effect, key, receipt, how="effect.performed",
-                                askable=lookup is not None)
+                                work=work, hold=lookup is not None)
         self._crash(step, "after_receipt")
         return recorded, key
 
     def _claim(self, origin: Origin, step: str, effect: str, key: str, digest: str,
-               request: Mapping[str, Any]) -> dict[str, Any]:
+               request: Mapping[str, Any], work: StepWork | None) -> dict[str, Any]:
         """Claim the effect for this process's lease; return the row as it was before.
 
-        A first claim is one statement, sent alone: the fence, and the row
-        inserted as claimed by this lease with its first attempt counted. A key
-        seen before is read (locked), checked and, if still unperformed, claimed
-        again, in a fenced transaction of its own (`_claim_again`).
+        A first claim is one statement (`_CLAIM_FIRST`), after what the thread
+        holds. A key seen before is read (locked), checked and, if still
+        unperformed, claimed again, in a fenced transaction (`_claim_again`).
         """
         token = self._leases.token(origin.thread_id)
         payload = Jsonb(json.loads(json.dumps(request, default=str)))
-        # what the task holds goes first, fenced by the claim's fence: one statement
-        if origin.thread_id:
-            first = fenced_statement(self._pool, _CLAIM_FIRST_FENCED, (
-                key, digest, origin.deal_id, step, effect, payload, origin.thread_id,
-                origin.checkpoint_id, token, origin.thread_id, token))
-        else:
-            first = fenced_statement(self._pool, _CLAIM_FIRST, (
-                key, digest, origin.deal_id, step, effect, payload, origin.thread_id,
-                origin.checkpoint_id, token))
+        with self._pending.act(origin.thread_id, work.rows if work else None) as conn:
+            first = conn.execute(_CLAIM_FIRST, {
+                "key": key, "digest": digest, "deal": origin.deal_id, "step": step,
+                "effect": effect, "request": payload, "thread": origin.thread_id,
+                "checkpoint": origin.checkpoint_id, "token": token}).fetchall()
         if first:
             return {"fingerprint": digest, "status": "claimed", "attempts": 0,
                     "receipt": None, "claimant_token": None, "claimant": None}
@@ -164,7 +162,7 @@ class EffectLedger:
     def _claim_again(self, origin: Origin, effect: str, key: str, digest: str,
                      token: int | None) -> dict[str, Any]:
         """Claim a key seen before: read it locked, check it and, if unperformed, claim it."""
-        with write_transaction(self._pool) as conn:
+        with self._pending.act(origin.thread_id, transaction=True) as conn:
             self._leases.fence(conn, origin.thread_id)
             row = conn.execute(_CLAIMED_BEFORE, (key,)).fetchone()
             assert row is not None
@@ -177,29 +175,25 @@ class EffectLedger:
                     raise EffectBusy(
                         f"{effect} for deal {origin.deal_id} is claimed by {row['claimant']},"
                         " whose lease is alive; refusing to perform it a second time")
-                conn.execute("UPDATE dealflow_effects SET attempts = attempts + 1,"
-                             " claimant_token = %s WHERE idempotency_key = %s", (token, key))
+                conn.execute(_CLAIM_AGAIN, (token, key))
         return dict(row)
 
     def _record(self, origin: Origin, effect: str, key: str, receipt: M, *, how: str,
-                askable: bool) -> M:
-        """Record the receipt and its audit entry, fenced, in one transaction.
+                work: StepWork | None, hold: bool) -> M:
+        """Record the receipt and its audit entry: into `work` if `hold`, else written now.
 
-        When the system can be asked later whether a call went through
-        (`askable`), inside a durable step the two rows ride with the step's
-        checkpoint (`state.step_rows`): if the process dies before that, the
-        task runs again, finds the effect claimed and attempted, and asks.
+        Held only for a system that can be asked later whether a call went
+        through (and only inside a step, with its `work`): if the process dies
+        before the step's checkpoint, the task runs again, finds the effect
+        claimed and attempted, and asks.
         """
         data = receipt.model_dump(mode="json")
-        rows = [(_RECORD_RECEIPT, (Jsonb(data), key)),
-                self._audit.row(origin, how, detail={"effect": effect, "key": key,
-                                                     "receipt": data})]
-        if askable and hold_rows(rows):
-            return receipt
-        with fenced_carrying(self._pool) as (conn, execute):
-            execute(*self._leases.fence_statement(origin.thread_id))
-            for statement, params in rows:
-                conn.execute(statement, params)
+        rows = work.rows if work is not None else Rows()
+        rows.receipts.append((key, Jsonb(data)))
+        rows.audit.append(self._audit.row(origin, how, detail={
+            "effect": effect, "key": key, "receipt": data}))
+        if work is None or not hold:  # after what the thread and the task hold: fenced, now
+            self._pending.flush(origin.thread_id, rows)
         return receipt
 
     def effects(self, deal_id: str) -> list[dict[str, object]]:

@@ -18,9 +18,8 @@ from psycopg.types.json import Jsonb
 
 from state.audit import Origin
 from state.database import Pool
-from state.leases import Leases
-from state.statements import call_alone
-from state.step_rows import fenced_statement
+from state.pending import PendingWrites
+from state.work import StepWork
 
 NOTIFY_CHANNEL = "dealflow_context"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -77,19 +76,22 @@ def split_key(key: str) -> tuple[str, str]:
     return deal_id, name
 
 
-# the fence (if fenced), the deal's lock, the checks and the write: one statement that
-# writes what the step holds first (migration 0015, `state.statements.call_after`)
-_WRITE = ("dealflow_write_fact({after}, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
-          " %s)")
+# The fence (if fenced), the deal's lock, the checks and the write: one statement
+# (`dealflow_write_fact_v1`, state/functions.sql).
+_WRITE = """SELECT * FROM dealflow_write_fact_v1(p_fenced => %(fenced)s, p_thread => %(thread)s,
+    p_token => %(token)s, p_key => %(key)s, p_deal => %(deal)s, p_value => %(value)s,
+    p_writer => %(writer)s, p_expected => %(expected)s, p_only_own => %(only_own)s,
+    p_step => %(step)s, p_agent => %(agent)s, p_checkpoint => %(checkpoint)s,
+    p_channel => %(channel)s)"""
 
 
 class FactStore:
     """Reads and writes the shared facts of every deal."""
 
-    def __init__(self, pool: Pool, leases: Leases | None = None) -> None:
-        """Use `pool`; every write is fenced by `leases` (and audited in `dealflow_audit`)."""
+    def __init__(self, pool: Pool, pending: PendingWrites | None = None) -> None:
+        """Read on `pool`; write through `pending`, fenced by its leases (and audited)."""
         self._pool = pool
-        self._leases = leases
+        self._pending = pending
 
     def write(
         self,
@@ -100,6 +102,7 @@ class FactStore:
         *,
         origin: Origin | None = None,
         only_own: bool = False,
+        work: StepWork | None = None,
     ) -> FactValue:
         """Write `value`; with `expected_version` (0 = must not exist) check it first.
 
@@ -111,13 +114,21 @@ class FactStore:
         deal_id, _ = split_key(key)
         payload = json.loads(json.dumps(value, default=str))
         thread = origin.thread_id if origin is not None else None
-        fenced = self._leases is not None and bool(thread)
-        token = self._leases.token(thread) if self._leases is not None and thread else None
-        (row,) = fenced_statement(self._pool, _WRITE, (
-            fenced, thread, token, f"context:{deal_id}", key, deal_id, Jsonb(payload), agent,
-            expected_version, only_own, origin.step if origin else None,
-            origin.agent if origin else agent, origin.checkpoint_id if origin else None,
-            NOTIFY_CHANNEL), send=call_alone)
+        leases = self._pending.leases if self._pending is not None else None
+        params = {
+            "fenced": leases is not None and bool(thread), "thread": thread,
+            "token": leases.token(thread) if leases is not None else None, "key": key,
+            "deal": deal_id, "value": Jsonb(payload), "writer": agent,
+            "expected": expected_version, "only_own": only_own,
+            "step": origin.step if origin else None, "agent": origin.agent if origin else agent,
+            "checkpoint": origin.checkpoint_id if origin else None, "channel": NOTIFY_CHANNEL}
+        if self._pending is None:
+            with self._pool.connection() as conn:
+                row = conn.execute(_WRITE, params).fetchone()
+        else:
+            with self._pending.act(thread, work.rows if work else None) as conn:
+                row = conn.execute(_WRITE, params).fetchone()
+        assert row is not None
         if row["outcome"] == "conflict":
             raise VersionConflict(agent, key, expected_version or 0, row["version"])
         return FactValue(key, payload, row["version"], agent, row["updated_at"])

@@ -31,8 +31,7 @@ from typing import Any
 import psycopg
 
 from state.database import Pool
-from state.statements import FENCE_SQL, Batch, execute_alone
-from state.transactions import is_fenced, lease_lost
+from state.transactions import refusal
 
 _log = logging.getLogger(__name__)
 
@@ -58,9 +57,19 @@ _RENEW = ("UPDATE dealflow_leases SET expires_at = clock_timestamp() + %s * inte
           " RETURNING token")
 _RELEASE = ("UPDATE dealflow_leases SET expires_at = clock_timestamp()"
             " WHERE thread_id = %s AND token = %s")
+# The release, with the status the holder's thread reached (`status_on_release`).
+_RELEASE_WITH_STATUS = """
+WITH released AS (UPDATE dealflow_leases SET expires_at = clock_timestamp()
+                  WHERE thread_id = %(thread)s AND token = %(token)s)
+UPDATE dealflow_deals SET status = %(status)s, updated_at = now() WHERE thread_id = %(thread)s
+"""
 _HOLDER = ("SELECT thread_id, token, owner, host, pid, expires_at,"
            " expires_at > clock_timestamp() AS unexpired FROM dealflow_leases"
            " WHERE thread_id = %s")
+
+
+# Refuses the transaction unless the thread's lease is held by the token
+FENCE_SQL = "SELECT dealflow_fence(%s, %s)"
 
 
 class ThreadBusy(RuntimeError):
@@ -120,7 +129,7 @@ class Leases:
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.owner = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
         self._held: dict[str, int] = {}
-        self._with_release: dict[str, list[Batch]] = {}
+        self._status_on_release: dict[str, str] = {}
         self._lost: set[str] = set()
         self._guard = threading.Lock()
         self._wake = threading.Event()
@@ -134,12 +143,6 @@ class Leases:
         """Whether the renewer found the thread's lease gone (taken over or expired)."""
         return thread_id in self._lost
 
-    def fence_statement(self, thread_id: str | None) -> tuple[str, tuple[Any, ...]]:
-        """The statement `fence` runs, to send as part of another (no thread: a no-op)."""
-        if not thread_id:
-            return "SELECT 1", ()
-        return FENCE_SQL, (thread_id, self.token(thread_id))
-
     def fence(self, conn: psycopg.Connection[Any], thread_id: str | None) -> int | None:
         """In `conn`'s open transaction: refuse to go on unless this process may write."""
         if not thread_id:
@@ -148,9 +151,7 @@ class Leases:
         try:
             conn.execute(FENCE_SQL, (thread_id, token))
         except psycopg.Error as exc:
-            if is_fenced(exc):
-                raise lease_lost(exc) from None
-            raise
+            raise refusal(exc) from None
         return token
 
     @contextmanager
@@ -170,20 +171,20 @@ class Leases:
             with self._guard:
                 self._held.pop(thread_id, None)
                 self._lost.discard(thread_id)
-                rows = self._with_release.pop(thread_id, [])
-            self._release(thread_id, token, rows)
+                status = self._status_on_release.pop(thread_id, None)
+            self._release(thread_id, token, status)
 
-    def write_on_release(self, thread_id: str, statement: str, params: tuple[Any, ...]) -> bool:
-        """Write a row in the statement that releases the thread's lease; False if none is held.
+    def status_on_release(self, thread_id: str, status: str) -> bool:
+        """Record the thread's status with the release of its lease; False if none is held.
 
         The last thing a holder records (the status its thread reached) costs no
-        round trip of its own. A release that fails with such a row raises
-        (a release alone may fail quietly: the lease expires on its own).
+        round trip of its own. A release that fails with a status raises (a
+        release alone may fail quietly: the lease expires on its own).
         """
         with self._guard:
             if thread_id not in self._held:
                 return False
-            self._with_release.setdefault(thread_id, []).append((statement, [params]))
+            self._status_on_release[thread_id] = status
         return True
 
     def close(self) -> None:
@@ -233,12 +234,16 @@ class Leases:
         return (f"thread {thread_id} is busy: another process{who} is running it "
                 "(try again when it finishes, or set DEALFLOW_BUSY_WAIT_SECONDS)")
 
-    def _release(self, thread_id: str, token: int, rows: list[Batch]) -> None:
+    def _release(self, thread_id: str, token: int, status: str | None) -> None:
         try:
             with self._pool.connection(timeout=5) as conn:
-                execute_alone(conn, rows, _RELEASE, (thread_id, token))
+                if status is None:
+                    conn.execute(_RELEASE, (thread_id, token))
+                else:
+                    conn.execute(_RELEASE_WITH_STATUS, {"thread": thread_id, "token": token,
+                                                        "status": status})
         except Exception as exc:  # the lease then expires on its own
-            if rows:
+            if status is not None:
                 raise
             _log.info("could not release lease of %s: %s", thread_id, exc)
 

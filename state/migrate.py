@@ -3,6 +3,7 @@
 Files in `state/migrations/` are named `NNNN_description.sql`. `apply_migrations`
 runs the missing ones in order, each in its own transaction, on a connection
 that holds the migration lock (`state.checkpointer.setup_database` takes it).
+`apply_functions` then (re)creates the functions of `state/functions.sql`.
 """
 
 from __future__ import annotations
@@ -78,3 +79,10 @@ def apply_migrations(conn: psycopg.Connection[Any]) -> list[str]:
                 )
             applied_now.append(name)
     return applied_now
+
+
+def apply_functions(conn: psycopg.Connection[Any]) -> None:
+    """(Re)create the functions of `state/functions.sql` (`CREATE OR REPLACE`), in one go."""
+    sql = resources.files("state").joinpath("functions.sql").read_text(encoding="utf-8")
+    with conn.transaction():
+        conn.execute(sql.encode(), prepare=False)

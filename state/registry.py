@@ -17,13 +17,14 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid5
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from state.database import Pool
 from state.models import DealInput
-from state.step_rows import write_row
-from state.transactions import is_owned_elsewhere, owned_elsewhere
+from state.pending import FLUSH
+from state.rows import Rows, flush_params
+from state.transactions import write_connection
+from state.work import StepWork
 
 
 @dataclass(frozen=True)
@@ -57,17 +58,6 @@ def thread_id_for(deal_id: str) -> str:
     return str(uuid5(DEAL_THREADS, deal_id))
 
 
-# Register a deal, or bring its row up to date: refused (DF002, `DealOwnedElsewhere`)
-# when the deal is registered to another thread.
-_RECORD = ("INSERT INTO dealflow_deals (deal_id, thread_id, client, value, currency, input,"
-           " status) VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (deal_id) DO UPDATE"
-           " SET client = EXCLUDED.client, value = EXCLUDED.value,"
-           " currency = EXCLUDED.currency, input = EXCLUDED.input,"
-           " status = CASE WHEN dealflow_deals.thread_id = EXCLUDED.thread_id"
-           " THEN EXCLUDED.status ELSE dealflow_deal_owned_elsewhere(dealflow_deals.deal_id,"
-           " dealflow_deals.thread_id) END, updated_at = now()")
-
-
 _SET_STATUS = "UPDATE dealflow_deals SET status = %s, updated_at = now() WHERE thread_id = %s"
 
 
@@ -77,7 +67,6 @@ class DealRegistry:
     def __init__(self, pool: Pool) -> None:
         """Use `pool` for every query."""
         self._pool = pool
-        # (deal, thread) pairs this process saw registered: a deal never changes thread
 
     def claim(self, deal: DealInput, thread_id: str) -> tuple[DealRow, bool]:
         """Register the deal if new; return its row and whether this call created it."""
@@ -93,23 +82,22 @@ class DealRegistry:
         assert row is not None
         return row, created is not None
 
-    def record(self, deal: DealInput, thread_id: str, status: str) -> None:
+    def record(self, deal: DealInput, thread_id: str, status: str,
+               work: StepWork | None = None) -> None:
         """Register the deal for `thread_id` or bring its row up to date (terms, status).
 
-        A row like a span: inside a durable step it rides with the step's
-        checkpoint (`state.step_rows`). The database refuses it when another
-        thread runs this deal id (`DealOwnedElsewhere`): at once outside a
-        durable step, else from the step's checkpoint, so the step is not saved
-        and the run stops there.
+        With `work`, the row goes into the step's unit of work, written with the
+        step's checkpoint. The database refuses it when another thread runs this
+        deal id (`DealOwnedElsewhere`): at once, or from the step's checkpoint,
+        which is then not saved, and the run stops there.
         """
-        params = (deal.deal_id, thread_id, deal.client, deal.value, deal.currency,
-                  Jsonb(deal.model_dump(mode="json")), status)
-        try:
-            write_row(self._pool, _RECORD, params)
-        except psycopg.Error as exc:
-            if is_owned_elsewhere(exc):
-                raise owned_elsewhere(exc) from None
-            raise
+        row = (deal.deal_id, thread_id, deal.client, deal.value, deal.currency,
+               Jsonb(deal.model_dump(mode="json")), status)
+        if work is not None:
+            work.deal(row)
+            return
+        with write_connection(self._pool) as conn:
+            conn.execute(FLUSH, flush_params(Rows(deals=[row]), None, None))
 
     def find(self, ref: str) -> DealRow | None:
         """The deal whose deal id or thread id is `ref`."""
@@ -124,12 +112,7 @@ class DealRegistry:
     def set_status(self, thread_id: str, status: str) -> None:
         """Remember the status a thread reached."""
         with self._pool.connection() as conn:
-            conn.execute(*self.status_row(thread_id, status))
-
-    @staticmethod
-    def status_row(thread_id: str, status: str) -> tuple[str, tuple[str, str]]:
-        """The statement of `set_status`, to send with another (a lease's release)."""
-        return _SET_STATUS, (status, thread_id)
+            conn.execute(_SET_STATUS, (status, thread_id))
 
     def page(self, statuses: Sequence[str] = (), limit: int = 100,
              cursor: str | None = None, *, overdue: bool = False

@@ -12,7 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from state.database import Pool
-from state.step_rows import write_row
+from state.pending import FLUSH
+from state.rows import Rows, flush_params
+from state.work import StepWork
 
 
 @dataclass(frozen=True)
@@ -38,8 +40,6 @@ class Span:
 _COLUMNS = ("deal_id", "thread_id", "node", "agent", "system", "task", "attempt", "started_at",
             "duration_ms", "status", "error", "llm_calls", "prompt_tokens", "completion_tokens")
 
-_INSERT = (f"INSERT INTO dealflow_spans ({', '.join(_COLUMNS)})"
-           f" VALUES ({', '.join(['%s'] * len(_COLUMNS))})")
 
 
 class SpanStore:
@@ -49,9 +49,14 @@ class SpanStore:
         """Use `pool`."""
         self._pool = pool
 
-    def record(self, span: Span) -> None:
-        """Append one span (inside a durable step: with the step's checkpoint)."""
-        write_row(self._pool, _INSERT, tuple(getattr(span, c) for c in _COLUMNS))
+    def record(self, span: Span, work: StepWork | None = None) -> None:
+        """Append one span: into the step's unit of work (`work`), else at once."""
+        row = tuple(getattr(span, c) for c in _COLUMNS)
+        if work is not None:
+            work.span(row)
+            return
+        with self._pool.connection() as conn:
+            conn.execute(FLUSH, flush_params(Rows(spans=[row]), None, None))
 
     def for_thread(self, thread_id: str) -> list[Span]:
         """A thread's spans in start order."""

@@ -34,38 +34,15 @@ class DealOwnedElsewhere(RuntimeError):
     """The deal id is registered to another thread."""
 
 
-def _first_line(exc: psycopg.Error, default: str) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else default
-
-
-def is_fenced(exc: BaseException) -> bool:
-    """Whether a database error is `dealflow_fence` refusing a write."""
-    return isinstance(exc, psycopg.Error) and getattr(exc, "sqlstate", None) == FENCE_SQLSTATE
-
-
-def is_owned_elsewhere(exc: BaseException) -> bool:
-    """Whether a database error is the registry refusing a deal to a second thread."""
-    return isinstance(exc, psycopg.Error) \
-        and getattr(exc, "sqlstate", None) == OWNED_ELSEWHERE_SQLSTATE
-
-
-def lease_lost(exc: psycopg.Error) -> LeaseLost:
-    """The `LeaseLost` for a fenced database error (its first line)."""
-    return LeaseLost(f"{_first_line(exc, 'write fenced')}; this process stopped without acting")
-
-
-def owned_elsewhere(exc: psycopg.Error) -> DealOwnedElsewhere:
-    """The `DealOwnedElsewhere` for the database's refusal (its first line)."""
-    return DealOwnedElsewhere(_first_line(exc, "deal owned by another thread"))
-
-
 def refusal(exc: psycopg.Error) -> Exception:
     """What a database error stands for: `LeaseLost`, `DealOwnedElsewhere`, or itself."""
-    if is_fenced(exc):
-        return lease_lost(exc)
-    if is_owned_elsewhere(exc):
-        return owned_elsewhere(exc)
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else type(exc).__name__
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate == FENCE_SQLSTATE:
+        return LeaseLost(f"{first}; this process stopped without acting")
+    if sqlstate == OWNED_ELSEWHERE_SQLSTATE:
+        return DealOwnedElsewhere(first)
     return exc
 
 

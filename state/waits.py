@@ -3,7 +3,7 @@
 A wait (a review, a signature) opens when its node first stops: the row, its
 deadlines (due at the opening time plus each delay, on the database's clock),
 an audit entry and the announcement go in one fenced statement
-(`dealflow_open_wait`), and opening it again (the node re-runs on resume)
+(`dealflow_open_wait_v1`, state/functions.sql), and opening it again (the node re-runs on resume)
 changes nothing. It is keyed by the thread and the interrupted task's id, so a
 fork that waits again opens a new one.
 
@@ -23,13 +23,10 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from state.audit import AuditTrail, Origin
-from state.claimed_waits import ClaimedWaits
-from state.database import Pool
 from state.deal_state import OPEN_STATUSES
-from state.leases import Leases
 from state.outbox import Notice, Outbox
-from state.statements import call_alone
-from state.step_rows import fenced_statement
+from state.pending import PendingWrites
+from state.work import StepWork
 
 EXPIRED = "expired"  # the key of an expiry's resolution: {"expired": {"deadline": ...}}
 WAITING = [status for status in OPEN_STATUSES if status != "running"]  # a thread that waits
@@ -70,34 +67,37 @@ class WaitNotFound(KeyError):
 _WAIT_COLUMNS = ("thread_id, wait_key, deal_id, wait, node, opened_at, resolved_at,"
                  " resolved_by, resolution")
 _WAIT_FIELDS = _WAIT_COLUMNS.split(", ")
-# the claim, the winner's audit and its deadlines settled: one statement (migration 0016)
-_CLAIM = "SELECT * FROM dealflow_claim_wait(%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-
-
-# the fence, the wait (once), its deadlines, its audit entry and its notice: one statement
-# (migration 0017), which the rows the step holds ride with (`state.statements.call_after`)
-_OPEN = ("dealflow_open_wait({after}, %s, %s, %s, %s, %s, %s, %s, %s::text[], %s::text[],"
-         " %s::interval[], %s, %s, %s, %s, %s, %s)")
+# The claim, the winner's audit and its deadlines settled: one statement.
+_CLAIM = """SELECT * FROM dealflow_claim_wait_v1(p_thread => %(thread)s, p_key => %(key)s,
+    p_resolution => %(resolution)s, p_by => %(by)s, p_deadline => %(deadline)s,
+    p_deal => %(deal)s, p_step => %(step)s, p_agent => %(agent)s,
+    p_checkpoint => %(checkpoint)s)"""
+# The fence, the wait (once), its deadlines, its audit entry and its notice: one statement.
+_OPEN = """SELECT * FROM dealflow_open_wait_v1(p_thread => %(thread)s, p_token => %(token)s,
+    p_key => %(key)s, p_deal => %(deal)s, p_wait => %(wait)s, p_node => %(node)s,
+    p_detail => %(detail)s, p_names => %(names)s::text[], p_actions => %(actions)s::text[],
+    p_delays => %(delays)s::interval[], p_agent => %(agent)s, p_checkpoint => %(checkpoint)s,
+    p_notice_key => %(notice_key)s, p_event => %(event)s, p_message => %(message)s)"""
 
 
 class WaitBook:
     """Reads and writes `dealflow_waits` and the deadlines it schedules and cancels."""
 
-    def __init__(self, pool: Pool, audit: AuditTrail, outbox: Outbox, leases: Leases) -> None:
-        """Use `pool`; audit in `audit`; announce through `outbox`; fence with `leases`."""
-        self._pool = pool
+    def __init__(self, pending: PendingWrites, audit: AuditTrail, outbox: Outbox) -> None:
+        """Write through `pending` (fenced by its leases); audit and announce."""
+        self._pending = pending
+        self._pool = pending.pool
         self._audit = audit
         self._outbox = outbox
-        self._leases = leases
-        self._claimed = ClaimedWaits()
 
     def open(self, origin: Origin, *, wait: str, key: str,
              deadlines: Sequence[tuple[str, str, timedelta]], notice: Notice | None,
-             detail: dict[str, Any] | None = None) -> bool:
+             detail: dict[str, Any] | None = None, work: StepWork | None = None) -> bool:
         """Store the wait (once) with its deadlines `(name, action, delay)` and announce it.
 
         True if it opened now; False if it was open already (the step ran again).
-        The notice's `due_at` is the last deadline's.
+        The notice's `due_at` is the last deadline's. `work`: the step's unit of
+        work, written first.
         """
         assert origin.thread_id and origin.step
         names, actions, delays = (([*column] for column in zip(*deadlines, strict=True))
@@ -105,34 +105,34 @@ class WaitBook:
         notice_key = f"{origin.thread_id}:{key}:{notice.event}" if notice else None
         message = (Jsonb(self._outbox.message(notice_key, origin, notice))
                    if notice and notice_key else None)
-        (row,) = fenced_statement(self._pool, _OPEN, (
-            origin.thread_id, self._leases.token(origin.thread_id), key, origin.deal_id, wait,
-            origin.step, Jsonb(detail or {}), names, actions, delays, origin.step,
-            origin.agent, origin.checkpoint_id, notice_key,
-            notice.event if notice else None, message), send=call_alone)
+        params = {
+            "thread": origin.thread_id, "token": self._pending.leases.token(origin.thread_id),
+            "key": key, "deal": origin.deal_id, "wait": wait, "node": origin.step,
+            "detail": Jsonb(detail or {}), "names": names, "actions": actions, "delays": delays,
+            "agent": origin.agent, "checkpoint": origin.checkpoint_id, "notice_key": notice_key,
+            "event": notice.event if notice else None, "message": message}
+        with self._pending.act(origin.thread_id, work.rows if work else None) as conn:
+            row = conn.execute(_OPEN, params).fetchone()
+        assert row is not None
         return bool(row["opened"])
 
     def claim(self, origin: Origin, key: str, resolution: dict[str, Any], by: str, *,
-              deadline_id: int | None = None, for_resume: bool = False) -> Claim:
+              deadline_id: int | None = None) -> Claim:
         """End the wait with `resolution` unless something ended it first.
 
         Winning cancels the wait's scheduled deadlines (an expiry's own deadline,
         `deadline_id`, is marked fired). Losing with another resolution is audited
         as `wait.refused`; the same resolution again (a retried job) is not a loss.
-        `for_resume`: the caller resumes the thread next, under the lease it holds;
-        the claim is remembered for the resumed node (`claimed_for`).
         """
         assert origin.thread_id
         with self._pool.connection() as conn:
-            row = conn.execute(_CLAIM, (
-                origin.thread_id, key, Jsonb(resolution), by, deadline_id, origin.deal_id,
-                origin.step, origin.agent, origin.checkpoint_id)).fetchone()
+            row = conn.execute(_CLAIM, {
+                "thread": origin.thread_id, "key": key, "resolution": Jsonb(resolution),
+                "by": by, "deadline": deadline_id, "deal": origin.deal_id, "step": origin.step,
+                "agent": origin.agent, "checkpoint": origin.checkpoint_id}).fetchone()
         if row is None:
             raise WaitNotFound(f"thread {origin.thread_id} has no wait {key}")
         found = Wait(**{name: row[f"o_{name}"] for name in _WAIT_FIELDS})
-        if for_resume and found.resolution == resolution:
-            self._claimed.remember(origin.thread_id, key, self._leases.token(origin.thread_id),
-                                   found)
         if row["o_won"]:
             return Claim(True, found)
         if found.resolution != resolution:
@@ -141,15 +141,6 @@ class WaitBook:
                 f"{found.resolved_at:%Y-%m-%d %H:%M:%S %Z})" if found.resolved_at else None),
                 detail={"wait_key": key, "refused": resolution, "winner": found.resolution})
         return Claim(False, found)
-
-    def claimed_for(self, origin: Origin, key: str) -> Wait | None:
-        """The wait, if this process claimed it for the run it drives now (and forget it).
-
-        Such a wait is open and ended with the resolution the run resumes with:
-        the resumed node neither opens it nor claims it again.
-        """
-        thread = str(origin.thread_id)
-        return self._claimed.take(thread, key, self._leases.token(thread))
 
     def get(self, thread_id: str, key: str) -> Wait | None:
         """The wait `key` of the thread, if it was opened."""

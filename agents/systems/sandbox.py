@@ -185,7 +185,7 @@ class SandboxESign(SandboxSystem):
                 " AND status = 'sent'", (key, reason, envelope_id))
             self.accept(conn, key, {"envelope_id": envelope_id, "reason": reason})
             found = self._rows("SELECT * FROM sandbox_esign_envelopes WHERE envelope_id = %s",
-                               envelope_id)
+                               envelope_id, conn=conn)
         if not found:
             raise KeyError(f"esign: no envelope {envelope_id}")
         return _envelope(found[0])
@@ -206,17 +206,15 @@ class SandboxESign(SandboxSystem):
                 " WHERE envelope_id = %s ON CONFLICT (idempotency_key) DO NOTHING",
                 (key, envelope_id))
             self.accept(conn, key, {"envelope_id": envelope_id})
-            found = self.reminder(key)
+            found = self._by_key("sandbox_esign_reminders", key, conn=conn)
         if found is None:
             raise KeyError(f"esign: no envelope {envelope_id}")
-        return found
+        return _reminder(found)
 
     def reminder(self, key: str) -> SignerReminder | None:
         """The reminder sent with `key`."""
         row = self._by_key("sandbox_esign_reminders", key)
-        return SignerReminder(reminder_id=f"REM-{row['reminder_id']:06d}",
-                              envelope_id=row["envelope_id"], sent_at=row["sent_at"]) \
-            if row else None
+        return _reminder(row) if row else None
 
     def reminders(self, deal_id: str) -> list[Record]:
         """Reminders sent to the deal's signers."""
@@ -228,6 +226,7 @@ class SandboxESign(SandboxSystem):
         rows = self._rows("SELECT * FROM sandbox_esign_envelopes WHERE idempotency_key = %s"
                           " OR void_key = %s", key, key)
         return _envelope(rows[0]) if rows else None
+
     def records(self, deal_id: str) -> list[Record]:
         """Envelopes of the deal, each with the reminders its signer was sent."""
         envelopes = self._rows(
@@ -302,6 +301,11 @@ def _envelope(row: Record) -> Envelope:
     return Envelope(envelope_id=row["envelope_id"], contract_id=row["contract_id"],
                     signer_name=row["signer_name"], signer_email=row["signer_email"],
                     sent_at=row["sent_at"])
+
+
+def _reminder(row: Record) -> SignerReminder:
+    return SignerReminder(reminder_id=f"REM-{row['reminder_id']:06d}",
+                          envelope_id=row["envelope_id"], sent_at=row["sent_at"])
 
 
 def _lines_json(draft: InvoiceDraft) -> str:

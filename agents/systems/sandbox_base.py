@@ -13,7 +13,6 @@ import hashlib
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import Any
 
 import psycopg
@@ -31,8 +30,6 @@ CONFLICT_SQLSTATE = "DF003"  # sandbox_accept: the key was used with another req
 Row = tuple[str, tuple[Any, ...]]  # a statement and its parameters
 # The statement that counts a served request (tests), sent with the request's own.
 RequestLog = Callable[[str, str], Row]
-# The connection of the call being served (`SandboxSystem.serving`), for its reads.
-_serving: ContextVar[Connection[DictRow] | None] = ContextVar("sandbox_serving", default=None)
 
 
 def request_hash(request: dict[str, Any]) -> str:
@@ -58,7 +55,8 @@ class SandboxSystem:
     Subclasses set `name`, `records_label` and `record_id` and, in each mutating
     call, run `before_call()` first. A call that takes effect in one statement
     sends it through `serve`, which accepts the request in the same statement;
-    a call of several runs them in `serving()` and `accept(conn, key, request)`.
+    a call of several runs them in `serving()` and `accept(conn, key, request)`,
+    and reads what it wrote with `_rows(..., conn=conn)`.
     """
 
     name = ""
@@ -110,25 +108,24 @@ class SandboxSystem:
 
     @contextmanager
     def serving(self) -> Iterator[Connection[DictRow]]:
-        """The transaction a mutating call takes effect in; reads inside it use it too.
+        """The transaction a mutating call takes effect in, as its connection.
 
-        So a call reads back what it wrote (its receipt) in the same transaction:
-        one commit per call, and no second connection.
+        A call reads back what it wrote (its receipt) on this connection
+        (`_rows(..., conn=conn)`): one commit per call, and no second connection.
         """
         with write_transaction(self._pool) as conn:
-            token = _serving.set(conn)
-            try:
-                yield conn
-            finally:
-                _serving.reset(token)
+            yield conn
 
-    def _rows(self, sql: str, *params: Any) -> list[Record]:
-        serving = _serving.get()
-        if serving is not None:
-            return [dict(row) for row in serving.execute(sql, params).fetchall()]
-        with self._pool.connection() as conn:
+    def _rows(self, sql: str, *params: Any,
+              conn: Connection[DictRow] | None = None) -> list[Record]:
+        """The rows `sql` selects, on `conn` if given (a `serving()` transaction), else the pool."""
+        if conn is not None:
             return [dict(row) for row in conn.execute(sql, params).fetchall()]
+        with self._pool.connection() as pooled:
+            return [dict(row) for row in pooled.execute(sql, params).fetchall()]
 
-    def _by_key(self, table: str, key: str) -> Record | None:
-        rows = self._rows(f"SELECT * FROM {table} WHERE idempotency_key = %s", key)
+    def _by_key(self, table: str, key: str, *,
+                conn: Connection[DictRow] | None = None) -> Record | None:
+        """The row of `table` written with `key`, on `conn` if given (see `_rows`)."""
+        rows = self._rows(f"SELECT * FROM {table} WHERE idempotency_key = %s", key, conn=conn)
         return rows[0] if rows else None

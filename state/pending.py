@@ -1,0 +1,213 @@
+"""What each thread has not yet written, and the one statement that writes it: `FLUSH`.
+
+A durable super-step is one statement and one commit. Its task writes and its
+tasks' units of work (`state.work.StepWork`: audit entries, spans, the registry's
+row, receipts) are held here, per thread, and `FLUSH` writes them with the step's
+checkpoint, after `dealflow_fence(thread, token)`: a refusal anywhere (a lost
+lease, a deal that runs in another thread) writes none of it.
+
+When held rows are written (see `state/README.md` for what a crash costs):
+- with the thread's next checkpoint (`DealSaver.put`), or as soon as the saver is
+  handed something it must not hold (an error, an interrupt, a resume);
+- before any read of the thread (`get_tuple`, `list`), so no reader misses them;
+- before an act that must be durable before it returns (an effect's claim, a fact
+  write, a wait's opening): `act` writes them in the act's transaction, first.
+
+Rows are held only for the checkpoint the saver last saved or read for the thread
+(`hold`): a task of a run on another checkpointer writes its rows itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from state.database import Pool
+from state.leases import Leases
+from state.rows import Rows, flush_params
+from state.transactions import LeaseLost, write_connection
+from state.work import StepWork
+
+# The fence, then every held row: one statement. Each table's rows are one JSON array
+# (`state.rows.flush_params`); a blob travels in base64.
+FLUSH = """
+WITH fence AS (SELECT dealflow_fence(%(thread)s, %(token)s)),
+blobs AS (
+  INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
+  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, decode(b.blob, 'base64')
+  FROM jsonb_to_recordset(%(blobs)s) AS b(thread_id text, checkpoint_ns text,
+    channel text, version text, type text, blob text)
+  ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING),
+saved AS (
+  INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
+    checkpoint, metadata)
+  SELECT * FROM jsonb_to_recordset(%(checkpoints)s) AS c(thread_id text, checkpoint_ns text,
+    checkpoint_id text, parent_checkpoint_id text, checkpoint jsonb, metadata jsonb)
+  ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
+  DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata),
+writes AS (
+  INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path,
+    idx, channel, type, blob)
+  SELECT w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.task_path, w.idx,
+    w.channel, w.type, decode(w.blob, 'base64')
+  FROM jsonb_to_recordset(%(writes)s) AS w(thread_id text, checkpoint_ns text,
+    checkpoint_id text, task_id text, task_path text, idx int, channel text, type text,
+    blob text)
+  ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)
+  DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob
+  WHERE EXCLUDED.idx < 0),
+spans AS (
+  INSERT INTO dealflow_spans (deal_id, thread_id, node, agent, system, task, attempt,
+    started_at, duration_ms, status, error, llm_calls, prompt_tokens, completion_tokens)
+  SELECT * FROM jsonb_to_recordset(%(spans)s) AS s(deal_id text, thread_id text, node text,
+    agent text, system text, task text, attempt int, started_at timestamptz,
+    duration_ms float8, status text, error text, llm_calls int, prompt_tokens int,
+    completion_tokens int)),
+deals AS (
+  INSERT INTO dealflow_deals AS d (deal_id, thread_id, client, value, currency, input, status)
+  SELECT * FROM jsonb_to_recordset(%(deals)s) AS r(deal_id text, thread_id text, client text,
+    value numeric, currency text, input jsonb, status text)
+  ON CONFLICT (deal_id) DO UPDATE SET client = EXCLUDED.client, value = EXCLUDED.value,
+    currency = EXCLUDED.currency, input = EXCLUDED.input, updated_at = now(),
+    status = CASE WHEN d.thread_id = EXCLUDED.thread_id THEN EXCLUDED.status
+             ELSE dealflow_deal_owned_elsewhere(d.deal_id, d.thread_id) END),
+receipts AS (
+  UPDATE dealflow_effects AS e
+  SET status = 'performed', receipt = r.receipt, performed_at = clock_timestamp()
+  FROM jsonb_to_recordset(%(receipts)s) AS r(idempotency_key text, receipt jsonb)
+  WHERE e.idempotency_key = r.idempotency_key AND e.status = 'claimed'),
+audited AS (SELECT dealflow_audit_v1(%(audit)s) AS added)
+SELECT (SELECT count(*) FROM fence) AS fenced, (SELECT added FROM audited) AS audited
+"""
+
+# Pauses before the repeats of a flush whose connection was lost (about 4 s in all).
+RECONNECT_PAUSES = (0.2, 0.5, 1.0, 2.0)
+FLUSH_STRIPES = 64  # locks that keep one thread's flushes in order
+REMEMBERED_THREADS = 10_000  # threads whose latest checkpoint id is remembered
+
+
+class PendingWrites:
+    """Per thread: the rows not yet written, and the checkpoint they belong after."""
+
+    def __init__(self, pool: Pool, leases: Leases) -> None:
+        """Write on `pool`, fenced by this process's `leases`."""
+        self.pool = pool
+        self.leases = leases
+        self._lock = threading.Lock()
+        self._held: dict[str, Rows] = {}
+        self._latest: OrderedDict[str, str] = OrderedDict()
+        self._stripes = [threading.RLock() for _ in range(FLUSH_STRIPES)]
+
+    def seen(self, thread_id: str, checkpoint_id: str) -> None:
+        """The thread's checkpoint `checkpoint_id` was saved or read: a run goes on from it."""
+        with self._lock:
+            self._latest[thread_id] = checkpoint_id
+            self._latest.move_to_end(thread_id)
+            while len(self._latest) > REMEMBERED_THREADS:
+                self._latest.popitem(last=False)
+
+    def hold(self, thread_id: str | None, checkpoint_id: str | None, rows: Rows) -> bool:
+        """Hold `rows` for the step after `checkpoint_id`; False if not held.
+
+        Held only if `checkpoint_id` is the thread's latest here (else the run is
+        on another checkpointer, and the caller writes the rows itself).
+        """
+        if not thread_id or not checkpoint_id:
+            return False
+        with self._lock:
+            if self._latest.get(thread_id) != checkpoint_id:
+                return False
+            self._held.setdefault(thread_id, Rows()).extend(rows)
+            return True
+
+    def hold_checkpoint(self, thread_id: str, checkpoint_id: str, rows: Rows) -> None:
+        """Hold a checkpoint's rows; it is the thread's latest from now on."""
+        with self._lock:
+            self._held.setdefault(thread_id, Rows()).extend(rows)
+        self.seen(thread_id, checkpoint_id)
+
+    def discard(self, thread_id: str) -> None:
+        """Forget what the thread holds (its history is being deleted)."""
+        with self._lock:
+            self._held.pop(thread_id, None)
+            self._latest.pop(thread_id, None)
+
+    def threads(self) -> list[str]:
+        """The threads holding rows now."""
+        with self._lock:
+            return list(self._held)
+
+    def end_task(self, work: StepWork) -> None:
+        """A task ended: hold its work for the step's checkpoint, or write it now."""
+        rows = work.rows.take()
+        if rows and not self.hold(work.thread_id, work.checkpoint_id, rows):
+            self.flush(work.thread_id, rows)
+
+    def flush(self, thread_id: str | None, rows: Rows | None = None) -> None:
+        """Write what the thread holds, then `rows`, fenced, in one statement (if any)."""
+        with self._taken(thread_id, rows) as taken:
+            if taken:
+                params = flush_params(taken, thread_id, self.leases.token(thread_id))
+                for pause in (*RECONNECT_PAUSES, None):
+                    try:
+                        with write_connection(self.pool) as conn:
+                            conn.execute(FLUSH, params, prepare=True)
+                        return
+                    except psycopg.OperationalError:
+                        if pause is None:
+                            raise
+                        time.sleep(pause)
+
+    @contextmanager
+    def act(self, thread_id: str | None, rows: Rows | None = None, *,
+            transaction: bool = False) -> Iterator[psycopg.Connection[Any]]:
+        """A connection for a durable act of the thread, after what the thread holds.
+
+        The held rows (and `rows`, the acting task's own) are written first, in
+        the act's transaction; with none, the act is a statement alone (unless
+        `transaction`). If the act fails, they are held again.
+        """
+        with self._taken(thread_id, rows) as taken, write_connection(self.pool) as conn:
+            if not taken and not transaction:
+                yield conn
+                return
+            with conn.transaction():
+                if taken:
+                    conn.execute(FLUSH, flush_params(taken, thread_id,
+                                                     self.leases.token(thread_id)),
+                                 prepare=True)
+                yield conn
+
+    @contextmanager
+    def _taken(self, thread_id: str | None, rows: Rows | None) -> Iterator[Rows]:
+        """The thread's held rows and `rows`, taken under the thread's flush lock.
+
+        If the block fails they are held again, in front (the thread's next write
+        tries them again), unless the lease is lost: another process owns the
+        thread now and runs its steps again.
+        """
+        if not thread_id:
+            yield rows.take() if rows is not None else Rows()
+            return
+        with self._stripes[hash(thread_id) % FLUSH_STRIPES]:
+            with self._lock:
+                taken = self._held.pop(thread_id, Rows())
+            if rows is not None:
+                taken.extend(rows.take())
+            try:
+                yield taken
+            except LeaseLost:
+                raise
+            except BaseException:
+                if taken:
+                    with self._lock:
+                        later = self._held.pop(thread_id, Rows())
+                        taken.extend(later)
+                        self._held[thread_id] = taken
+                raise
