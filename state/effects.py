@@ -27,7 +27,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from state.audit import AuditTrail, Origin
-from state.pending import PendingWrites
+from state.pending import FLUSH_ROWS, PendingWrites
 from state.rows import Rows
 from state.work import StepWork
 
@@ -65,16 +65,19 @@ def effect_key(deal_id: str, step: str, digest: str) -> str:
     return f"{deal_id}:{step}:{digest[:FINGERPRINT_CHARS]}"
 
 
-# A first claim: the fence (evaluated first, in FROM: a lost lease inserts nothing), then
-# the row, claimed by this lease with its first attempt counted. No row back: seen before.
-_CLAIM_FIRST = """
-INSERT INTO dealflow_effects (idempotency_key, fingerprint, deal_id, step, effect, status,
-                              request, thread_id, checkpoint_id, attempts, claimant_token)
-SELECT %(key)s, %(digest)s, %(deal)s, %(step)s, %(effect)s, 'claimed', %(request)s,
-       %(thread)s, %(checkpoint)s, 1, %(token)s
-FROM (SELECT dealflow_fence(%(thread)s, %(token)s)) AS fence
-ON CONFLICT DO NOTHING RETURNING attempts
-"""
+# A first claim: the row, claimed by this lease with its first attempt counted, after the
+# fence (in FROM: a lost lease inserts nothing). `attempts` is NULL: the key was seen before.
+_CLAIM_INSERT = """claimed AS (
+  INSERT INTO dealflow_effects (idempotency_key, fingerprint, deal_id, step, effect, status,
+                                request, thread_id, checkpoint_id, attempts, claimant_token)
+  SELECT %(key)s, %(digest)s, %(deal)s, %(step)s, %(effect)s, 'claimed', %(request)s,
+         %(thread)s, %(checkpoint)s, 1, %(token)s FROM fence
+  ON CONFLICT DO NOTHING RETURNING attempts)
+SELECT dealflow_audit_v1(%(audit)s) AS audited, (SELECT attempts FROM claimed) AS attempts
+FROM fence"""
+_CLAIM_FIRST = f"WITH fence AS (SELECT dealflow_fence(%(thread)s, %(token)s)),\n{_CLAIM_INSERT}"
+# ... and after what the thread holds, in the same statement
+_CLAIM_FIRST_AFTER_HELD = f"WITH {FLUSH_ROWS},\n{_CLAIM_INSERT}"
 _CLAIM_AGAIN = ("UPDATE dealflow_effects SET attempts = attempts + 1, claimant_token = %s"
                 " WHERE idempotency_key = %s")
 _CLAIMED_BEFORE = (
@@ -149,12 +152,13 @@ class EffectLedger:
         """
         token = self._leases.token(origin.thread_id)
         payload = Jsonb(json.loads(json.dumps(request, default=str)))
-        with self._pending.act(origin.thread_id, work.rows if work else None) as conn:
-            first = conn.execute(_CLAIM_FIRST, {
+        (first,) = self._pending.act(
+            origin.thread_id, work.rows if work else None, _CLAIM_FIRST,
+            _CLAIM_FIRST_AFTER_HELD, {
                 "key": key, "digest": digest, "deal": origin.deal_id, "step": step,
                 "effect": effect, "request": payload, "thread": origin.thread_id,
-                "checkpoint": origin.checkpoint_id, "token": token}).fetchall()
-        if first:
+                "checkpoint": origin.checkpoint_id, "token": token})
+        if first["attempts"] is not None:
             return {"fingerprint": digest, "status": "claimed", "attempts": 0,
                     "receipt": None, "claimant_token": None, "claimant": None}
         return self._claim_again(origin, effect, key, digest, token)
@@ -162,7 +166,7 @@ class EffectLedger:
     def _claim_again(self, origin: Origin, effect: str, key: str, digest: str,
                      token: int | None) -> dict[str, Any]:
         """Claim a key seen before: read it locked, check it and, if unperformed, claim it."""
-        with self._pending.act(origin.thread_id, transaction=True) as conn:
+        with self._pending.transaction(origin.thread_id) as conn:
             self._leases.fence(conn, origin.thread_id)
             row = conn.execute(_CLAIMED_BEFORE, (key,)).fetchone()
             assert row is not None

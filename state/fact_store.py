@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from state.audit import Origin
 from state.database import Pool
-from state.pending import PendingWrites
+from state.pending import PendingWrites, after_held
 from state.work import StepWork
 
 NOTIFY_CHANNEL = "dealflow_context"
@@ -78,11 +78,13 @@ def split_key(key: str) -> tuple[str, str]:
 
 # The fence (if fenced), the deal's lock, the checks and the write: one statement
 # (`dealflow_write_fact_v1`, state/functions.sql).
-_WRITE = """SELECT * FROM dealflow_write_fact_v1(p_fenced => %(fenced)s, p_thread => %(thread)s,
+_CALL = """dealflow_write_fact_v1(p_fenced => %(fenced)s, p_thread => %(thread)s,
     p_token => %(token)s, p_key => %(key)s, p_deal => %(deal)s, p_value => %(value)s,
     p_writer => %(writer)s, p_expected => %(expected)s, p_only_own => %(only_own)s,
     p_step => %(step)s, p_agent => %(agent)s, p_checkpoint => %(checkpoint)s,
-    p_channel => %(channel)s)"""
+    p_channel => %(channel)s, p_before => %(audit)s)"""
+_WRITE = f"SELECT * FROM {_CALL}"
+_WRITE_AFTER_HELD = after_held(_CALL)  # what the thread holds first, in the same statement
 
 
 class FactStore:
@@ -124,10 +126,10 @@ class FactStore:
             "checkpoint": origin.checkpoint_id if origin else None, "channel": NOTIFY_CHANNEL}
         if self._pending is None:
             with self._pool.connection() as conn:
-                row = conn.execute(_WRITE, params).fetchone()
+                row = conn.execute(_WRITE, {**params, "audit": Jsonb([])}).fetchone()
         else:
-            with self._pending.act(thread, work.rows if work else None) as conn:
-                row = conn.execute(_WRITE, params).fetchone()
+            (row,) = self._pending.act(thread, work.rows if work else None, _WRITE,
+                                       _WRITE_AFTER_HELD, params)
         assert row is not None
         if row["outcome"] == "conflict":
             raise VersionConflict(agent, key, expected_version or 0, row["version"])

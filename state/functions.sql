@@ -28,7 +28,7 @@ BEGIN
 END $$;
 
 -- A fact write (state.fact_store): the writer's fence (p_fenced: it writes for a leased
--- thread), the deal's context lock, the key's current row (read after the lock is
+-- thread), the audit entries the step made before it (p_before), the deal's context lock, the key's current row (read after the lock is
 -- granted: in READ COMMITTED each statement takes a new snapshot), the checks, then the
 -- value, its change (notified) and its audit entry. Returns 'written', 'unchanged' (the
 -- writer's same value again) or 'conflict' (another version than expected: nothing
@@ -36,7 +36,7 @@ END $$;
 CREATE OR REPLACE FUNCTION dealflow_write_fact_v1(
     p_fenced boolean, p_thread text, p_token bigint, p_key text, p_deal text,
     p_value jsonb, p_writer text, p_expected integer, p_only_own boolean, p_step text,
-    p_agent text, p_checkpoint text, p_channel text)
+    p_agent text, p_checkpoint text, p_channel text, p_before jsonb DEFAULT '[]')
 RETURNS TABLE (outcome text, version integer, updated_at timestamptz)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -50,6 +50,7 @@ BEGIN
     IF p_fenced THEN
         PERFORM dealflow_fence(p_thread, p_token);
     END IF;
+    PERFORM dealflow_audit_v1(p_before);
     PERFORM pg_advisory_xact_lock(hashtextextended('context:' || p_deal, 0));
     SELECT * INTO cur FROM dealflow_context c WHERE c.key = p_key;
     found_row := FOUND;
@@ -82,14 +83,16 @@ BEGIN
     RETURN QUERY SELECT 'written'::text, current + 1, written;
 END $$;
 
--- A wait's opening (state.waits): the fence, the wait (once: a node that runs again on
+-- A wait's opening (state.waits): the fence, the audit entries the step made before it
+-- (p_before), the wait (once: a node that runs again on
 -- resume opens nothing), its deadlines (due their delay after the opening, on the
 -- database's clock), the `wait.opened` audit entry listing them, and the announcement
 -- in the outbox, its `due_at` the last deadline. Returns whether it opened now.
 CREATE OR REPLACE FUNCTION dealflow_open_wait_v1(
     p_thread text, p_token bigint, p_key text, p_deal text, p_wait text, p_node text,
     p_detail jsonb, p_names text[], p_actions text[], p_delays interval[], p_agent text,
-    p_checkpoint text, p_notice_key text, p_event text, p_message jsonb)
+    p_checkpoint text, p_notice_key text, p_event text, p_message jsonb,
+    p_before jsonb DEFAULT '[]')
 RETURNS TABLE (opened boolean, deadlines jsonb)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -98,6 +101,7 @@ DECLARE
     expiry timestamptz;
 BEGIN
     PERFORM dealflow_fence(p_thread, p_token);
+    PERFORM dealflow_audit_v1(p_before);
     INSERT INTO dealflow_waits AS w (thread_id, wait_key, deal_id, wait, node, detail)
     VALUES (p_thread, p_key, p_deal, p_wait, p_node, p_detail)
     ON CONFLICT DO NOTHING RETURNING w.opened_at INTO at;

@@ -11,7 +11,7 @@ When held rows are written (see `state/README.md` for what a crash costs):
   handed something it must not hold (an error, an interrupt, a resume);
 - before any read of the thread (`get_tuple`, `list`), so no reader misses them;
 - before an act that must be durable before it returns (an effect's claim, a fact
-  write, a wait's opening): `act` writes them in the act's transaction, first.
+  write, a wait's opening): `act` sends them in the act's own statement, first.
 
 Rows are held only for the checkpoint the saver last saved or read for the thread
 (`hold`): a task of a run on another checkpointer writes its rows itself.
@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from state.database import Pool
 from state.leases import Leases
@@ -34,10 +35,11 @@ from state.rows import Rows, flush_params
 from state.transactions import LeaseLost, write_connection
 from state.work import StepWork
 
-# The fence, then every held row: one statement. Each table's rows are one JSON array
+# The fence and every held row but the audit entries, as the CTEs of a statement: FLUSH's
+# own, or an act's (`after_held`). Each table's rows are one JSON array
 # (`state.rows.flush_params`); a blob travels in base64.
-FLUSH = """
-WITH fence AS (SELECT dealflow_fence(%(thread)s, %(token)s)),
+FLUSH_ROWS = """
+fence AS (SELECT dealflow_fence(%(thread)s, %(token)s)),
 blobs AS (
   INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
   SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, decode(b.blob, 'base64')
@@ -81,10 +83,22 @@ receipts AS (
   UPDATE dealflow_effects AS e
   SET status = 'performed', receipt = r.receipt, performed_at = clock_timestamp()
   FROM jsonb_to_recordset(%(receipts)s) AS r(idempotency_key text, receipt jsonb)
-  WHERE e.idempotency_key = r.idempotency_key AND e.status = 'claimed'),
-audited AS (SELECT dealflow_audit_v1(%(audit)s) AS added)
-SELECT (SELECT count(*) FROM fence) AS fenced, (SELECT added FROM audited) AS audited
+  WHERE e.idempotency_key = r.idempotency_key AND e.status = 'claimed')
 """
+# The fence, the held rows, then their audit entries in order: one statement.
+FLUSH = f"""WITH {FLUSH_ROWS}
+SELECT (SELECT count(*) FROM fence) AS fenced, dealflow_audit_v1(%(audit)s) AS audited"""
+
+
+def after_held(act: str) -> str:
+    """The statement that writes a thread's held rows, then runs `act` (a function call).
+
+    `act` is one of ours that takes the held audit entries as `p_before =>
+    %(audit)s` and writes them before its own (`state/functions.sql`): the trail
+    keeps the order things happened in.
+    """
+    return f"WITH {FLUSH_ROWS}\nSELECT act.* FROM fence, {act} AS act"
+
 
 # Pauses before the repeats of a flush whose connection was lost (about 4 s in all).
 RECONNECT_PAUSES = (0.2, 0.5, 1.0, 2.0)
@@ -164,25 +178,29 @@ class PendingWrites:
                             raise
                         time.sleep(pause)
 
-    @contextmanager
-    def act(self, thread_id: str | None, rows: Rows | None = None, *,
-            transaction: bool = False) -> Iterator[psycopg.Connection[Any]]:
-        """A connection for a durable act of the thread, after what the thread holds.
+    def act(self, thread_id: str | None, rows: Rows | None, alone: str, with_held: str,
+            params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run a durable act of the thread, after what it holds, in one statement; its rows.
 
-        The held rows (and `rows`, the acting task's own) are written first, in
-        the act's transaction; with none, the act is a statement alone (unless
-        `transaction`). If the act fails, they are held again.
+        `alone` runs when nothing is held (its `%(audit)s` is an empty list);
+        else `with_held` (`after_held(...)`) writes the held rows (and `rows`,
+        the acting task's own) first. If the act fails, they are held again.
         """
         with self._taken(thread_id, rows) as taken, write_connection(self.pool) as conn:
-            if not taken and not transaction:
-                yield conn
-                return
-            with conn.transaction():
-                if taken:
-                    conn.execute(FLUSH, flush_params(taken, thread_id,
-                                                     self.leases.token(thread_id)),
-                                 prepare=True)
-                yield conn
+            if not taken:
+                return conn.execute(alone, {**params, "audit": Jsonb([])}).fetchall()
+            held = flush_params(taken, thread_id, self.leases.token(thread_id))
+            return conn.execute(with_held, {**params, **held}).fetchall()
+
+    @contextmanager
+    def transaction(self, thread_id: str | None) -> Iterator[psycopg.Connection[Any]]:
+        """A transaction of the thread that writes what the thread holds first (`FLUSH`)."""
+        with self._taken(thread_id, None) as taken, write_connection(self.pool) as conn, \
+                conn.transaction():
+            if taken:
+                conn.execute(FLUSH, flush_params(taken, thread_id, self.leases.token(thread_id)),
+                             prepare=True)
+            yield conn
 
     @contextmanager
     def _taken(self, thread_id: str | None, rows: Rows | None) -> Iterator[Rows]:

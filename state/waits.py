@@ -25,7 +25,7 @@ from psycopg.types.json import Jsonb
 from state.audit import AuditTrail, Origin
 from state.deal_state import OPEN_STATUSES
 from state.outbox import Notice, Outbox
-from state.pending import PendingWrites
+from state.pending import PendingWrites, after_held
 from state.work import StepWork
 
 EXPIRED = "expired"  # the key of an expiry's resolution: {"expired": {"deadline": ...}}
@@ -73,11 +73,14 @@ _CLAIM = """SELECT * FROM dealflow_claim_wait_v1(p_thread => %(thread)s, p_key =
     p_deal => %(deal)s, p_step => %(step)s, p_agent => %(agent)s,
     p_checkpoint => %(checkpoint)s)"""
 # The fence, the wait (once), its deadlines, its audit entry and its notice: one statement.
-_OPEN = """SELECT * FROM dealflow_open_wait_v1(p_thread => %(thread)s, p_token => %(token)s,
+_OPEN_CALL = """dealflow_open_wait_v1(p_thread => %(thread)s, p_token => %(token)s,
     p_key => %(key)s, p_deal => %(deal)s, p_wait => %(wait)s, p_node => %(node)s,
     p_detail => %(detail)s, p_names => %(names)s::text[], p_actions => %(actions)s::text[],
     p_delays => %(delays)s::interval[], p_agent => %(agent)s, p_checkpoint => %(checkpoint)s,
-    p_notice_key => %(notice_key)s, p_event => %(event)s, p_message => %(message)s)"""
+    p_notice_key => %(notice_key)s, p_event => %(event)s, p_message => %(message)s,
+    p_before => %(audit)s)"""
+_OPEN = f"SELECT * FROM {_OPEN_CALL}"
+_OPEN_AFTER_HELD = after_held(_OPEN_CALL)  # what the thread holds first, in the same statement
 
 
 class WaitBook:
@@ -111,9 +114,8 @@ class WaitBook:
             "detail": Jsonb(detail or {}), "names": names, "actions": actions, "delays": delays,
             "agent": origin.agent, "checkpoint": origin.checkpoint_id, "notice_key": notice_key,
             "event": notice.event if notice else None, "message": message}
-        with self._pending.act(origin.thread_id, work.rows if work else None) as conn:
-            row = conn.execute(_OPEN, params).fetchone()
-        assert row is not None
+        (row,) = self._pending.act(origin.thread_id, work.rows if work else None, _OPEN,
+                                   _OPEN_AFTER_HELD, params)
         return bool(row["opened"])
 
     def claim(self, origin: Origin, key: str, resolution: dict[str, Any], by: str, *,
