@@ -27,7 +27,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from state.audit import AuditTrail, Origin
-from state.pending import FLUSH_ROWS, PendingWrites
+from state.pending import FLUSH, PendingWrites
 from state.rows import Rows
 from state.work import StepWork
 
@@ -66,18 +66,18 @@ def effect_key(deal_id: str, step: str, digest: str) -> str:
 
 
 # A first claim: the row, claimed by this lease with its first attempt counted, after the
-# fence (in FROM: a lost lease inserts nothing). `attempts` is NULL: the key was seen before.
+# fence (`fenced`: a lost lease inserts nothing). `attempts` is NULL: the key was seen before.
 _CLAIM_INSERT = """claimed AS (
   INSERT INTO dealflow_effects (idempotency_key, fingerprint, deal_id, step, effect, status,
                                 request, thread_id, checkpoint_id, attempts, claimant_token)
   SELECT %(key)s, %(digest)s, %(deal)s, %(step)s, %(effect)s, 'claimed', %(request)s,
-         %(thread)s, %(checkpoint)s, 1, %(token)s FROM fence
+         %(thread)s, %(checkpoint)s, 1, %(token)s FROM fenced
   ON CONFLICT DO NOTHING RETURNING attempts)
-SELECT dealflow_audit_v1(%(audit)s) AS audited, (SELECT attempts FROM claimed) AS attempts
-FROM fence"""
-_CLAIM_FIRST = f"WITH fence AS (SELECT dealflow_fence(%(thread)s, %(token)s)),\n{_CLAIM_INSERT}"
-# ... and after what the thread holds, in the same statement
-_CLAIM_FIRST_AFTER_HELD = f"WITH {FLUSH_ROWS},\n{_CLAIM_INSERT}"
+SELECT (SELECT attempts FROM claimed) AS attempts FROM fenced"""
+_CLAIM_FIRST = ("WITH fenced AS (SELECT dealflow_fence(%(thread)s, %(token)s)),\n"
+                + _CLAIM_INSERT)
+# ... after what the thread holds (the fence included), in the same statement
+_CLAIM_FIRST_AFTER_HELD = (f"WITH fenced AS ({FLUSH}),\n" + _CLAIM_INSERT)
 _CLAIM_AGAIN = ("UPDATE dealflow_effects SET attempts = attempts + 1, claimant_token = %s"
                 " WHERE idempotency_key = %s")
 _CLAIMED_BEFORE = (

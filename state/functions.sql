@@ -27,6 +27,84 @@ BEGIN
     RETURN added;
 END $$;
 
+-- A step's held rows (state.pending.FLUSH): the fence, then each table's rows (p_rows: a
+-- JSON object with an array of objects per table, blobs in base64; only the tables that
+-- have rows are written), then the audit entries in order. Returns the rows written.
+CREATE OR REPLACE FUNCTION dealflow_flush_v1(p_thread text, p_token bigint, p_rows jsonb,
+                                             p_audit jsonb)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+    written bigint := 0;
+BEGIN
+    PERFORM dealflow_fence(p_thread, p_token);
+    IF jsonb_array_length(p_rows -> 'blobs') > 0 THEN
+        INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
+        SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type,
+               decode(b.blob, 'base64')
+        FROM jsonb_to_recordset(p_rows -> 'blobs') AS b(thread_id text, checkpoint_ns text,
+            channel text, version text, type text, blob text)
+        ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING;
+        GET DIAGNOSTICS n = ROW_COUNT; written := written + n;
+    END IF;
+    IF jsonb_array_length(p_rows -> 'checkpoints') > 0 THEN
+        INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
+                                 checkpoint, metadata)
+        SELECT * FROM jsonb_to_recordset(p_rows -> 'checkpoints') AS c(thread_id text,
+            checkpoint_ns text, checkpoint_id text, parent_checkpoint_id text,
+            checkpoint jsonb, metadata jsonb)
+        ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
+        DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata;
+        GET DIAGNOSTICS n = ROW_COUNT; written := written + n;
+    END IF;
+    IF jsonb_array_length(p_rows -> 'writes') > 0 THEN
+        INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id,
+                                       task_path, idx, channel, type, blob)
+        SELECT w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.task_path, w.idx,
+               w.channel, w.type, decode(w.blob, 'base64')
+        FROM jsonb_to_recordset(p_rows -> 'writes') AS w(thread_id text, checkpoint_ns text,
+            checkpoint_id text, task_id text, task_path text, idx int, channel text,
+            type text, blob text)
+        ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)
+        DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob
+        WHERE EXCLUDED.idx < 0;  -- an error, an interrupt, a resume replace; task writes stay
+        GET DIAGNOSTICS n = ROW_COUNT; written := written + n;
+    END IF;
+    IF jsonb_array_length(p_rows -> 'spans') > 0 THEN
+        INSERT INTO dealflow_spans (deal_id, thread_id, node, agent, system, task, attempt,
+            started_at, duration_ms, status, error, llm_calls, prompt_tokens,
+            completion_tokens)
+        SELECT * FROM jsonb_to_recordset(p_rows -> 'spans') AS s(deal_id text,
+            thread_id text, node text, agent text, system text, task text, attempt int,
+            started_at timestamptz, duration_ms float8, status text, error text,
+            llm_calls int, prompt_tokens int, completion_tokens int);
+        GET DIAGNOSTICS n = ROW_COUNT; written := written + n;
+    END IF;
+    IF jsonb_array_length(p_rows -> 'deals') > 0 THEN  -- DF002: a deal runs in one thread
+        INSERT INTO dealflow_deals AS d (deal_id, thread_id, client, value, currency, input,
+                                         status)
+        SELECT * FROM jsonb_to_recordset(p_rows -> 'deals') AS r(deal_id text,
+            thread_id text, client text, value numeric, currency text, input jsonb,
+            status text)
+        ON CONFLICT (deal_id) DO UPDATE SET client = EXCLUDED.client, value = EXCLUDED.value,
+            currency = EXCLUDED.currency, input = EXCLUDED.input, updated_at = now(),
+            status = CASE WHEN d.thread_id = EXCLUDED.thread_id THEN EXCLUDED.status
+                     ELSE dealflow_deal_owned_elsewhere(d.deal_id, d.thread_id) END;
+        GET DIAGNOSTICS n = ROW_COUNT; written := written + n;
+    END IF;
+    IF jsonb_array_length(p_rows -> 'receipts') > 0 THEN
+        UPDATE dealflow_effects AS e
+        SET status = 'performed', receipt = r.receipt, performed_at = clock_timestamp()
+        FROM jsonb_to_recordset(p_rows -> 'receipts') AS r(idempotency_key text, receipt jsonb)
+        WHERE e.idempotency_key = r.idempotency_key AND e.status = 'claimed';
+        GET DIAGNOSTICS n = ROW_COUNT; written := written + n;
+    END IF;
+    IF jsonb_array_length(p_audit) > 0 THEN
+        written := written + dealflow_audit_v1(p_audit);
+    END IF;
+    RETURN written;
+END $$;
+
 -- A fact write (state.fact_store): the writer's fence (p_fenced: it writes for a leased
 -- thread), the audit entries the step made before it (p_before), the deal's context lock, the key's current row (read after the lock is
 -- granted: in READ COMMITTED each statement takes a new snapshot), the checks, then the

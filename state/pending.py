@@ -35,69 +35,23 @@ from state.rows import Rows, flush_params
 from state.transactions import LeaseLost, write_connection
 from state.work import StepWork
 
-# The fence and every held row but the audit entries, as the CTEs of a statement: FLUSH's
-# own, or an act's (`after_held`). Each table's rows are one JSON array
-# (`state.rows.flush_params`); a blob travels in base64.
-FLUSH_ROWS = """
-fence AS (SELECT dealflow_fence(%(thread)s, %(token)s)),
-blobs AS (
-  INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
-  SELECT b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, decode(b.blob, 'base64')
-  FROM jsonb_to_recordset(%(blobs)s) AS b(thread_id text, checkpoint_ns text,
-    channel text, version text, type text, blob text)
-  ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING),
-saved AS (
-  INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
-    checkpoint, metadata)
-  SELECT * FROM jsonb_to_recordset(%(checkpoints)s) AS c(thread_id text, checkpoint_ns text,
-    checkpoint_id text, parent_checkpoint_id text, checkpoint jsonb, metadata jsonb)
-  ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
-  DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata),
-writes AS (
-  INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path,
-    idx, channel, type, blob)
-  SELECT w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.task_path, w.idx,
-    w.channel, w.type, decode(w.blob, 'base64')
-  FROM jsonb_to_recordset(%(writes)s) AS w(thread_id text, checkpoint_ns text,
-    checkpoint_id text, task_id text, task_path text, idx int, channel text, type text,
-    blob text)
-  ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)
-  DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob
-  WHERE EXCLUDED.idx < 0),
-spans AS (
-  INSERT INTO dealflow_spans (deal_id, thread_id, node, agent, system, task, attempt,
-    started_at, duration_ms, status, error, llm_calls, prompt_tokens, completion_tokens)
-  SELECT * FROM jsonb_to_recordset(%(spans)s) AS s(deal_id text, thread_id text, node text,
-    agent text, system text, task text, attempt int, started_at timestamptz,
-    duration_ms float8, status text, error text, llm_calls int, prompt_tokens int,
-    completion_tokens int)),
-deals AS (
-  INSERT INTO dealflow_deals AS d (deal_id, thread_id, client, value, currency, input, status)
-  SELECT * FROM jsonb_to_recordset(%(deals)s) AS r(deal_id text, thread_id text, client text,
-    value numeric, currency text, input jsonb, status text)
-  ON CONFLICT (deal_id) DO UPDATE SET client = EXCLUDED.client, value = EXCLUDED.value,
-    currency = EXCLUDED.currency, input = EXCLUDED.input, updated_at = now(),
-    status = CASE WHEN d.thread_id = EXCLUDED.thread_id THEN EXCLUDED.status
-             ELSE dealflow_deal_owned_elsewhere(d.deal_id, d.thread_id) END),
-receipts AS (
-  UPDATE dealflow_effects AS e
-  SET status = 'performed', receipt = r.receipt, performed_at = clock_timestamp()
-  FROM jsonb_to_recordset(%(receipts)s) AS r(idempotency_key text, receipt jsonb)
-  WHERE e.idempotency_key = r.idempotency_key AND e.status = 'claimed')
-"""
-# The fence, the held rows, then their audit entries in order: one statement.
-FLUSH = f"""WITH {FLUSH_ROWS}
-SELECT (SELECT count(*) FROM fence) AS fenced, dealflow_audit_v1(%(audit)s) AS audited"""
+# The fence, the held rows (one JSON array per table, `state.rows.flush_params`), then
+# their audit entries in order: `dealflow_flush_v1` (state/functions.sql) writes only the
+# tables that have rows.
+FLUSH = """SELECT dealflow_flush_v1(p_thread => %(thread)s, p_token => %(token)s,
+    p_rows => %(rows)s, p_audit => %(audit)s) AS written"""
 
 
 def after_held(act: str) -> str:
-    """The statement that writes a thread's held rows, then runs `act` (a function call).
+    """The statement that writes a thread's held rows and runs `act` (a function call).
 
     `act` is one of ours that takes the held audit entries as `p_before =>
-    %(audit)s` and writes them before its own (`state/functions.sql`): the trail
-    keeps the order things happened in.
+    %(audit)s` and writes them before its own (`state/functions.sql`), so the
+    trail keeps the order things happened in; the other rows may land in
+    either order, in the same statement.
     """
-    return f"WITH {FLUSH_ROWS}\nSELECT act.* FROM fence, {act} AS act"
+    return ("SELECT act.* FROM dealflow_flush_v1(p_thread => %(thread)s, p_token => %(token)s,"
+            f" p_rows => %(rows)s, p_audit => '[]') AS flushed, {act} AS act")
 
 
 # Pauses before the repeats of a flush whose connection was lost (about 4 s in all).

@@ -4,9 +4,8 @@
 writes (LangGraph's three tables) and the step's own bookkeeping (audit
 entries, spans, the registry's row of the deal, effect receipts). Each list
 holds tuples in the column order of `FLUSH` (`state.pending`); `flush_params`
-turns each list into one JSON array of objects, a parameter of that statement,
-so its text never changes with the number of rows (and, with nine parameters,
-psycopg converts and prepares it once).
+turns each list into one JSON array of objects, so the statement's text never
+changes with the number of rows.
 """
 
 from __future__ import annotations
@@ -76,15 +75,19 @@ class Rows:
 
 
 def flush_params(rows: Rows, thread_id: str | None, token: int | None) -> dict[str, Any]:
-    """`FLUSH`'s parameters: the fence's thread and token, and a JSON array per table."""
-    params: dict[str, Any] = {"thread": thread_id, "token": token}
+    """`FLUSH`'s parameters: the fence's thread and token, the rows, the audit entries.
+
+    `rows` is one JSON object with an array of objects per table; `audit` the
+    audit entries, in order.
+    """
+    tables: dict[str, list[dict[str, Any]]] = {}
     for table, columns in COLUMNS.items():
         found: list[Row] = getattr(rows, table)
         if table in _KEYS:
             found = _last_of_each(found, _KEYS[table])
-        params[table] = Jsonb([dict(zip(columns, map(_plain, row), strict=True))
-                               for row in found])
-    return params
+        tables[table] = [dict(zip(columns, map(_plain, row), strict=True)) for row in found]
+    return {"thread": thread_id, "token": token, "audit": Jsonb(tables.pop("audit")),
+            "rows": Jsonb(tables)}
 
 
 def _plain(value: Any) -> Any:
