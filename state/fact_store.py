@@ -90,7 +90,7 @@ _WRITE_AFTER_HELD = after_held(_CALL)  # what the thread holds first, in the sam
 class FactStore:
     """Reads and writes the shared facts of every deal."""
 
-    def __init__(self, pool: Pool, pending: PendingWrites | None = None) -> None:
+    def __init__(self, pool: Pool, pending: PendingWrites) -> None:
         """Read on `pool`; write through `pending`, fenced by its leases (and audited)."""
         self._pool = pool
         self._pending = pending
@@ -116,21 +116,15 @@ class FactStore:
         deal_id, _ = split_key(key)
         payload = json.loads(json.dumps(value, default=str))
         thread = origin.thread_id if origin is not None else None
-        leases = self._pending.leases if self._pending is not None else None
         params = {
-            "fenced": leases is not None and bool(thread), "thread": thread,
-            "token": leases.token(thread) if leases is not None else None, "key": key,
+            "fenced": bool(thread), "thread": thread,
+            "token": self._pending.leases.token(thread), "key": key,
             "deal": deal_id, "value": Jsonb(payload), "writer": agent,
             "expected": expected_version, "only_own": only_own,
             "step": origin.step if origin else None, "agent": origin.agent if origin else agent,
             "checkpoint": origin.checkpoint_id if origin else None, "channel": NOTIFY_CHANNEL}
-        if self._pending is None:
-            with self._pool.connection() as conn:
-                row = conn.execute(_WRITE, {**params, "audit": Jsonb([])}).fetchone()
-        else:
-            (row,) = self._pending.act(thread, work.rows if work else None, _WRITE,
-                                       _WRITE_AFTER_HELD, params)
-        assert row is not None
+        (row,) = self._pending.act(thread, work.rows if work else None, _WRITE,
+                                   _WRITE_AFTER_HELD, params)
         if row["outcome"] == "conflict":
             raise VersionConflict(agent, key, expected_version or 0, row["version"])
         return FactValue(key, payload, row["version"], agent, row["updated_at"])

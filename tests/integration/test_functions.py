@@ -13,6 +13,8 @@ from psycopg.types.json import Jsonb
 from state.checkpointer import setup_database
 from state.database import open_pool
 from state.fact_store import FactStore
+from state.leases import Leases
+from state.pending import PendingWrites
 
 VERSIONED = ("dealflow_audit_v1", "dealflow_write_fact_v1", "dealflow_open_wait_v1",
              "dealflow_claim_wait_v1")
@@ -33,7 +35,7 @@ def test_old_and_new_versions_of_the_acts_work_side_by_side(database_url: str) -
                 " 'OLD-1.seen', 'OLD-1', %s, 'lead', NULL, false, 'qualify_lead', 'lead',"
                 " NULL, 'dealflow_context')", (Jsonb({"by": "old"}),))
         # and a new one reads it, then writes the next version through `_v1`
-        facts = FactStore(pool)
+        facts = FactStore(pool, PendingWrites(pool, Leases(pool)))
         assert facts.read("OLD-1.seen").value == {"by": "old"}  # type: ignore[union-attr]
         written = facts.write("OLD-1.seen", {"by": "new"}, agent="lead")
         assert written.version == 2
