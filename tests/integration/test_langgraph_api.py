@@ -94,7 +94,8 @@ def test_typed_state_round_trips_in_a_new_process(settings: Settings) -> None:
 def test_a_graph_run_without_its_context_is_a_clear_error(settings: Settings) -> None:
     pool, graph = _compiled(settings)
     try:
-        with pytest.raises(MissingContext, match=r"context=DealContext\.on\(pool, settings\)"):
+        with pytest.raises(MissingContext,
+                           match=r"context=DealContext\.on\(pool, settings, saver=saver\)"):
             graph.invoke({"deal": make_deal("LG-3")}, {"configurable": {"thread_id": "lg-3"}})
     finally:
         pool.close()
