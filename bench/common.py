@@ -86,6 +86,19 @@ def commits(url: str) -> int:
     return int(row[0]) if row else 0
 
 
+def transaction_ids(url: str) -> int:
+    """The server's next transaction id: it moves once per transaction that wrote.
+
+    A read-only transaction gets no id and writes no commit record (nothing to
+    flush to disk), so the difference of two readings counts the commits that
+    cost a WAL flush, on the whole server (keep it otherwise idle).
+    """
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint"
+                           ).fetchone()
+    return int(row[0]) if row else 0
+
+
 @contextmanager
 def counted_statements() -> Iterator[None]:
     """Pools opened inside the block count their statements in `CountingCursor.statements`."""
