@@ -18,6 +18,7 @@ from langsmith.run_helpers import get_current_run_tree
 
 from agents.systems import Systems
 from agents.systems.faults import FaultInjector
+from agents.systems.providers import with_providers
 from agents.systems.sandbox import sandbox_systems
 from state.audit import Origin
 from state.config import ConfigError, Settings
@@ -67,16 +68,19 @@ ContextSource = Callable[[], DealContext]
 
 
 def build_systems(pool: Pool, settings: Settings) -> Systems:
-    """The systems `settings` name (`DEALFLOW_SYSTEMS`), else the sandbox."""
+    """The systems `settings` name (`DEALFLOW_SYSTEMS`), else the sandbox.
+
+    A role given a real provider (`DEALFLOW_BILLING=stripe`) is served by it.
+    """
     if settings.systems_factory:
         module_name, _, attr = settings.systems_factory.partition(":")
         try:
             factory: SystemsFactory = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"DEALFLOW_SYSTEMS={settings.systems_factory}: {exc}") from exc
-        return factory(pool, settings)
+        return with_providers(factory(pool, settings), settings)
     faults = FaultInjector(settings.sandbox_outage, settings.sandbox_latency_ms)
-    return sandbox_systems(pool, faults)
+    return with_providers(sandbox_systems(pool, faults), settings)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -35,6 +34,7 @@ from pydantic import (
 from state.durations import OptionalDuration
 from state.models import SupervisorMode
 from state.numerals import plain_number
+from state.provider_settings import ProviderSettings
 from state.validation import first_error
 
 _SYSTEM = "[a-z][a-z0-9_]*"
@@ -78,7 +78,7 @@ def _deadline(default: timedelta, then: str) -> Any:
                  "(off: never).")
 
 
-class Settings(BaseModel):
+class Settings(ProviderSettings):
     """Everything dealflow can be configured with.
 
     Build it with `Settings.from_env()` to take the environment fallbacks, or
@@ -245,8 +245,9 @@ _ENV_TYPES: dict[str, Any] = {
     **{name: Annotated[info.annotation, BeforeValidator(plain_number)]
        for name, info in Settings.model_fields.items()
        if info.annotation in (int, float, Decimal)},
-    "allowed_hosts": Annotated[tuple[str, ...], BeforeValidator(
-        lambda raw: tuple(part for part in raw.split(",") if part.strip()))],
+    **{name: Annotated[tuple[str, ...], BeforeValidator(
+        lambda raw: tuple(part.strip() for part in raw.split(",") if part.strip()))]
+       for name in ("allowed_hosts", "docusign_connect_key")},
 }
 # What `from_env` validates the variables' values with before the settings: every
 # field optional, of the type its variable is parsed as (bounds and validators stay

@@ -26,7 +26,8 @@ def generate_invoice(state: DealState, run: StepRun) -> Invoice:
     terms = draft.model_dump(mode="json", exclude={"issued_on", "due_on"})
     invoice = run.effect("billing.issue_invoice", Invoice,
                          {**terms, "terms_days": run.settings.payment_terms_days},
-                         lambda key: billing.issue_invoice(deal.deal_id, draft, key=key),
+                         lambda key: billing.issue_invoice(deal.deal_id, draft, key=key,
+                                                           client=deal.client),
                          billing.lookup)
     run.write("invoice", {"number": invoice.number, "total": str(invoice.total),
                           "currency": invoice.currency, "project_id": project["project_id"]})

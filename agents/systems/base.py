@@ -161,8 +161,9 @@ class ESign(Protocol):
 class Billing(Protocol):
     """The billing system; it numbers invoices without gaps."""
 
-    def issue_invoice(self, deal_id: str, draft: InvoiceDraft, *, key: str) -> Invoice:
-        """Number and send the invoice."""
+    def issue_invoice(self, deal_id: str, draft: InvoiceDraft, *, key: str,
+                      client: str | None = None) -> Invoice:
+        """Number and send the invoice (to `client`, where the system keeps customers)."""
         ...
 
     def lookup(self, key: str) -> Invoice | None:

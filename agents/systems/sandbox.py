@@ -256,7 +256,8 @@ class SandboxBilling(SandboxSystem):
 
     name, records_label, record_id = "billing", "invoices", "number"
 
-    def issue_invoice(self, deal_id: str, draft: InvoiceDraft, *, key: str) -> Invoice:
+    def issue_invoice(self, deal_id: str, draft: InvoiceDraft, *, key: str,
+                      client: str | None = None) -> Invoice:
         """Number and store the invoice once per key; the counter moves only on success."""
         self.before_call()
         row = self.serve(_ISSUE_INVOICE, (

@@ -53,6 +53,25 @@ ALL_VARIABLES = {
     "DEALFLOW_ALLOWED_HOSTS": "deals.example.com, 10.0.0.5",
     "DEALFLOW_AUTH_MAX_FAILURES": "5",
     "DEALFLOW_AUTH_FAILURE_WINDOW_SECONDS": "120",
+    "DEALFLOW_CRM": "hubspot",
+    "DEALFLOW_PM": "asana",
+    "DEALFLOW_ESIGN": "docusign",
+    "DEALFLOW_BILLING": "stripe",
+    "DEALFLOW_STRIPE_API_KEY": "sk_test_env",
+    "DEALFLOW_STRIPE_API_BASE": "http://127.0.0.1:12111",
+    "DEALFLOW_DOCUSIGN_BASE_URI": "https://demo.docusign.net/restapi",
+    "DEALFLOW_DOCUSIGN_ACCOUNT_ID": "acc-1",
+    "DEALFLOW_DOCUSIGN_ACCESS_TOKEN": "ds-token",
+    "DEALFLOW_DOCUSIGN_CONNECT_KEY": "key-old, key-new",
+    "DEALFLOW_HUBSPOT_TOKEN": "pat-na1-x",
+    "DEALFLOW_HUBSPOT_API_BASE": "http://127.0.0.1:12112",
+    "DEALFLOW_ASANA_TOKEN": "asana-x",
+    "DEALFLOW_ASANA_API_BASE": "http://127.0.0.1:12113",
+    "DEALFLOW_ASANA_WORKSPACE": "1200",
+    "DEALFLOW_PROVIDER_TIMEOUT_SECONDS": "5",
+    "DEALFLOW_PROVIDER_RETRIES": "2",
+    "DEALFLOW_PROVIDER_MAX_WAIT_SECONDS": "30",
+    "DEALFLOW_PROVIDER_LAG_SECONDS": "10",
 }
 
 
@@ -88,6 +107,8 @@ def test_every_variable_reaches_its_field() -> None:
     assert settings.mcp_token is not None
     assert settings.mcp_token.get_secret_value() == "mcp-env"
     assert settings.llm_price_output_per_mtok == Decimal("6")
+    assert [key.get_secret_value() for key in settings.docusign_connect_key] == [
+        "key-old", "key-new"]
 
 
 def test_aliases_and_prefix() -> None:

@@ -1,0 +1,86 @@
+"""The real providers a role can use, chosen by settings (`DEALFLOW_BILLING=stripe`).
+
+`PROVIDERS` is the one list of them: for each role (a system's `name`), the
+provider's name and the class that speaks its API, imported only when chosen.
+Every provider class is built with `from_settings(settings)` (a missing
+credential is a one-line `ConfigError`), and offers `check()` (one harmless
+authenticated call, a one-line verdict) and `setup()` (what it created).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Protocol, cast, runtime_checkable
+
+from pydantic import SecretStr
+
+from agents.systems.base import SystemOfRecord, Systems
+from agents.systems.http import ProviderClient
+from state.config import ConfigError, Settings, env_var
+
+# role → provider → "module:Class"
+PROVIDERS: dict[str, dict[str, str]] = {
+    "crm": {"hubspot": "agents.systems.hubspot:HubSpotCRM"},
+    "pm": {"asana": "agents.systems.asana:AsanaProjects"},
+    "esign": {"docusign": "agents.systems.docusign:DocuSignESign"},
+    "billing": {"stripe": "agents.systems.stripe:StripeBilling"},
+}
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """What a real provider's connector offers beside its role's interface."""
+
+    def check(self) -> str:
+        """One harmless authenticated call; a one-line verdict (raises if it fails)."""
+        ...
+
+    def setup(self) -> list[str]:
+        """Create what the connector needs at the provider (idempotent); what was created."""
+        ...
+
+
+class ProviderFactory(Protocol):
+    """A provider class: built from the settings."""
+
+    def from_settings(self, settings: Settings) -> SystemOfRecord:
+        """The connector, or `ConfigError` naming the missing setting."""
+        ...
+
+
+def chosen(settings: Settings) -> dict[str, str]:
+    """The role → provider choices that are not the sandbox."""
+    return {role: getattr(settings, role) for role in PROVIDERS
+            if getattr(settings, role) != "sandbox"}
+
+
+def with_providers(systems: Systems, settings: Settings) -> Systems:
+    """`systems` with each role the settings give a provider served by that provider."""
+    for role, provider in chosen(settings).items():
+        module_name, _, attr = PROVIDERS[role][provider].partition(":")
+        factory = cast(ProviderFactory, getattr(importlib.import_module(module_name), attr))
+        systems = systems.with_system(factory.from_settings(settings))
+    return systems
+
+
+def required(settings: Settings, *fields: str) -> list[str]:
+    """The values of `fields` (secrets revealed), or `ConfigError` naming the first unset."""
+    values = []
+    for field in fields:
+        value = getattr(settings, field)
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if not value:
+            raise ConfigError(f"configuration {field} ({env_var(field)}) is needed by "
+                              f"{field.split('_')[0]}, which is chosen for a system of record")
+        values.append(str(value))
+    return values
+
+
+def provider_client(settings: Settings, system: str, base_url: str,
+                    headers: dict[str, str]) -> ProviderClient:
+    """The HTTP client of one provider, with the settings' timeouts, retries and waits."""
+    return ProviderClient(system, base_url, headers,
+                          timeout=settings.provider_timeout_seconds,
+                          retries=settings.provider_retries,
+                          max_wait=settings.provider_max_wait_seconds)
