@@ -192,6 +192,24 @@ def _server(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _systems(settings: Settings, args: argparse.Namespace) -> int:
+    """`systems check|setup`: one line per system; exit 1 if any failed."""
+    from agents.systems.providers import each_provider
+
+    results = each_provider(settings, args.systems_action)
+    failed = [r for r in results if not r["ok"]]
+    if args.json:
+        print(json.dumps({"ok": not failed, "systems": results}))
+    else:
+        for r in results:
+            print(f"{r['system']:<8} {r['provider']:<9} {'ok' if r['ok'] else 'FAILED':<7} "
+                  f"{r['said']}")
+    for r in failed:
+        print(f"dealflow systems {args.systems_action}: error: {r['system']} "
+              f"({r['provider']}): {r['said']}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _after_outage(args: argparse.Namespace) -> str:
     """The true next step after the database went away mid-command."""
     if args.command == "run":
@@ -251,6 +269,8 @@ def _main(argv: Sequence[str] | None, given: DealService | None) -> int:
             with DealService(settings) as service:
                 serve(service, args.transport, args.host, args.port, args.allow_host)
             return 0
+        if args.command == "systems":
+            return _systems(settings, args)
         if args.command in ("serve", "worker", "token"):
             return _server(settings, args)
         if args.command == "demo":

@@ -164,6 +164,12 @@ def _server_commands(add: AddCommand) -> None:
                          help='print {"tokens": [...]}')
     revoke = actions.add_parser("revoke", help="revoke a token by name, at once")
     revoke.add_argument("name", help="the token's name")
+    systems = add("systems", "check or set up the systems of record the configuration names "
+                  "(DEALFLOW_CRM, DEALFLOW_PM, DEALFLOW_ESIGN, DEALFLOW_BILLING)")
+    systems.add_argument("systems_action", choices=("check", "setup"), metavar="ACTION",
+                         help="check: one harmless authenticated call to each provider, "
+                         "creating nothing; setup: create what the connectors need at the "
+                         "provider (HubSpot's deal properties), idempotently")
 
 
 def _service_commands(add: AddCommand) -> None:

@@ -56,9 +56,9 @@ class ProviderClient:
                  timeout: float, retries: int, max_wait: float,
                  transport: httpx.BaseTransport | None = None, sleep: Sleep = time.sleep):
         """A client of `system` at `base_url`; `headers` carry its credentials."""
-        self.system = system
+        self.system, self.base_url = system, base_url.rstrip("/")
         self.retries, self.max_wait, self._sleep = retries, max_wait, sleep
-        self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=dict(headers),
+        self._http = httpx.Client(base_url=self.base_url, headers=dict(headers),
                                   timeout=timeout, transport=transport)
 
     def close(self) -> None:
@@ -75,7 +75,8 @@ class ProviderClient:
             try:
                 response = self._http.request(method, path, headers=headers, **request)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-                failures = self._again(failures, f"{where}: cannot connect ({_name(exc)})")
+                failures = self._again(failures, f"{where}: cannot connect to "
+                                       f"{self.base_url} ({_name(exc)})")
                 continue
             except httpx.TransportError as exc:
                 if not repeatable:

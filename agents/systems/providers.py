@@ -14,8 +14,8 @@ from typing import Protocol, cast, runtime_checkable
 
 from pydantic import SecretStr
 
-from agents.systems.base import SystemOfRecord, Systems
-from agents.systems.http import ProviderClient
+from agents.systems.base import SystemOfRecord, Systems, SystemUnavailable
+from agents.systems.http import ProviderClient, ProviderRefused
 from state.config import ConfigError, Settings, env_var
 
 # role → provider → "module:Class"
@@ -56,10 +56,8 @@ def chosen(settings: Settings) -> dict[str, str]:
 
 def with_providers(systems: Systems, settings: Settings) -> Systems:
     """`systems` with each role the settings give a provider served by that provider."""
-    for role, provider in chosen(settings).items():
-        module_name, _, attr = PROVIDERS[role][provider].partition(":")
-        factory = cast(ProviderFactory, getattr(importlib.import_module(module_name), attr))
-        systems = systems.with_system(factory.from_settings(settings))
+    for role in chosen(settings):
+        systems = systems.with_system(cast(SystemOfRecord, provider(role, settings)))
     return systems
 
 
@@ -71,8 +69,8 @@ def required(settings: Settings, *fields: str) -> list[str]:
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
         if not value:
-            raise ConfigError(f"configuration {field} ({env_var(field)}) is needed by "
-                              f"{field.split('_')[0]}, which is chosen for a system of record")
+            raise ConfigError(f"configuration {field} ({env_var(field)}) is not set; the "
+                              f"provider chosen for this system needs it")
         values.append(str(value))
     return values
 
@@ -84,3 +82,35 @@ def provider_client(settings: Settings, system: str, base_url: str,
                           timeout=settings.provider_timeout_seconds,
                           retries=settings.provider_retries,
                           max_wait=settings.provider_max_wait_seconds)
+
+
+def provider(role: str, settings: Settings) -> Provider:
+    """The connector of the provider the settings give `role` (not the sandbox)."""
+    module_name, _, attr = PROVIDERS[role][getattr(settings, role)].partition(":")
+    factory = cast(ProviderFactory, getattr(importlib.import_module(module_name), attr))
+    return cast(Provider, factory.from_settings(settings))
+
+
+def each_provider(settings: Settings, act: str) -> list[dict[str, object]]:
+    """`check` or `setup` every role: `{system, provider, ok, said}` each, in one line.
+
+    A sandbox role is reported as such (nothing to call); a provider's failure
+    (refused, unreachable, a setting missing) is its line, never its secret.
+    """
+    results: list[dict[str, object]] = []
+    for role in PROVIDERS:
+        name = getattr(settings, role)
+        if name == "sandbox":
+            results.append({"system": role, "provider": name, "ok": True,
+                            "said": "sandbox tables in dealflow's database: nothing to call"})
+            continue
+        try:
+            connector = provider(role, settings)
+            said = connector.check() if act == "check" else (
+                "created " + ", ".join(made) if (made := connector.setup())
+                else "nothing to create")
+            results.append({"system": role, "provider": name, "ok": True, "said": said})
+        except (ConfigError, ProviderRefused, SystemUnavailable) as exc:
+            results.append({"system": role, "provider": name, "ok": False,
+                            "said": str(exc).removeprefix(f"{role}: ")})
+    return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -17,6 +18,7 @@ from agents.systems.stripe import StripeBilling
 from dealflow.api import DealService
 from state.config import Settings
 from state.models import InvoiceDraft, InvoiceLine
+from tests.conftest import cli_env, run_cli
 from tests.helpers import make_deal
 from tests.providers.stripe import API_KEY, StripeServer
 
@@ -175,3 +177,20 @@ def test_a_key_reused_with_other_terms_is_refused_by_stripe(
         "description": "Something else"}),)})
     with pytest.raises(ProviderRefused, match="only be used with the same parameters"):
         billing.issue_invoice("RE-1", other, key="RE-1:k")
+
+
+def test_systems_check_makes_one_authenticated_call_and_names_a_refusal(
+        stripe: StripeServer) -> None:
+    env = cli_env(None, DEALFLOW_BILLING="stripe", DEALFLOW_STRIPE_API_KEY=API_KEY,
+                  DEALFLOW_STRIPE_API_BASE=stripe.base_url)
+    done = run_cli(["systems", "check", "--json"], env)
+    assert done.returncode == 0, done.stderr
+    billing = json.loads(done.stdout)["systems"][-1]
+    assert billing == {"system": "billing", "provider": "stripe", "ok": True,
+                       "said": "reachable, API key accepted"}
+    assert [r.method for r in stripe.requests()] == ["GET"]  # it created nothing
+    wrong = run_cli(["systems", "check"], {**env, "DEALFLOW_STRIPE_API_KEY": "sk_test_bad"})
+    assert wrong.returncode == 1
+    assert wrong.stderr.strip() == ("dealflow systems check: error: billing (stripe): "
+                                    "GET /v1/invoices: 401 invalid credentials")
+    assert "sk_test_bad" not in wrong.stdout + wrong.stderr
