@@ -15,6 +15,7 @@ from bench.common import throwaway_database
 from bench.growth import w4_growth
 from bench.paired import spread
 from bench.peer import peer_ratio
+from bench.providers import effect_overhead
 from bench.workloads import statements_per_deal, w1_durable_step, w2_throughput, w3_resume
 from dealflow.api import DealService
 from state.config import Settings
@@ -42,6 +43,8 @@ def measure() -> dict[str, Any]:
             results.update(peer_ratio(service, dbos_url))
     with throwaway_database() as url, DealService(Settings(database_url=url)) as service:
         results["W4"] = w4_growth(service)
+    with throwaway_database() as url:
+        results["effect_overhead"] = effect_overhead(url)
     results["W2_scaling_8_over_1"] = (results["W2"]["8"]["steps_per_s"]
                                       / results["W2"]["1"]["steps_per_s"])
     results["W2_scaling_rounds"] = spread(scaling)
@@ -135,6 +138,11 @@ def table(r: dict[str, Any]) -> str:
     lines.append(f"   reference, InMemorySaver: {r['memory_ms_per_deal']:.1f} ms/deal → "
                  f"{r['memory_peer_ratio']:.2f}")
     lines.append(f"statements per completed deal {r['statements_per_deal']:.0f}")
+    fx = r["effect_overhead"]
+    lines.append(f"Effect overhead, Stripe at {fx['latency_s'] * 1000:.0f} ms a request: "
+                 f"event→completed {fx['deal_s'] * 1000:.0f} ms vs its "
+                 f"{fx['requests_per_deal']:.0f} calls alone {fx['calls_s'] * 1000:.0f} ms "
+                 f"→ ratio {fx['ratio']:.2f}")
     return "\n".join(lines + target_lines(r))
 
 

@@ -81,6 +81,7 @@ class ProviderServer:
         self._faults: list[_Fault] = []
         self._down = False
         self.on_kill: Callable[[], None] = lambda: None
+        self.latency = 0.0  # seconds every request takes before it is served
         self._server: ThreadingHTTPServer | None = None
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
@@ -175,6 +176,7 @@ class ProviderServer:
 def _handler_for(provider: ProviderServer) -> type[BaseHTTPRequestHandler]:
     class _Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body leave at once, as a real server's
 
         def log_message(self, format: str, *args: Any) -> None:
             return None
@@ -186,6 +188,7 @@ def _handler_for(provider: ProviderServer) -> type[BaseHTTPRequestHandler]:
                               dict(parse_qsl(parts.query, keep_blank_values=True)),
                               {k.lower(): v for k, v in self.headers.items()},
                               self.rfile.read(length) if length else b"")
+            time.sleep(provider.latency)
             answer = provider.handle(request)
             with provider.lock:
                 provider.log.append((request, answer.status if answer else 0))
