@@ -60,5 +60,5 @@ def effect_overhead(url: str, repeat: int = 10) -> dict[str, Any]:
 
 def _deal() -> DealInput:
     return DealInput(deal_id=f"FX-{uuid.uuid4().hex[:10]}", client="Bench Co",
-                     value="12000.00")  # type: ignore[arg-type]
+                     value="12000.00")
 

@@ -34,6 +34,8 @@ class ProviderSettings(BaseModel):
     asana_token: SecretStr | None = None
     asana_api_base: str = Field(default="https://app.asana.com/api/1.0", pattern=_URL)
     asana_workspace: str | None = None
+    asana_team: str | None = Field(
+        default=None, description="The team new projects belong to (Asana organizations).")
     provider_timeout_seconds: float = Field(
         default=10, gt=0, le=300, description="Connect and read timeout of one HTTP request.")
     provider_retries: int = Field(

@@ -65,6 +65,7 @@ def test_a_deal_is_invoiced_once_on_stripe_with_its_number(settings: Settings,
         assert invoice["total"] - invoice["subtotal"] == 96_000  # cents: 8% of 12,000.00
         assert all(line["description"] != "Tax" for line in invoice["lines"]["data"])
         assert shown["total"] == "12960.00"
+    assert stripe.problems == []  # every request fits Stripe's API definition
     posts = stripe.requests("POST")
     assert posts and all(r.headers.get("idempotency-key", "").startswith("ST-1:")
                          for r in posts)

@@ -6,6 +6,9 @@
   older than `key_window` seconds are forgotten (`forget_keys()` ages them all).
 - Search (`/v1/invoices/search`) sees an invoice only `search_lag` seconds
   after it was created, as Stripe's search lags behind writes.
+- Every request is checked against the parameters Stripe's API defines
+  (`openapi/stripe.json`, see its extract script): an unknown parameter or a
+  missing required one is Stripe's 400, and is kept in `problems`.
 - Finalize numbers the invoice; tax is each line's amount at the invoice's tax
   rate, rounded half up, as Stripe computes exclusive tax rates per line.
 """
@@ -13,14 +16,18 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 import time
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Any
 
 from tests.providers.server import Answer, ProviderServer, Request
 
 API_KEY = "sk_test_dealflow"
+DOCUMENT = json.loads((Path(__file__).parent / "openapi" / "stripe.json").read_text())
+_ID = re.compile(r"/(in_\w+)(?=/|$)")
 _METADATA = re.compile(r"metadata\['([a-z_]+)'\]:'([^']*)'")
 
 
@@ -47,6 +54,7 @@ class StripeServer(ProviderServer):
         self.tax_rates: dict[str, dict[str, Any]] = {}
         self.invoices: dict[str, dict[str, Any]] = {}
         self.sent: list[str] = []  # invoice ids, once per email sent
+        self.problems: list[str] = []  # requests Stripe's API definition does not allow
         self._keys: dict[str, tuple[str, dict[str, str], Answer, float]] = {}
         self._ids = itertools.count(1)
         self._numbers = itertools.count(1)
@@ -67,6 +75,27 @@ class StripeServer(ProviderServer):
     def authorized(self, request: Request) -> bool:
         """Bearer secret key."""
         return request.headers.get("authorization") == f"Bearer {API_KEY}"
+
+    def handle(self, request: Request) -> Answer | None:
+        """Stripe's 400 for a parameter its API does not define, else the route's answer."""
+        problem = self._misfit(request)
+        if problem is not None:
+            with self.lock:
+                self.problems.append(f"{request.method} {request.path}: {problem}")
+            return _error(400, "invalid_request_error", problem)
+        return super().handle(request)
+
+    def _misfit(self, request: Request) -> str | None:
+        operation = f"{request.method} {_ID.sub('/{invoice}', request.path)}"
+        defined = DOCUMENT["operations"].get(operation)
+        if defined is None:
+            return f"Unrecognized request URL ({operation})"
+        given = set(nested(request.form) if request.method == "POST" else request.query)
+        unknown = sorted(given - set(defined["params"]))
+        if unknown:
+            return f"Received unknown parameter: {unknown[0]}"
+        missing = sorted(set(defined["required"]) - given)
+        return f"Missing required param: {missing[0]}." if missing else None
 
     def forget_keys(self) -> None:
         """Every idempotency key is past the window (a day has gone by)."""
