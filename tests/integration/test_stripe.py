@@ -195,3 +195,27 @@ def test_systems_check_makes_one_authenticated_call_and_names_a_refusal(
     assert wrong.stderr.strip() == ("dealflow systems check: error: billing (stripe): "
                                     "GET /v1/invoices: 401 invalid credentials")
     assert "sk_test_bad" not in wrong.stdout + wrong.stderr
+
+
+def test_the_secret_key_is_nowhere_in_the_database(settings: Settings,
+                                                   stripe: StripeServer) -> None:
+    stripe.fail("POST", "/v1/invoices", "500", times=20)  # failures, spans, a review
+    with DealService(on_stripe(settings, stripe, provider_retries=0)) as service:
+        service.start(make_deal("SEC-1"))
+        assert service.event("SEC-1", "signature.completed").status == "waiting_review"
+        stripe.clear_faults()
+        assert service.resume("SEC-1", {"decision": "retry"}).status == "completed"
+        with service.pool.connection() as conn:
+            columns = conn.execute(
+                "SELECT table_name, column_name, data_type FROM information_schema.columns"
+                " WHERE table_schema = 'public'").fetchall()
+            found = []
+            for c in columns:
+                where = (f'position(%s::bytea in "{c["column_name"]}") > 0'
+                         if c["data_type"] == "bytea"
+                         else f'"{c["column_name"]}"::text LIKE \'%%\' || %s || \'%%\'')
+                row = conn.execute(f'SELECT count(*) AS n FROM "{c["table_name"]}"'
+                                   f" WHERE {where}", (API_KEY,)).fetchone()
+                if row and row["n"]:
+                    found.append(f"{c['table_name']}.{c['column_name']}")
+    assert len(columns) > 50 and found == []
