@@ -26,6 +26,7 @@ from dealflow.errors import DealflowError, InvalidInput, NotFound
 from dealflow.reports import DealReport, starting_report
 from dealflow.service import guards, webhooks
 from dealflow.service.auth import Caller, Throttle, authenticate
+from dealflow.service.docusign_connect import docusign_routes
 from dealflow.service.health import health_routes
 from dealflow.service.inbound import take_event, take_review
 from dealflow.service.inbox import inbox_routes
@@ -80,6 +81,7 @@ def build_app(service: DealService, queue: procrastinate.App, *,
     _errors(app)
     _deal_routes(app, service, queue)
     _webhook_routes(app, service, queue)
+    docusign_routes(app, service, queue)  # DocuSign Connect: /v1/webhooks/docusign
     inbox_routes(app, service, queue)
 
     health_routes(app, service, workers)  # /healthz, /healthz/ready, /healthz/live
