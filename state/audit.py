@@ -9,6 +9,7 @@ connection so the entry commits, or not, with the act it records.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,7 @@ from psycopg import Connection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from state.database import Pool
+from state.database import Pool, fetch_all
 from state.rows import Row, Rows, flush_params
 from state.work import StepWork
 
@@ -61,19 +62,10 @@ class AuditTrail:
         """Use `pool` for appends made outside a caller's transaction, and for queries."""
         self._pool = pool
 
-    def append(
-        self,
-        origin: Origin,
-        action: str,
-        *,
-        key: str | None = None,
-        actor: str | None = None,
-        reason: str | None = None,
-        detail: dict[str, Any] | None = None,
-        dedupe_key: str | None = None,
-        conn: Connection[DictRow] | None = None,
-        work: StepWork | None = None,
-    ) -> None:
+    def append(self, origin: Origin, action: str, *, key: str | None = None,
+               actor: str | None = None, reason: str | None = None,
+               detail: dict[str, Any] | None = None, dedupe_key: str | None = None,
+               conn: Connection[DictRow] | None = None, work: StepWork | None = None) -> None:
         """Append one entry; with `dedupe_key`, a second append of the same act is dropped.
 
         With `work`, into the step's unit of work; with `conn`, in the caller's
@@ -82,14 +74,10 @@ class AuditTrail:
         row = self.row(origin, action, key=key, actor=actor, reason=reason, detail=detail,
                        dedupe_key=dedupe_key)
         if work is not None:
-            work.audit(row)
+            work.rows.audit.append(row)
             return
-        params = flush_params(Rows(audit=[row]), None, None)
-        if conn is not None:
-            conn.execute(_APPEND, params)
-        else:
-            with self._pool.connection() as own:
-                own.execute(_APPEND, params)
+        with nullcontext(conn) if conn is not None else self._pool.connection() as target:
+            target.execute(_APPEND, flush_params(Rows(audit=[row]), None, None))
 
     @staticmethod
     def row(origin: Origin, action: str, *, key: str | None = None, actor: str | None = None,
@@ -99,16 +87,12 @@ class AuditTrail:
         return (origin.deal_id, origin.thread_id, origin.step, origin.agent, action, key,
                 origin.checkpoint_id, actor, reason, Jsonb(detail or {}), dedupe_key)
 
-    def entries(
-        self, deal_id: str, *, agent: str | None = None, key: str | None = None
-    ) -> list[AuditEntry]:
+    def entries(self, deal_id: str, *, agent: str | None = None,
+                key: str | None = None) -> list[AuditEntry]:
         """A deal's entries in the order they were appended, optionally filtered."""
-        with self._pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT id, at, deal_id, thread_id, step, agent, action, key, checkpoint_id,"
-                " actor, reason, detail FROM dealflow_audit WHERE deal_id = %s"
-                " AND (%s::text IS NULL OR agent = %s) AND (%s::text IS NULL OR key = %s)"
-                " ORDER BY id",
-                (deal_id, agent, agent, key, key),
-            ).fetchall()
+        rows = fetch_all(
+            self._pool, "SELECT id, at, deal_id, thread_id, step, agent, action, key,"
+            " checkpoint_id, actor, reason, detail FROM dealflow_audit WHERE deal_id = %s"
+            " AND (%s::text IS NULL OR agent = %s) AND (%s::text IS NULL OR key = %s)"
+            " ORDER BY id", (deal_id, agent, agent, key, key))
         return [AuditEntry(**row) for row in rows]

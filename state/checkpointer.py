@@ -6,19 +6,14 @@ field of the schema (see `graph.workflow`), so declaring the step is enough for
 its output to come back from a checkpoint as itself. Anything else that is not
 on LangGraph's built-in safe list is refused on load instead of being imported.
 
-`make_checkpointer` builds dealflow's checkpointer (`state.saver.DealSaver`,
-sync and async) with it; every write is fenced by the thread's lease.
-`setup_database` creates the checkpointer's tables (LangGraph's own layout),
-applies our migrations and our functions (`state/functions.sql`), under one
-advisory lock so that processes starting together on an empty database do not
-race; call it once per process before the first run.
+`make_checkpointer` builds dealflow's checkpointer (`state.saver.DealSaver`) with
+it; call `setup_database` once per process before the first run.
 """
 
 from __future__ import annotations
 
 import enum
-import typing
-from typing import Any
+from typing import Any, get_args
 
 from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
@@ -38,14 +33,13 @@ def checkpoint_types(schema: type[BaseModel] = DealState) -> tuple[type, ...]:
 
     def visit(annotation: Any) -> None:
         if isinstance(annotation, type) and issubclass(annotation, (BaseModel, enum.Enum)):
-            if annotation in found:
-                return
-            found[annotation] = None
-            if issubclass(annotation, BaseModel):
-                for field in annotation.model_fields.values():
-                    visit(field.annotation)
+            if annotation not in found:
+                found[annotation] = None
+                if issubclass(annotation, BaseModel):
+                    for field in annotation.model_fields.values():
+                        visit(field.annotation)
             return
-        for arg in typing.get_args(annotation):
+        for arg in get_args(annotation):
             visit(arg)
 
     visit(schema)
@@ -54,11 +48,8 @@ def checkpoint_types(schema: type[BaseModel] = DealState) -> tuple[type, ...]:
 
 def checkpoint_serializer(schema: type[BaseModel] = DealState) -> JsonPlusSerializer:
     """A serializer that only revives LangGraph's safe types and the schema's, never pickle."""
-    return JsonPlusSerializer(
-        pickle_fallback=False,
-        allowed_msgpack_modules=[(cls.__module__, cls.__name__)
-                                 for cls in checkpoint_types(schema)],
-    )
+    return JsonPlusSerializer(pickle_fallback=False, allowed_msgpack_modules=[
+        (cls.__module__, cls.__name__) for cls in checkpoint_types(schema)])
 
 
 def make_checkpointer(pool: Pool, schema: type[BaseModel] = DealState, *,

@@ -83,9 +83,7 @@ class CheckedPool(ConnectionPool[Connection[DictRow]]):
     one the server wrote to (a termination notice, a shutdown), and every
     connection for `wary_seconds` after one came back broken, so that the
     siblings of a dropped connection (a server restart, terminated backends)
-    are replaced on checkout instead of failing a step each. After an outage,
-    the first checkout gets a new connection as soon as the server is back
-    (`getconn`), not when the pool's reconnection backoff next wakes up.
+    are replaced on checkout instead of failing a step each.
     """
 
     def __init__(self, *args: Any, idle_seconds: float = 1.0, wary_seconds: float = 10.0,
@@ -153,23 +151,21 @@ def _server_spoke(conn: Connection[Any]) -> bool:
 def open_pool(url: str, *, max_size: int = 10, timeout: float = 10.0) -> Pool:
     """Open a connection pool after checking that the server answers."""
     check_connection(url)
-    pool: Pool = CheckedPool(
-        url,
-        min_size=1,
-        max_size=max_size,
-        kwargs=connection_kwargs(),
-        connection_class=Connection[DictRow],
-        open=False,
-        name="dealflow",
-    )
+    pool: Pool = CheckedPool(url, min_size=1, max_size=max_size, kwargs=connection_kwargs(),
+                             connection_class=Connection[DictRow], open=False, name="dealflow")
     try:
         pool.open(wait=True, timeout=timeout)
     except Exception as exc:
         pool.close()
         raise DatabaseUnavailable(
-            f"cannot connect to Postgres at {redact_url(url)}: {exc}"
-        ) from exc
+            f"cannot connect to Postgres at {redact_url(url)}: {exc}") from exc
     return pool
+
+
+def fetch_all(pool: Pool, query: str, params: Any = None) -> list[DictRow]:
+    """The rows of one statement (a read, or a write that returns rows) on a pool connection."""
+    with pool.connection() as conn:
+        return conn.execute(query, params).fetchall()
 
 
 def shared_pool(url: str) -> Pool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from state.audit import AuditTrail, Origin
-from state.database import Pool
+from state.database import Pool, fetch_all
 from state.outbox import Notice, Outbox
 from state.transactions import write_transaction
 
@@ -98,7 +98,5 @@ class DeadlineBook:
                                    detail={"deadlines": [deadline.name]}, conn=conn)
 
     def _select(self, where: str, *params: object) -> list[Deadline]:
-        with self._pool.connection() as conn:
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM dealflow_deadlines d {where}",
-                                params).fetchall()
+        rows = fetch_all(self._pool, f"SELECT {_COLUMNS} FROM dealflow_deadlines d {where}", params)
         return [Deadline(**row) for row in rows]

@@ -29,18 +29,8 @@ from state.models import (
 )
 
 Outcome = Literal["completed", "disqualified", "declined", "rejected", "expired"]
-Status = Literal[
-    "running",
-    "waiting_review",
-    "waiting_signature",
-    "waiting_event",
-    "completed",
-    "disqualified",
-    "declined",
-    "rejected",
-    "expired",
-    "failed",
-]
+Status = Literal["running", "waiting_review", "waiting_signature", "waiting_event", "completed",
+                 "disqualified", "declined", "rejected", "expired", "failed"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 OPEN_STATUSES: tuple[Status, ...] = tuple(
     s for s in STATUSES if s == "running" or s.startswith("waiting_"))
@@ -62,8 +52,6 @@ def merge_or_clear(current: dict[str, V], update: dict[str, V | None]) -> dict[s
 
 
 merge_failures = merge_or_clear  # failures by step
-merge_pending = merge_or_clear  # tool calls awaiting their result, by node
-merge_effect_keys = merge_or_clear  # idempotency key of each effect this branch used → step
 
 
 def add_usage(current: LLMUsage | None, update: LLMUsage | None) -> LLMUsage:
@@ -89,9 +77,9 @@ class DealState(BaseModel):
     outcome: Outcome | None = None
     supervisor: SupervisorMode = "rules"
     supervisor_messages: Annotated[list[AnyMessage], add_messages] = []
-    pending_tool_calls: Annotated[dict[str, str], merge_pending] = {}
+    pending_tool_calls: Annotated[dict[str, str], merge_or_clear] = {}  # by node
     llm_usage: Annotated[LLMUsage, add_usage] = LLMUsage()
     llm_refused_turns: int = 0
     llm_summary: str | None = None
     escalation: Escalation | None = None
-    effect_keys: Annotated[dict[str, str], merge_effect_keys] = {}
+    effect_keys: Annotated[dict[str, str], merge_or_clear] = {}  # each effect's key → its step

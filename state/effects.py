@@ -27,6 +27,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel
 
 from state.audit import AuditTrail, Origin
+from state.database import fetch_all
 from state.pending import FLUSH, PendingWrites
 from state.rows import Rows
 from state.work import StepWork
@@ -50,7 +51,6 @@ class EffectConflict(RuntimeError):
 
 def no_crash(step: str, phase: str) -> None:
     """The crash hook outside crash tests: does nothing."""
-    return None
 
 
 def fingerprint(effect: str, request: Mapping[str, Any]) -> str:
@@ -100,16 +100,9 @@ class EffectLedger:
         self._audit = audit
         self._crash = crash_hook
 
-    def perform(
-        self,
-        origin: Origin,
-        effect: str,
-        request: Mapping[str, Any],
-        model: type[M],
-        call: Callable[[str], M],
-        lookup: Callable[[str], M | None] | None = None,
-        work: StepWork | None = None,
-    ) -> tuple[M, str]:
+    def perform(self, origin: Origin, effect: str, request: Mapping[str, Any], model: type[M],
+                call: Callable[[str], M], lookup: Callable[[str], M | None] | None = None,
+                work: StepWork | None = None) -> tuple[M, str]:
         """Perform `effect` for `request` at most once; return its receipt and key.
 
         `call(key)` performs it with the idempotency key; `lookup(key)` asks the
@@ -132,8 +125,7 @@ class EffectLedger:
             if lookup is None:
                 raise EffectUncertain(
                     f"{effect} for deal {origin.deal_id} was attempted before without a "
-                    "receipt, and the system cannot be asked whether it happened"
-                )
+                    "receipt, and the system cannot be asked whether it happened")
         self._crash(step, "before_effect")
         receipt = call(key)
         self._crash(step, "after_effect")
@@ -147,8 +139,7 @@ class EffectLedger:
         """Claim the effect for this process's lease; return the row as it was before.
 
         A first claim is one statement (`_CLAIM_FIRST`), after what the thread
-        holds. A key seen before is read (locked), checked and, if still
-        unperformed, claimed again, in a fenced transaction (`_claim_again`).
+        holds; a key seen before is claimed again by `_claim_again`.
         """
         token = self._leases.token(origin.thread_id)
         payload = Jsonb(json.loads(json.dumps(request, default=str)))
@@ -202,10 +193,7 @@ class EffectLedger:
 
     def effects(self, deal_id: str) -> list[dict[str, object]]:
         """The ledger rows of a deal, oldest first."""
-        with self._pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT idempotency_key, step, effect, status, attempts, request, receipt,"
-                " thread_id, checkpoint_id, claimed_at, performed_at FROM dealflow_effects"
-                " WHERE deal_id = %s ORDER BY claimed_at", (deal_id,)
-            ).fetchall()
-        return [dict(row) for row in rows]
+        return [dict(row) for row in fetch_all(
+            self._pool, "SELECT idempotency_key, step, effect, status, attempts, request, receipt,"
+            " thread_id, checkpoint_id, claimed_at, performed_at FROM dealflow_effects"
+            " WHERE deal_id = %s ORDER BY claimed_at", (deal_id,))]

@@ -17,7 +17,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from state.audit import Origin
-from state.database import Pool
+from state.database import Pool, fetch_all
 from state.pending import PendingWrites, after_held
 from state.work import StepWork
 
@@ -95,17 +95,9 @@ class FactStore:
         self._pool = pool
         self._pending = pending
 
-    def write(
-        self,
-        key: str,
-        value: Any,
-        agent: str,
-        expected_version: int | None = None,
-        *,
-        origin: Origin | None = None,
-        only_own: bool = False,
-        work: StepWork | None = None,
-    ) -> FactValue:
+    def write(self, key: str, value: Any, agent: str, expected_version: int | None = None, *,
+              origin: Origin | None = None, only_own: bool = False,
+              work: StepWork | None = None) -> FactValue:
         """Write `value`; with `expected_version` (0 = must not exist) check it first.
 
         `only_own`: replace the key only if `agent` wrote it (or nobody did), read
@@ -117,9 +109,8 @@ class FactStore:
         payload = json.loads(json.dumps(value, default=str))
         thread = origin.thread_id if origin is not None else None
         params = {
-            "fenced": bool(thread), "thread": thread,
-            "token": self._pending.leases.token(thread), "key": key,
-            "deal": deal_id, "value": Jsonb(payload), "writer": agent,
+            "fenced": bool(thread), "thread": thread, "token": self._pending.leases.token(thread),
+            "key": key, "deal": deal_id, "value": Jsonb(payload), "writer": agent,
             "expected": expected_version, "only_own": only_own,
             "step": origin.step if origin else None, "agent": origin.agent if origin else agent,
             "checkpoint": origin.checkpoint_id if origin else None, "channel": NOTIFY_CHANNEL}
@@ -137,23 +128,18 @@ class FactStore:
         """The current values of `keys` that were ever written, in one query."""
         for key in keys:
             split_key(key)
-        with self._pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT key, value, version, writer, updated_at FROM dealflow_context"
-                " WHERE key = ANY(%s)", (keys,)).fetchall()
+        rows = fetch_all(self._pool, "SELECT key, value, version, writer, updated_at"
+                         " FROM dealflow_context WHERE key = ANY(%s)", (keys,))
         return {row["key"]: FactValue(**row) for row in rows}
 
     def deal(self, deal_id: str) -> dict[str, FactValue]:
         """Every current key of a deal."""
-        with self._pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT key, value, version, writer, updated_at FROM dealflow_context"
-                " WHERE deal_id = %s ORDER BY key", (deal_id,)).fetchall()
+        rows = fetch_all(self._pool, "SELECT key, value, version, writer, updated_at"
+                         " FROM dealflow_context WHERE deal_id = %s ORDER BY key", (deal_id,))
         return {row["key"]: FactValue(**row) for row in rows}
 
-    def changes(
-        self, *, deal_id: str | None = None, key: str | None = None, after: int = 0
-    ) -> list[Change]:
+    def changes(self, *, deal_id: str | None = None, key: str | None = None,
+                after: int = 0) -> list[Change]:
         """The change log after `after`, for a deal or a key, in commit order."""
         if deal_id is None and key is not None:
             deal_id, _ = split_key(key)
@@ -169,6 +155,5 @@ def fetch_changes(conn: Any, *, deal_id: str, key: str | None, after: int) -> li
         "SELECT change_id, key, deal_id, version, value, writer, written_at"
         " FROM dealflow_context_changes WHERE deal_id = %s"
         " AND (%s::text IS NULL OR key = %s) AND change_id > %s ORDER BY change_id",
-        (deal_id, key, key, after),
-    ).fetchall()
+        (deal_id, key, key, after)).fetchall()
     return [Change(**row) for row in rows]

@@ -30,7 +30,7 @@ from typing import Any
 
 import psycopg
 
-from state.database import Pool
+from state.database import Pool, fetch_all
 from state.transactions import refusal
 
 _log = logging.getLogger(__name__)
@@ -52,9 +52,9 @@ WHERE dealflow_leases.expires_at <= clock_timestamp()
    OR dealflow_leases.token = %(stale)s
 RETURNING token
 """
+# A lease taken over or expired is not renewed: the fence refuses its holder's next write.
 _RENEW = ("UPDATE dealflow_leases SET expires_at = clock_timestamp() + %s * interval '1 second'"
-          " WHERE thread_id = %s AND token = %s AND expires_at > clock_timestamp()"
-          " RETURNING token")
+          " WHERE thread_id = %s AND token = %s AND expires_at > clock_timestamp()")
 _RELEASE = ("UPDATE dealflow_leases SET expires_at = clock_timestamp()"
             " WHERE thread_id = %s AND token = %s")
 # The release, with the status the holder's thread reached (`status_on_release`).
@@ -66,10 +66,6 @@ UPDATE dealflow_deals SET status = %(status)s, updated_at = now() WHERE thread_i
 _HOLDER = ("SELECT thread_id, token, owner, host, pid, expires_at,"
            " expires_at > clock_timestamp() AS unexpired FROM dealflow_leases"
            " WHERE thread_id = %s")
-
-
-# Refuses the transaction unless the thread's lease is held by the token
-FENCE_SQL = "SELECT dealflow_fence(%s, %s)"
 
 
 class ThreadBusy(RuntimeError):
@@ -108,9 +104,8 @@ def process_alive(pid: int) -> bool:
 
 def holder(pool: Pool, thread_id: str) -> Holder | None:
     """The thread's lease row, or None if it never had one."""
-    with pool.connection() as conn:
-        row = conn.execute(_HOLDER, (thread_id,)).fetchone()
-    return Holder(**row) if row else None
+    rows = fetch_all(pool, _HOLDER, (thread_id,))
+    return Holder(**rows[0]) if rows else None
 
 
 def thread_is_held(pool: Pool, thread_id: str) -> bool:
@@ -130,7 +125,6 @@ class Leases:
         self.owner = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
         self._held: dict[str, int] = {}
         self._status_on_release: dict[str, str] = {}
-        self._lost: set[str] = set()
         self._guard = threading.Lock()
         self._wake = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -139,20 +133,14 @@ class Leases:
         """The fencing token this process holds for the thread, or None."""
         return self._held.get(thread_id) if thread_id else None
 
-    def lost(self, thread_id: str) -> bool:
-        """Whether the renewer found the thread's lease gone (taken over or expired)."""
-        return thread_id in self._lost
-
-    def fence(self, conn: psycopg.Connection[Any], thread_id: str | None) -> int | None:
+    def fence(self, conn: psycopg.Connection[Any], thread_id: str | None) -> None:
         """In `conn`'s open transaction: refuse to go on unless this process may write."""
         if not thread_id:
-            return None
-        token = self.token(thread_id)
+            return
         try:
-            conn.execute(FENCE_SQL, (thread_id, token))
+            conn.execute("SELECT dealflow_fence(%s, %s)", (thread_id, self.token(thread_id)))
         except psycopg.Error as exc:
             raise refusal(exc) from None
-        return token
 
     @contextmanager
     def hold(self, thread_id: str, *, wait_seconds: float = 0) -> Iterator[int]:
@@ -163,14 +151,12 @@ class Leases:
         token = self._acquire(thread_id, wait_seconds)
         with self._guard:
             self._held[thread_id] = token
-            self._lost.discard(thread_id)
             self._start_renewer()
         try:
             yield token
         finally:
             with self._guard:
                 self._held.pop(thread_id, None)
-                self._lost.discard(thread_id)
                 status = self._status_on_release.pop(thread_id, None)
             self._release(thread_id, token, status)
 
@@ -258,19 +244,12 @@ class Leases:
         while not self._wake.wait(self.seconds / 3):
             with self._guard:
                 held = dict(self._held)
-            if not held:
-                continue
             for thread_id, token in held.items():
                 self._renew(thread_id, token)
 
     def _renew(self, thread_id: str, token: int) -> None:
         try:
             with self._pool.connection(timeout=self.seconds / 3) as conn:
-                row = conn.execute(_RENEW, (self.seconds, thread_id, token)).fetchone()
+                conn.execute(_RENEW, (self.seconds, thread_id, token))
         except Exception as exc:  # an outage: the next write is fenced if it lasts
             _log.info("could not renew lease of %s: %s", thread_id, exc)
-            return
-        if row is None:
-            with self._guard:
-                if self._held.get(thread_id) == token:
-                    self._lost.add(thread_id)

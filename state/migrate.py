@@ -23,12 +23,9 @@ _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 def available_migrations() -> list[tuple[int, str, str]]:
     """Return `(version, name, sql)` for every migration file, in order."""
-    found = []
-    for entry in resources.files("state.migrations").iterdir():
-        match = _NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
-    found.sort()
+    found = sorted((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8"))
+                   for entry in resources.files("state.migrations").iterdir()
+                   if (match := _NAME.match(entry.name)))
     versions = [v for v, _, _ in found]
     if len(set(versions)) != len(versions):
         raise RuntimeError(f"duplicate migration numbers in {versions}")
@@ -61,22 +58,17 @@ def apply_migrations(conn: psycopg.Connection[Any]) -> list[str]:
     applied_now: list[str] = []
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        conn.execute(
-            "CREATE TABLE IF NOT EXISTS dealflow_migrations ("
-            " version integer PRIMARY KEY, name text NOT NULL,"
-            " applied_at timestamptz NOT NULL DEFAULT now())"
-        )
-        rows = conn.execute("SELECT version FROM dealflow_migrations").fetchall()
-        done = {row["version"] for row in rows}
+        conn.execute("CREATE TABLE IF NOT EXISTS dealflow_migrations ("
+                     " version integer PRIMARY KEY, name text NOT NULL,"
+                     " applied_at timestamptz NOT NULL DEFAULT now())")
+        done = {row["version"] for row in conn.execute("SELECT version FROM dealflow_migrations")}
         for version, name, sql in available_migrations():
             if version in done:
                 continue
             with conn.transaction():
                 conn.execute(sql.encode(), prepare=False)
-                conn.execute(
-                    "INSERT INTO dealflow_migrations (version, name) VALUES (%s, %s)",
-                    (version, name),
-                )
+                conn.execute("INSERT INTO dealflow_migrations (version, name) VALUES (%s, %s)",
+                             (version, name))
             applied_now.append(name)
     return applied_now
 

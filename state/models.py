@@ -30,13 +30,9 @@ SignatureOutcome = SignatureEventName | Literal["signature.expired"]
 SupervisorMode = Literal["rules", "llm", "hybrid"]
 
 # Indicative rates used only by the review policy (a threshold stated in USD).
-USD_PER_UNIT: dict[str, Decimal] = {
-    "USD": Decimal("1"),
-    "EUR": Decimal("1.08"),
-    "GBP": Decimal("1.27"),
-    "CAD": Decimal("0.73"),
-    "AUD": Decimal("0.66"),
-}
+USD_PER_UNIT: dict[str, Decimal] = {"USD": Decimal("1"), "EUR": Decimal("1.08"),
+                                     "GBP": Decimal("1.27"), "CAD": Decimal("0.73"),
+                                     "AUD": Decimal("0.66")}
 
 MAX_DEAL_VALUE = Decimal("1000000000")
 
@@ -72,24 +68,14 @@ Count = Annotated[int, Plain]
 
 
 DealId = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$"),
-]
-Name = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_one_line),
-]
-ShortText = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=64), AfterValidator(_one_line)
-]
-Email = Annotated[
-    str,
-    StringConstraints(
-        strip_whitespace=True, max_length=254,
-        pattern=r"^[^@\s<>\"'\x00-\x1f]+@[^@\s<>\"'\x00-\x1f]+\.[^@\s<>\"'\x00-\x1f]+$",
-    ),
-]
+    str, StringConstraints(strip_whitespace=True, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                 AfterValidator(_one_line)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=64),
+                      AfterValidator(_one_line)]
+Email = Annotated[str, StringConstraints(
+    strip_whitespace=True, max_length=254,
+    pattern=r"^[^@\s<>\"'\x00-\x1f]+@[^@\s<>\"'\x00-\x1f]+\.[^@\s<>\"'\x00-\x1f]+$")]
 Notes = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_no_control_chars)]
 Comment = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_no_control_chars)]
 
@@ -247,13 +233,9 @@ class LLMUsage(Frozen):
     cost_usd: Decimal = Decimal("0")
 
     def __add__(self, other: LLMUsage) -> LLMUsage:
-        """Sum two usages."""
-        return LLMUsage(
-            calls=self.calls + other.calls,
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            cost_usd=self.cost_usd + other.cost_usd,
-        )
+        """Sum two usages, field by field."""
+        return LLMUsage(**{name: getattr(self, name) + getattr(other, name)
+                           for name in LLMUsage.model_fields})
 
 
 class Escalation(Frozen):

@@ -20,7 +20,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from state.audit import Origin
-from state.database import Pool
+from state.database import Pool, fetch_all
 
 CLAIM_SECONDS = 60  # a taken row comes back to the queue after this long unsettled
 MAX_BACKOFF_SECONDS = 300
@@ -77,15 +77,13 @@ class Outbox:
 
     def take_due(self, limit: int = 50) -> list[Pending]:
         """Take up to `limit` notifications due for a post (each for `CLAIM_SECONDS`)."""
-        with self._pool.connection() as conn:
-            rows = conn.execute(
-                "UPDATE dealflow_outbox SET next_attempt_at = clock_timestamp()"
-                " + make_interval(secs => %s) WHERE id IN (SELECT id FROM dealflow_outbox"
-                " WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()"
-                " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
-                " RETURNING id, message, attempts", (CLAIM_SECONDS, limit)).fetchall()
-        return [Pending(row["id"], row["message"], row["attempts"]) for row in
-                sorted(rows, key=lambda r: r["id"])]
+        rows = fetch_all(
+            self._pool, "UPDATE dealflow_outbox SET next_attempt_at = clock_timestamp()"
+            " + make_interval(secs => %s) WHERE id IN (SELECT id FROM dealflow_outbox"
+            " WHERE status = 'pending' AND next_attempt_at <= clock_timestamp()"
+            " ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED)"
+            " RETURNING id, message, attempts", (CLAIM_SECONDS, limit))
+        return [Pending(**row) for row in sorted(rows, key=lambda r: r["id"])]
 
     def sent(self, pending: Pending) -> None:
         """The receiver took it."""
@@ -110,8 +108,7 @@ class Outbox:
 
     def for_deal(self, deal_id: str) -> list[dict[str, Any]]:
         """The deal's notifications, oldest first, with how their delivery went."""
-        with self._pool.connection() as conn:
-            return [dict(row) for row in conn.execute(
-                "SELECT id, dedupe_key, event, status, attempts, created_at, sent_at,"
-                " last_error, message FROM dealflow_outbox WHERE deal_id = %s ORDER BY id",
-                (deal_id,)).fetchall()]
+        return [dict(row) for row in fetch_all(
+            self._pool, "SELECT id, dedupe_key, event, status, attempts, created_at, sent_at,"
+            " last_error, message FROM dealflow_outbox WHERE deal_id = %s ORDER BY id",
+            (deal_id,))]

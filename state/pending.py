@@ -12,9 +12,6 @@ When held rows are written (see `state/README.md` for what a crash costs):
 - before any read of the thread (`get_tuple`, `list`), so no reader misses them;
 - before an act that must be durable before it returns (an effect's claim, a fact
   write, a wait's opening): `act` sends them in the act's own statement, first.
-
-Rows are held only for the checkpoint the saver last saved or read for the thread
-(`hold`): a task of a run on another checkpointer writes its rows itself.
 """
 
 from __future__ import annotations
@@ -178,8 +175,7 @@ class PendingWrites:
                 raise
             except BaseException:
                 if taken:
-                    with self._lock:
-                        later = self._held.pop(thread_id, Rows())
-                        taken.extend(later)
+                    with self._lock:  # in front of what was held since
+                        taken.extend(self._held.pop(thread_id, Rows()))
                         self._held[thread_id] = taken
                 raise

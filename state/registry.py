@@ -19,7 +19,7 @@ from uuid import UUID, uuid5
 
 from psycopg.types.json import Jsonb
 
-from state.database import Pool
+from state.database import Pool, fetch_all
 from state.models import DealInput
 from state.pending import FLUSH
 from state.rows import Rows, flush_params
@@ -58,9 +58,6 @@ def thread_id_for(deal_id: str) -> str:
     return str(uuid5(DEAL_THREADS, deal_id))
 
 
-_SET_STATUS = "UPDATE dealflow_deals SET status = %s, updated_at = now() WHERE thread_id = %s"
-
-
 class DealRegistry:
     """Reads and writes `dealflow_deals`."""
 
@@ -70,17 +67,15 @@ class DealRegistry:
 
     def claim(self, deal: DealInput, thread_id: str) -> tuple[DealRow, bool]:
         """Register the deal if new; return its row and whether this call created it."""
-        with self._pool.connection() as conn:
-            created = conn.execute(
-                "INSERT INTO dealflow_deals (deal_id, thread_id, client, value, currency, input,"
-                " status) VALUES (%s, %s, %s, %s, %s, %s, 'running')"
-                " ON CONFLICT (deal_id) DO NOTHING RETURNING *",
-                (deal.deal_id, thread_id, deal.client, deal.value, deal.currency,
-                 Jsonb(deal.model_dump(mode="json"))),
-            ).fetchone()
-        row = DealRow(**created) if created is not None else self.find(deal.deal_id)
+        created = fetch_all(
+            self._pool, "INSERT INTO dealflow_deals (deal_id, thread_id, client, value, currency,"
+            " input, status) VALUES (%s, %s, %s, %s, %s, %s, 'running')"
+            " ON CONFLICT (deal_id) DO NOTHING RETURNING *",
+            (deal.deal_id, thread_id, deal.client, deal.value, deal.currency,
+             Jsonb(deal.model_dump(mode="json"))))
+        row = DealRow(**created[0]) if created else self.find(deal.deal_id)
         assert row is not None
-        return row, created is not None
+        return row, bool(created)
 
     def record(self, deal: DealInput, thread_id: str, status: str,
                work: StepWork | None = None) -> None:
@@ -94,25 +89,23 @@ class DealRegistry:
         row = (deal.deal_id, thread_id, deal.client, deal.value, deal.currency,
                Jsonb(deal.model_dump(mode="json")), status)
         if work is not None:
-            work.deal(row)
+            work.rows.deals.append(row)
             return
         with write_connection(self._pool) as conn:
             conn.execute(FLUSH, flush_params(Rows(deals=[row]), None, None))
 
     def find(self, ref: str) -> DealRow | None:
         """The deal whose deal id or thread id is `ref`."""
-        with self._pool.connection() as conn:
-            row = conn.execute(
-                "SELECT * FROM dealflow_deals WHERE thread_id = %s OR deal_id = %s"
-                " ORDER BY (thread_id = %s) DESC LIMIT 1",
-                (ref, ref, ref),
-            ).fetchone()
-        return DealRow(**row) if row else None
+        rows = fetch_all(self._pool, "SELECT * FROM dealflow_deals"
+                         " WHERE thread_id = %s OR deal_id = %s"
+                         " ORDER BY (thread_id = %s) DESC LIMIT 1", (ref, ref, ref))
+        return DealRow(**rows[0]) if rows else None
 
     def set_status(self, thread_id: str, status: str) -> None:
         """Remember the status a thread reached."""
         with self._pool.connection() as conn:
-            conn.execute(_SET_STATUS, (status, thread_id))
+            conn.execute("UPDATE dealflow_deals SET status = %s, updated_at = now()"
+                         " WHERE thread_id = %s", (status, thread_id))
 
     def page(self, statuses: Sequence[str] = (), limit: int = 100,
              cursor: str | None = None, *, overdue: bool = False
@@ -123,17 +116,15 @@ class DealRegistry:
         """
         after_at, after_id = decode_cursor(cursor) if cursor else (None, None)
         wanted = list(statuses)
-        with self._pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT * FROM dealflow_deals WHERE (cardinality(%s::text[]) = 0"
-                " OR status = ANY(%s::text[])) AND (%s::timestamptz IS NULL"
-                " OR (updated_at, deal_id) < (%s::timestamptz, %s::text))"
-                " AND (NOT %s OR EXISTS (SELECT 1 FROM dealflow_deadlines d WHERE"
-                " d.thread_id = dealflow_deals.thread_id AND d.status = 'scheduled'"
-                " AND d.due_at < clock_timestamp()))"
-                " ORDER BY updated_at DESC, deal_id DESC LIMIT %s",
-                (wanted, wanted, after_at, after_at, after_id, overdue, limit + 1),
-            ).fetchall()
+        rows = fetch_all(
+            self._pool, "SELECT * FROM dealflow_deals WHERE (cardinality(%s::text[]) = 0"
+            " OR status = ANY(%s::text[])) AND (%s::timestamptz IS NULL"
+            " OR (updated_at, deal_id) < (%s::timestamptz, %s::text))"
+            " AND (NOT %s OR EXISTS (SELECT 1 FROM dealflow_deadlines d WHERE"
+            " d.thread_id = dealflow_deals.thread_id AND d.status = 'scheduled'"
+            " AND d.due_at < clock_timestamp()))"
+            " ORDER BY updated_at DESC, deal_id DESC LIMIT %s",
+            (wanted, wanted, after_at, after_at, after_id, overdue, limit + 1))
         found = [DealRow(**row) for row in rows[:limit]]
         more = len(rows) > limit
         return found, encode_cursor(found[-1]) if more and found else None

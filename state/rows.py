@@ -69,16 +69,11 @@ class Rows:
             getattr(self, f.name).clear()
         return taken
 
-    def count(self) -> int:
-        """How many rows in all."""
-        return sum(len(getattr(self, f.name)) for f in fields(self))
-
 
 def flush_params(rows: Rows, thread_id: str | None, token: int | None) -> dict[str, Any]:
     """`FLUSH`'s parameters: the fence's thread and token, the rows, the audit entries.
 
-    `rows` is one JSON object with an array of objects per table; `audit` the
-    audit entries, in order.
+    `rows` holds one JSON array of objects per table; `audit` the entries, in order.
     """
     tables: dict[str, list[dict[str, Any]]] = {}
     for table, columns in COLUMNS.items():

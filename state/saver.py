@@ -2,12 +2,10 @@
 
 It reads and writes `checkpoints`, `checkpoint_blobs` and `checkpoint_writes` in
 the layout of langgraph-checkpoint-postgres, so LangGraph Server, the SDK and
-`PostgresSaver` read the same threads. Every statement is here as text:
-`SELECT_LATEST`, `SELECT_ONE`, `LIST`, `DELETE_THREAD`, and the one that writes,
-`state.pending.FLUSH` (the fence, the step's checkpoint, its task writes and its
-unit of work). What is held until when is `state.pending`'s rule; `leads_on`
-adds one: a checkpoint the run goes on from waits for the next step's write.
-The async methods run the sync ones in a worker thread.
+`PostgresSaver` read the same threads. Every statement is here as text but the
+one that writes, `state.pending.FLUSH` (the fence, the step's checkpoint, its task
+writes and its unit of work). What is held until when is `state.pending`'s rule;
+`leads_on` adds one: a checkpoint the run goes on from waits for the next step's write.
 """
 
 from __future__ import annotations
@@ -67,9 +65,7 @@ WITH saved AS (DELETE FROM checkpoints WHERE thread_id = %(thread)s),
      blobs AS (DELETE FROM checkpoint_blobs WHERE thread_id = %(thread)s)
 DELETE FROM checkpoint_writes WHERE thread_id = %(thread)s
 """
-
-
-Found = list[dict[str, Any]]  # rows of `_COLUMNS`
+Found = list[dict[str, Any]]  # rows of `_COLUMNS` (a name: `DealSaver.list` hides `list`)
 
 
 def leads_on(checkpoint: Checkpoint, metadata: CheckpointMetadata) -> bool:
@@ -98,7 +94,6 @@ class DealSaver(BaseCheckpointSaver[str]):
         """Write through `pending` (its pool, its leases)."""
         super().__init__(serde=serde)
         self.pending = pending
-        self.leases = pending.leases
         self.hold_checkpoints = hold_checkpoints
 
     # -- writes --------------------------------------------------------------

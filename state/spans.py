@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from state.database import Pool
+from state.database import Pool, fetch_all
 from state.pending import FLUSH
-from state.rows import Rows, flush_params
+from state.rows import COLUMNS, Rows, flush_params
 from state.work import StepWork
 
 
@@ -37,11 +37,6 @@ class Span:
     completion_tokens: int = 0
 
 
-_COLUMNS = ("deal_id", "thread_id", "node", "agent", "system", "task", "attempt", "started_at",
-            "duration_ms", "status", "error", "llm_calls", "prompt_tokens", "completion_tokens")
-
-
-
 class SpanStore:
     """Reads and writes `dealflow_spans`."""
 
@@ -51,53 +46,48 @@ class SpanStore:
 
     def record(self, span: Span, work: StepWork | None = None) -> None:
         """Append one span: into the step's unit of work (`work`), else at once."""
-        row = tuple(getattr(span, c) for c in _COLUMNS)
+        row = tuple(getattr(span, c) for c in COLUMNS["spans"])  # `Span`'s fields, in order
         if work is not None:
-            work.span(row)
+            work.rows.spans.append(row)
             return
         with self._pool.connection() as conn:
             conn.execute(FLUSH, flush_params(Rows(spans=[row]), None, None))
 
     def for_thread(self, thread_id: str) -> list[Span]:
         """A thread's spans in start order."""
-        with self._pool.connection() as conn:
-            rows = conn.execute(
-                f"SELECT {', '.join(_COLUMNS)} FROM dealflow_spans WHERE thread_id = %s"
-                " ORDER BY started_at, id", (thread_id,)).fetchall()
+        rows = fetch_all(self._pool, f"SELECT {', '.join(COLUMNS['spans'])} FROM dealflow_spans"
+                         " WHERE thread_id = %s ORDER BY started_at, id", (thread_id,))
         return [Span(**row) for row in rows]
 
     def step_stats(self, since: timedelta | None = None) -> list[dict[str, Any]]:
         """Per node: attempts, median and p95 duration of successes, failures, retries."""
-        with self._pool.connection() as conn:
-            return [dict(row) for row in conn.execute(
-                "SELECT node, agent, max(system) AS system, count(*) AS attempts,"
-                " count(*) FILTER (WHERE status = 'ok') AS ok,"
-                " count(*) FILTER (WHERE status = 'error') AS failures,"
-                " count(*) FILTER (WHERE attempt > 1) AS retries,"
-                " percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms)"
-                "   FILTER (WHERE status = 'ok') AS median_ms,"
-                " percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)"
-                "   FILTER (WHERE status = 'ok') AS p95_ms"
-                " FROM dealflow_spans"
-                " WHERE %s::interval IS NULL OR started_at >= now() - %s::interval"
-                " GROUP BY node, agent ORDER BY min(started_at)", (since, since)).fetchall()]
+        return [dict(row) for row in fetch_all(
+            self._pool, "SELECT node, agent, max(system) AS system, count(*) AS attempts,"
+            " count(*) FILTER (WHERE status = 'ok') AS ok,"
+            " count(*) FILTER (WHERE status = 'error') AS failures,"
+            " count(*) FILTER (WHERE attempt > 1) AS retries,"
+            " percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms)"
+            "   FILTER (WHERE status = 'ok') AS median_ms,"
+            " percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)"
+            "   FILTER (WHERE status = 'ok') AS p95_ms"
+            " FROM dealflow_spans"
+            " WHERE %s::interval IS NULL OR started_at >= now() - %s::interval"
+            " GROUP BY node, agent ORDER BY min(started_at)", (since, since))]
 
     def system_stats(self, since: timedelta | None = None) -> list[dict[str, Any]]:
         """Per system of record: attempts, failures, retries."""
-        with self._pool.connection() as conn:
-            return [dict(row) for row in conn.execute(
-                "SELECT system, count(*) AS attempts,"
-                " count(*) FILTER (WHERE status = 'error') AS failures,"
-                " count(*) FILTER (WHERE attempt > 1) AS retries"
-                " FROM dealflow_spans WHERE system IS NOT NULL"
-                " AND (%s::interval IS NULL OR started_at >= now() - %s::interval)"
-                " GROUP BY system ORDER BY system", (since, since)).fetchall()]
+        return [dict(row) for row in fetch_all(
+            self._pool, "SELECT system, count(*) AS attempts,"
+            " count(*) FILTER (WHERE status = 'error') AS failures,"
+            " count(*) FILTER (WHERE attempt > 1) AS retries"
+            " FROM dealflow_spans WHERE system IS NOT NULL"
+            " AND (%s::interval IS NULL OR started_at >= now() - %s::interval)"
+            " GROUP BY system ORDER BY system", (since, since))]
 
     def deal_statuses(self, since: timedelta | None = None) -> dict[str, int]:
         """Deals by status (from the registry), updated within `since`."""
-        with self._pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT status, count(*) AS n FROM dealflow_deals"
-                " WHERE %s::interval IS NULL OR updated_at >= now() - %s::interval"
-                " GROUP BY status ORDER BY status", (since, since)).fetchall()
+        rows = fetch_all(
+            self._pool, "SELECT status, count(*) AS n FROM dealflow_deals"
+            " WHERE %s::interval IS NULL OR updated_at >= now() - %s::interval"
+            " GROUP BY status ORDER BY status", (since, since))
         return {row["status"]: row["n"] for row in rows}

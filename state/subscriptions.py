@@ -20,16 +20,8 @@ from state.fact_store import NOTIFY_CHANNEL, Change, fetch_changes, split_key
 class FactSubscription:
     """An iterator over the changes of one deal or one key, in commit order."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        deal_id: str | None = None,
-        key: str | None = None,
-        after: int = 0,
-        poll_seconds: float = 1.0,
-        reconnect_seconds: float = 0.5,
-    ) -> None:
+    def __init__(self, url: str, *, deal_id: str | None = None, key: str | None = None,
+                 after: int = 0, poll_seconds: float = 1.0, reconnect_seconds: float = 0.5) -> None:
         """Follow `deal_id` (or `key`) from change id `after` (0 = from the start)."""
         if key is not None:
             deal_id = split_key(key)[0]
@@ -41,11 +33,8 @@ class FactSubscription:
         self.reconnect_seconds = reconnect_seconds
         self.reconnects = 0
 
-    def follow(
-        self,
-        stop: Callable[[], bool] = lambda: False,
-        on_reconnect: Callable[[int], None] = lambda last: None,
-    ) -> Iterator[Change]:
+    def follow(self, stop: Callable[[], bool] = lambda: False,
+               on_reconnect: Callable[[int], None] = lambda last: None) -> Iterator[Change]:
         """Yield changes as they commit until `stop()` is true; reconnect on failures.
 
         `on_reconnect(last_change_id)` is called each time a lost connection is

@@ -70,8 +70,7 @@ def write_transaction(pool: Pool) -> Iterator[psycopg.Connection[Any]]:
     Not pipelined: on a local server, psycopg's pipeline mode around a short
     transaction cost more than the round trips it saved (a two-statement
     transaction: 0.76 ms pipelined against 0.71 ms plain, and 0.41 ms of client
-    CPU against 0.34; an autocommit statement alone: 0.39 ms). So a transaction
-    of one statement is better written as that statement alone.
+    CPU against 0.34; an autocommit statement alone: 0.39 ms).
     """
     with write_connection(pool) as conn, conn.transaction():
         yield conn

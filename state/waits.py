@@ -23,6 +23,7 @@ from typing import Any
 from psycopg.types.json import Jsonb
 
 from state.audit import AuditTrail, Origin
+from state.database import fetch_all
 from state.deal_state import OPEN_STATUSES
 from state.outbox import Notice, Outbox
 from state.pending import PendingWrites, after_held
@@ -66,7 +67,6 @@ class WaitNotFound(KeyError):
 
 _WAIT_COLUMNS = ("thread_id, wait_key, deal_id, wait, node, opened_at, resolved_at,"
                  " resolved_by, resolution")
-_WAIT_FIELDS = _WAIT_COLUMNS.split(", ")
 # The claim, the winner's audit and its deadlines settled: one statement.
 _CLAIM = """SELECT * FROM dealflow_claim_wait_v1(p_thread => %(thread)s, p_key => %(key)s,
     p_resolution => %(resolution)s, p_by => %(by)s, p_deadline => %(deadline)s,
@@ -134,7 +134,7 @@ class WaitBook:
                 "agent": origin.agent, "checkpoint": origin.checkpoint_id}).fetchone()
         if row is None:
             raise WaitNotFound(f"thread {origin.thread_id} has no wait {key}")
-        found = Wait(**{name: row[f"o_{name}"] for name in _WAIT_FIELDS})
+        found = Wait(**{name: row[f"o_{name}"] for name in _WAIT_COLUMNS.split(", ")})
         if row["o_won"]:
             return Claim(True, found)
         if found.resolution != resolution:
@@ -146,10 +146,7 @@ class WaitBook:
 
     def get(self, thread_id: str, key: str) -> Wait | None:
         """The wait `key` of the thread, if it was opened."""
-        with self._pool.connection() as conn:
-            row = conn.execute(f"SELECT {_WAIT_COLUMNS} FROM dealflow_waits WHERE thread_id"
-                               " = %s AND wait_key = %s", (thread_id, key)).fetchone()
-        return Wait(**row) if row else None
+        return self._first("AND wait_key = %s", thread_id, key)
 
     def unapplied(self, older_than_seconds: float) -> list[str]:
         """Threads still listed as waiting whose last wait was claimed that long ago.
@@ -157,35 +154,34 @@ class WaitBook:
         The claim's job was lost (an API node died between claiming and queueing):
         the sweep has them applied.
         """
-        with self._pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT w.thread_id FROM dealflow_waits w JOIN dealflow_deals d"
-                " ON d.thread_id = w.thread_id WHERE d.status = ANY(%s)"
-                " AND w.resolved_at < clock_timestamp()"
-                " - make_interval(secs => %s) AND NOT EXISTS (SELECT 1 FROM dealflow_waits"
-                " later WHERE later.thread_id = w.thread_id AND later.opened_at > w.opened_at)",
-                (WAITING, older_than_seconds)).fetchall()
+        rows = fetch_all(
+            self._pool, "SELECT w.thread_id FROM dealflow_waits w JOIN dealflow_deals d"
+            " ON d.thread_id = w.thread_id WHERE d.status = ANY(%s)"
+            " AND w.resolved_at < clock_timestamp()"
+            " - make_interval(secs => %s) AND NOT EXISTS (SELECT 1 FROM dealflow_waits"
+            " later WHERE later.thread_id = w.thread_id AND later.opened_at > w.opened_at)",
+            (WAITING, older_than_seconds))
         return [row["thread_id"] for row in rows]
 
     def for_thread(self, thread_id: str) -> list[Wait]:
         """The thread's waits, in the order they opened."""
-        with self._pool.connection() as conn:
-            rows = conn.execute(f"SELECT {_WAIT_COLUMNS} FROM dealflow_waits WHERE thread_id"
-                                " = %s ORDER BY opened_at", (thread_id,)).fetchall()
-        return [Wait(**row) for row in rows]
+        return self._select("ORDER BY opened_at", thread_id)
 
     def last_ended(self, thread_id: str, wait: str) -> Wait | None:
         """The thread's `wait` (`review`) that ended last, if any."""
-        with self._pool.connection() as conn:
-            row = conn.execute(f"SELECT {_WAIT_COLUMNS} FROM dealflow_waits WHERE thread_id"
-                               " = %s AND wait = %s AND resolved_at IS NOT NULL"
-                               " ORDER BY resolved_at DESC LIMIT 1", (thread_id, wait)).fetchone()
-        return Wait(**row) if row else None
+        return self._first("AND wait = %s AND resolved_at IS NOT NULL"
+                           " ORDER BY resolved_at DESC LIMIT 1", thread_id, wait)
 
     def open_wait(self, thread_id: str) -> Wait | None:
         """The thread's wait that is open now, if any."""
-        with self._pool.connection() as conn:
-            row = conn.execute(f"SELECT {_WAIT_COLUMNS} FROM dealflow_waits WHERE thread_id"
-                               " = %s AND resolved_at IS NULL ORDER BY opened_at DESC LIMIT 1",
-                               (thread_id,)).fetchone()
-        return Wait(**row) if row else None
+        return self._first("AND resolved_at IS NULL ORDER BY opened_at DESC LIMIT 1", thread_id)
+
+    def _select(self, rest: str, thread_id: str, *params: object) -> list[Wait]:
+        """The thread's waits that `rest` (the SQL after `WHERE thread_id = %s`) selects."""
+        rows = fetch_all(self._pool, f"SELECT {_WAIT_COLUMNS} FROM dealflow_waits"
+                         f" WHERE thread_id = %s {rest}", (thread_id, *params))
+        return [Wait(**row) for row in rows]
+
+    def _first(self, rest: str, thread_id: str, *params: object) -> Wait | None:
+        found = self._select(rest, thread_id, *params)
+        return found[0] if found else None
