@@ -2,7 +2,8 @@
 
 A provider server is a real HTTP server on 127.0.0.1 (stdlib `ThreadingHTTPServer`
 in a thread), so connectors are tested over real sockets. A test scripts
-faults per route with `fail(method, pattern, kind, times)`:
+faults per route with `fail(method, pattern, kind, times, after)` (the `after`
+first matching requests are served as usual, then `times` fail):
 - `drop`: the request is carried out, then the connection is closed unanswered
   (the lost response);
 - `drop_before`: the connection is closed before anything is done;
@@ -67,6 +68,7 @@ class _Fault:
     kind: str
     times: int
     retry_after: str | None
+    after: int = 0  # matching requests still to serve as usual before this fault applies
 
 
 class ProviderServer:
@@ -93,10 +95,11 @@ class ProviderServer:
         return True
 
     def fail(self, method: str, pattern: str, kind: str, times: int = 1,
-             retry_after: str | None = None) -> None:
-        """The next `times` requests to the route fail as `kind` (see the module docstring)."""
+             retry_after: str | None = None, after: int = 0) -> None:
+        """The `times` requests to the route after the next `after` fail as `kind` (see above)."""
         with self.lock:
-            self._faults.append(_Fault(method, re.compile(pattern), kind, times, retry_after))
+            self._faults.append(_Fault(method, re.compile(pattern), kind, times, retry_after,
+                                       after))
 
     def clear_faults(self) -> None:
         """Forget the scripted faults not yet used."""
@@ -145,6 +148,9 @@ class ProviderServer:
             for fault in self._faults:
                 if fault.times > 0 and fault.method == request.method \
                         and fault.pattern.fullmatch(request.path):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        continue
                     fault.times -= 1
                     return fault
         return None
