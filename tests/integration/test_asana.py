@@ -1,10 +1,16 @@
-"""The Asana project-tool connector against a local Asana, deals on real Postgres."""
+"""The Asana project-tool connector against a local Asana, deals on real Postgres.
+
+Every request the connector makes is checked against Asana's OpenAPI document
+(`tests/providers/openapi/asana.json`); what does not fit is in `violations`.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -50,6 +56,27 @@ def test_check_reads_the_workspace_and_names_what_is_wrong(asana: AsanaServer) -
     with pytest.raises(ProviderRefused, match=r"^pm: GET /workspaces/\d+: 401") as refused:
         stranger.check()
     assert refused.value.status == 401
+    assert asana.violations == []
+
+
+def test_the_local_asana_refuses_what_asanas_openapi_document_does_not_allow(
+        asana: AsanaServer) -> None:
+    auth = {"Authorization": f"Bearer {asana.token}"}
+    task = httpx.post(asana.base_url + "/tasks", headers=auth, json={"data": {
+        "name": "t", "note": "misspelled", "due_on": "31/12/2026"}})
+    assert task.status_code == 400 and "'note'" in task.json()["errors"][0]["message"]
+    listed = httpx.get(f"{asana.base_url}/workspaces/{asana.workspace}/projects", headers=auth,
+                       params={"limit": "500", "opt_fields": "name,url"})
+    assert listed.status_code == 400
+    *refused, unknown_field = asana.violations
+    assert refused == [
+        "POST /tasks: data: Additional properties are not allowed ('note' was unexpected)",
+        "POST /tasks: data/due_on: '31/12/2026' is not a 'date'",
+        f"GET /workspaces/{asana.workspace}/projects: query parameter 'limit': 500 is greater "
+        "than the maximum of 100"]
+    assert re.fullmatch(r"GET /workspaces/\d+/projects: query parameter 'opt_fields': 1: 'url' "
+                        r"is not one of the \d+ values the document allows", unknown_field)
+    assert asana.tasks == {}
 
 
 def test_a_lost_project_answer_is_found_and_makes_one_project(settings: Settings,
@@ -62,6 +89,7 @@ def test_a_lost_project_answer_is_found_and_makes_one_project(settings: Settings
         assert len(record["tasks"]) == len(TASKS) and record["branch"] == "current"
     assert record["project_id"] == _one_project(asana, "AS-LOST")["gid"]
     assert len(asana.requests("POST", "/projects")) == 1
+    assert asana.violations == []
 
 
 def test_a_lost_task_answer_creates_each_task_once(settings: Settings,
@@ -71,6 +99,7 @@ def test_a_lost_task_answer_creates_each_task_once(settings: Settings,
         assert service.start(make_deal("AS-TASK")).status == "waiting_signature"
     _one_project(asana, "AS-TASK")
     assert len(asana.requests("POST", "/tasks")) == len(TASKS)
+    assert asana.violations == []
 
 
 def test_list_lag_and_a_lost_answer_make_no_duplicate(settings: Settings) -> None:
@@ -81,6 +110,7 @@ def test_list_lag_and_a_lost_answer_make_no_duplicate(settings: Settings) -> Non
         _one_project(lagging, "AS-LAG")
         assert len(lagging.requests("GET", LIST)) > 1  # asked again while the list lagged
         assert len(lagging.requests("POST", "/projects")) == 1
+        assert lagging.violations == []
 
 
 def test_429_and_503_bursts_complete_without_spending_attempts(settings: Settings,
@@ -140,3 +170,4 @@ def test_a_new_process_finishes_the_tasks_a_crash_left_without_repeating_any(
         assert project.project_id == made["gid"] and project.tasks == TASKS
         assert len(server.requests("POST", "/tasks")) == len(TASKS)
         assert AsanaProjects.from_settings(settings).lookup(key) == project
+        assert server.violations == []

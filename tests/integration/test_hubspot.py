@@ -1,4 +1,8 @@
-"""The HubSpot CRM connector against a local HubSpot, deals on real Postgres."""
+"""The HubSpot CRM connector against a local HubSpot, deals on real Postgres.
+
+Every request the connector makes is checked against HubSpot's OpenAPI document
+(`tests/providers/openapi/hubspot.json`); what does not fit is in `violations`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -49,6 +54,7 @@ def test_check_names_the_missing_property_and_setup_creates_it() -> None:
         assert crm.setup() == []  # idempotent
         posts = server.requests("POST", "/crm/v3/properties/deals")
         assert len(posts) == len(PROPERTIES)
+        assert server.violations == []
 
 
 def test_setup_completes_a_partial_setup_and_refuses_a_non_unique_id_property() -> None:
@@ -99,6 +105,24 @@ def test_upsert_is_keyed_by_the_deal_and_lookup_tells_which_call_wrote(
     (record,) = crm.records("HS:1")
     assert record["idempotency_key"] == "HS:1:qualify_lead:bbb"
     assert record["dealstage"] == "qualifiedtobuy" and record["score"] == first.score
+    assert hubspot.violations == []
+
+
+def test_the_local_hubspot_refuses_what_hubspots_openapi_document_does_not_allow(
+        hubspot: HubSpotServer) -> None:
+    auth = {"Authorization": f"Bearer {hubspot.token}"}
+    misspelled = httpx.post(hubspot.base_url + UPSERT, headers=auth, json={"inputs": [
+        {"idPropery": ID_PROPERTY, "id": "D-1", "properties": {"dealname": "x"}}]})
+    assert misspelled.status_code == 400 and misspelled.json()["category"] == "VALIDATION_ERROR"
+    listed = httpx.get(hubspot.base_url + "/crm/v3/objects/deals/1", headers=auth,
+                       params={"archived": "no"})
+    assert listed.status_code == 400
+    assert hubspot.violations == [
+        f"POST {UPSERT}: inputs/0: Additional properties are not allowed ('idPropery' was "
+        "unexpected)",
+        "GET /crm/v3/objects/deals/1: query parameter 'archived': 'no' is not of type "
+        "'boolean'"]
+    assert hubspot.deals == {}
 
 
 def test_a_deal_runs_with_hubspot_to_the_contract_wait(settings: Settings,
@@ -114,6 +138,7 @@ def test_a_deal_runs_with_hubspot_to_the_contract_wait(settings: Settings,
                                                         "industry": "mining"}))
         assert weak.status == "disqualified"
         assert _one_deal(hubspot, "HS-WEAK")["properties"]["dealstage"] == "closedlost"
+    assert hubspot.violations == []
 
 
 def test_a_lost_upsert_answer_is_repeated_and_makes_one_deal(settings: Settings,
@@ -125,6 +150,7 @@ def test_a_lost_upsert_answer_is_repeated_and_makes_one_deal(settings: Settings,
                         "crm.record_qualification") == [1]
     _one_deal(hubspot, "HS-LOST")
     assert len(hubspot.requests("POST", UPSERT)) == 2  # the repeat of an idempotent upsert
+    assert hubspot.violations == []
 
 
 def test_a_lost_answer_without_repeats_is_reconciled_by_lookup(settings: Settings,
@@ -139,6 +165,7 @@ def test_a_lost_answer_without_repeats_is_reconciled_by_lookup(settings: Setting
             ["effect.reconciled"]
     _one_deal(hubspot, "HS-RECON")
     assert len(hubspot.requests("POST", UPSERT)) == 1  # the ledger asked instead of writing
+    assert hubspot.violations == []
 
 
 def test_429_and_503_bursts_complete_without_spending_attempts(

@@ -40,6 +40,7 @@ def test_a_deal_runs_against_hubspot_and_asana_to_the_contract_wait(settings: Se
             done = service.event("HA-1", "signature.completed")
             assert done.status == "completed"
         assert len(hubspot.deals) == 1 and len(asana.projects) == 1
+        assert hubspot.violations == [] and asana.violations == []
 
 
 def test_systems_check_names_what_hubspot_lacks_and_setup_creates_it() -> None:
@@ -68,3 +69,4 @@ def test_systems_check_names_what_hubspot_lacks_and_setup_creates_it() -> None:
         for done in (before, made, after):
             assert hubspot.token not in done.stdout + done.stderr
             assert asana.token not in done.stdout + done.stderr
+        assert hubspot.violations == [] and asana.violations == []

@@ -6,7 +6,9 @@ A Bearer personal access token is needed (401 otherwise). Lists are paginated
 resource_type otherwise, as Asana's compact records). `project_lag` and
 `task_lag` make the workspace's project list and a project's task list leave out
 what was created less than that many seconds ago, as Asana's lists may lag
-behind writes; reading one project by its gid does not lag.
+behind writes; reading one project by its gid does not lag. Every request must
+also fit Asana's OpenAPI document (the part in `tests/providers/openapi/asana.json`):
+a misfit is answered 400 and kept in `violations`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from tests.providers.server import Answer, ProviderServer, Request
+from tests.providers.swagger import OpenAPIDocument
 
 PROJECT_FIELDS = {"name", "notes", "workspace", "team", "color", "public", "privacy_setting",
                   "due_on", "start_on", "archived"}
@@ -30,6 +34,8 @@ def _error(status: int, message: str) -> Answer:
 
 class AsanaServer(ProviderServer):
     """Asana's projects and tasks endpoints for one workspace, on a local port."""
+
+    openapi = OpenAPIDocument(Path(__file__).with_name("openapi") / "asana.json")
 
     def __init__(self, token: str = "1/local-asana-pat", workspace: str = "1200000000000001",
                  *, project_lag: float = 0.0, task_lag: float = 0.0) -> None:
@@ -52,6 +58,10 @@ class AsanaServer(ProviderServer):
     def authorized(self, request: Request) -> bool:
         """A personal access token as `Authorization: Bearer`."""
         return request.headers.get("authorization") == f"Bearer {self.token}"
+
+    def misfit(self, problem: str) -> Answer:
+        """Asana's 400 for a request its OpenAPI document does not allow."""
+        return _error(400, problem)
 
     def tasks_of(self, project_gid: str) -> list[dict[str, Any]]:
         """Every task of the project, lag or not (for the tests' counts)."""

@@ -7,6 +7,9 @@ a non-number for a number, or a read-only property; `idProperty` must be a
 unique-value property; a unique value held by another deal is refused. The
 batch upsert creates the deal the first time its `idProperty` value is seen and
 updates it afterwards. Deal ids are numeric strings, as HubSpot's are.
+Every request must also fit HubSpot's OpenAPI document (the part in
+`tests/providers/openapi/hubspot.json`): a misfit is answered 400 and kept in
+`violations`.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from tests.providers.server import Answer, ProviderServer, Request
+from tests.providers.swagger import OpenAPIDocument
 
 STAGES = ["appointmentscheduled", "qualifiedtobuy", "presentationscheduled",
           "decisionmakerboughtin", "contractsent", "closedwon", "closedlost"]
@@ -52,6 +57,8 @@ def _error(status: int, category: str, message: str, **context: list[str]) -> An
 class HubSpotServer(ProviderServer):
     """HubSpot's deals and deal-properties endpoints on a local port."""
 
+    openapi = OpenAPIDocument(Path(__file__).with_name("openapi") / "hubspot.json")
+
     def __init__(self, token: str = "pat-local-hubspot") -> None:
         """A HubSpot account with the built-in deal properties only; `token` authenticates."""
         super().__init__("hubspot")
@@ -78,6 +85,10 @@ class HubSpotServer(ProviderServer):
     def authorized(self, request: Request) -> bool:
         """A private app's token as `Authorization: Bearer`."""
         return request.headers.get("authorization") == f"Bearer {self.token}"
+
+    def misfit(self, problem: str) -> Answer:
+        """HubSpot's 400 for a request its OpenAPI document does not allow."""
+        return _error(400, "VALIDATION_ERROR", problem)
 
     def deals_with(self, name: str, value: str) -> list[dict[str, Any]]:
         """The stored deals whose property `name` is `value` (for the tests' counts)."""

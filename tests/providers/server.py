@@ -12,6 +12,11 @@ first matching requests are served as usual, then `times` fail):
 - `kill`: the request is carried out, then `on_kill()` runs (a test kills its
   client there: a SIGKILL between the provider's write and its answer).
 `down()` answers every request 503 without `Retry-After` until `up()`.
+
+A server whose class sets `openapi` (the vendor's document, see
+`tests.providers.swagger`) checks every request against it before anything
+else: a misfit is answered 400 (`misfit`, in the vendor's error shape) and kept
+in `violations`, as are 2xx answers that do not fit the document's schema.
 """
 
 from __future__ import annotations
@@ -23,8 +28,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import parse_qsl, urlsplit
+
+if TYPE_CHECKING:
+    from tests.providers.swagger import OpenAPIDocument
 
 
 @dataclass
@@ -74,11 +82,14 @@ class _Fault:
 class ProviderServer:
     """A provider on a local port: subclasses register routes in `__init__` with `route`."""
 
+    openapi: ClassVar[OpenAPIDocument | None] = None  # the vendor's document, if checked
+
     def __init__(self, name: str) -> None:
         """An unstarted server; `start()` gives its base URL."""
         self.name = name
         self.lock = threading.RLock()
         self.log: list[tuple[Request, int]] = []  # every request and its status (0: dropped)
+        self.violations: list[str] = []  # what did not fit `openapi`
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._faults: list[_Fault] = []
         self._down = False
@@ -93,6 +104,10 @@ class ProviderServer:
     def authorized(self, request: Request) -> bool:
         """Whether the request carries valid credentials (override)."""
         return True
+
+    def misfit(self, problem: str) -> Answer:
+        """The vendor's 400 for a request its document does not allow (override)."""
+        return Answer(400, {"error": {"message": problem}})
 
     def fail(self, method: str, pattern: str, kind: str, times: int = 1,
              retry_after: str | None = None, after: int = 0) -> None:
@@ -119,6 +134,17 @@ class ProviderServer:
         with self.lock:
             return [r for r, _ in self.log if (method is None or r.method == method)
                     and (pattern is None or re.fullmatch(pattern, r.path))]
+
+    def most_in_any(self, seconds: float) -> int:
+        """The most requests that arrived within any `seconds` (sliding over the log's times)."""
+        with self.lock:
+            times = sorted(request.at for request, _ in self.log)
+        first = most = 0
+        for last, at in enumerate(times):
+            while at - times[first] >= seconds:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
 
     def start(self) -> str:
         """Listen on a free local port; the base URL."""
@@ -157,6 +183,22 @@ class ProviderServer:
 
     def handle(self, request: Request) -> Answer | None:
         """The answer to `request`, or None: close the connection unanswered."""
+        if self.openapi is None:
+            return self._serve(request)
+        problems = self.openapi.request_problems(request)
+        if problems:
+            with self.lock:
+                self.violations.extend(problems)
+            return self.misfit(problems[0])
+        answer = self._serve(request)
+        if answer is not None and 200 <= answer.status < 300:
+            wrong = self.openapi.answer_problems(request.method, request.path, answer.status,
+                                                 answer.body)
+            with self.lock:
+                self.violations.extend(wrong)
+        return answer
+
+    def _serve(self, request: Request) -> Answer | None:
         fault = self._fault(request)
         if self._down:
             return Answer(503, {"error": {"message": f"{self.name} is down"}})
