@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic import BaseModel
 
+from agents.systems.rate_limits import one_effect
 from state.audit import Origin
 from state.config import Settings
 from state.data import DataLayer
@@ -64,10 +65,12 @@ class StepRun:
         """Perform the external effect `name` for `request` once (see `state.effects`).
 
         `request` holds the terms the system is asked to act on: the same terms
-        again get the recorded receipt, other terms (a fork) a new effect.
+        again get the recorded receipt, other terms (a fork) a new effect. A
+        provider's rate limit defers it only before its first request (`one_effect`).
         """
-        receipt, key = self.data.effects.perform(self.origin, name, request, model, call,
-                                                 lookup, self.work)
+        with one_effect():
+            receipt, key = self.data.effects.perform(self.origin, name, request, model, call,
+                                                     lookup, self.work)
         self.used_keys.append(key)
         return receipt
 

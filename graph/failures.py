@@ -16,6 +16,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command, RetryPolicy
 
 from agents.systems import SystemUnavailable
+from agents.systems.rate_limits import RateLimited
 from graph.nodes import SUPERVISOR
 from graph.runtime import ContextResolver, DealContext, once_key, origin_of
 from graph.workflow import Workflow
@@ -29,6 +30,9 @@ from state.work import StepWork
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (SystemUnavailable, psycopg.OperationalError)
 # Not a step failing: this process must stop driving the thread (another owns it).
 NOT_OURS: tuple[type[Exception], ...] = (DealOwnedElsewhere, LeaseLost, EffectBusy)
+# Not a step failing either: a provider's rate limit holds the step back, and the worker
+# continues the thread later (`agents.systems.rate_limits`); the run stops here.
+NOT_FAILURES: tuple[type[Exception], ...] = (*NOT_OURS, RateLimited)
 FailureHandler = Callable[[DealState, NodeError, Runtime[DealContext], StepWork],
                           Command[str]]
 # LangGraph's runner remembers the exceptions its error handlers took by `id()` and
@@ -59,8 +63,8 @@ def make_failure_handler(workflow: Workflow, contexts: ContextResolver) -> Failu
         """Record the failed step with its error and hand it to the supervisor (review)."""
         context = contexts(runtime)
         exc = error.error
-        if isinstance(exc, NOT_OURS):
-            raise exc  # not a step failing: this process must not drive the thread
+        if isinstance(exc, NOT_FAILURES):
+            raise exc  # not a step failing: this process must not drive the thread (now)
         _HANDLED.append(exc)
         attempts = context.settings.max_attempts if isinstance(exc, TRANSIENT_ERRORS) else 1
         failure = Failure(step=error.node, error_type=type(exc).__name__, error=str(exc)[:500],

@@ -25,6 +25,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 from langsmith.run_helpers import get_current_run_tree
 
+from agents.systems.rate_limits import RateLimited
 from graph.nodes import ERROR_HANDLER_PREFIX
 from graph.runtime import ContextResolver, DealContext
 from graph.workflow import Workflow
@@ -124,6 +125,9 @@ def node_span(name: str, state: DealState, runtime: Runtime[DealContext], workfl
         yield finish
     except GraphBubbleUp:
         record("waiting", None)
+        raise
+    except RateLimited as exc:  # held back, its job deferred: not a failed attempt
+        record("deferred", f"RateLimited: {exc}"[:500])
         raise
     except Exception as exc:
         record("error", f"{type(exc).__name__}: {exc}"[:500])

@@ -78,9 +78,9 @@ def build_systems(pool: Pool, settings: Settings) -> Systems:
             factory: SystemsFactory = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"DEALFLOW_SYSTEMS={settings.systems_factory}: {exc}") from exc
-        return with_providers(factory(pool, settings), settings)
+        return with_providers(factory(pool, settings), settings, pool)
     faults = FaultInjector(settings.sandbox_outage, settings.sandbox_latency_ms)
-    return with_providers(sandbox_systems(pool, faults), settings)
+    return with_providers(sandbox_systems(pool, faults), settings, pool)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from agents.systems.base import Record
 from agents.systems.http import ProviderClient, ProviderRefused
 from agents.systems.providers import provider_client, required
 from state.config import ConfigError, Settings
+from state.database import Pool
 from state.models import Project, ProjectTask
 
 SYSTEM = "pm"  # the role: errors read "pm: …", as the sandbox's and the other providers' do
@@ -52,11 +53,15 @@ class AsanaProjects:
         self._found: dict[str, Found] = {}  # key → an unfinished project `lookup` found
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AsanaProjects:
-        """The connector for `DEALFLOW_ASANA_TOKEN` and `DEALFLOW_ASANA_WORKSPACE`."""
+    def from_settings(cls, settings: Settings, pool: Pool | None = None) -> AsanaProjects:
+        """The connector for `DEALFLOW_ASANA_TOKEN` and `DEALFLOW_ASANA_WORKSPACE`.
+
+        `pool`: the database its rate limit (if declared) is shared on.
+        """
         token, workspace = required(settings, "asana_token", "asana_workspace")
         client = provider_client(settings, SYSTEM, settings.asana_api_base,
-                                 {"Authorization": f"Bearer {token}"})
+                                 {"Authorization": f"Bearer {token}"}, provider="asana",
+                                 pool=pool)
         return cls(client, workspace, team=settings.asana_team,
                    lag=settings.provider_lag_seconds)
 

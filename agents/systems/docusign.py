@@ -30,6 +30,7 @@ from agents.systems.base import Record
 from agents.systems.http import ProviderClient, ProviderRefused
 from agents.systems.providers import provider_client, required
 from state.config import Settings
+from state.database import Pool
 from state.models import Contract, Envelope, SignerReminder
 
 KEY_FIELD, DEAL_FIELD, CONTRACT_FIELD = "dealflow_key", "dealflow_deal_id", "dealflow_contract_id"
@@ -53,12 +54,16 @@ class DocuSignESign:
         self._lag, self._clock, self._sleep = lag_seconds, clock, sleep
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> DocuSignESign:
-        """DocuSign at `DEALFLOW_DOCUSIGN_BASE_URI` (`.../restapi`) with its account and token."""
+    def from_settings(cls, settings: Settings, pool: Pool | None = None) -> DocuSignESign:
+        """DocuSign at `DEALFLOW_DOCUSIGN_BASE_URI` (`.../restapi`) with its account and token.
+
+        `pool`: the database its rate limit (if declared) is shared on.
+        """
         base, account, token = required(settings, "docusign_base_uri", "docusign_account_id",
                                         "docusign_access_token")
         client = provider_client(settings, "esign", base, {
-            "Authorization": f"Bearer {token}", "Accept": "application/json"})
+            "Authorization": f"Bearer {token}", "Accept": "application/json"},
+            provider="docusign", pool=pool)
         return cls(client, account, lag_seconds=settings.provider_lag_seconds)
 
     def send_envelope(self, deal_id: str, contract: Contract, signer_name: str,

@@ -14,6 +14,13 @@ is safe, inside one attempt of the step:
   (`lookup`) before the step's next attempt sends anything again;
 - any other 4xx fails with `ProviderRefused`: the step goes to review.
 
+With a `limiter` (the provider has a declared rate limit, `agents.systems.rate_limits`)
+every request takes a slot of the limit shared by all processes first, and a
+429's pause is recorded there: every process's next slot waits it out. A long
+wait in a worker's job, before the effect sent anything, raises `RateLimited`
+(the job is continued later); otherwise it is waited out like a `Retry-After`,
+within the same `max_wait`.
+
 Errors are one line naming the system, the method and path, never a secret.
 """
 
@@ -29,6 +36,7 @@ from typing import Any
 import httpx
 
 from agents.systems.base import SystemUnavailable
+from agents.systems.rate_limits import RateLimited, RateLimiter, is_deferring, note_sent
 
 UNCERTAIN_STATUSES = (500, 502, 504)  # the provider may have done it
 BACKOFF_FIRST, BACKOFF_MAX = 0.2, 5.0  # seconds
@@ -54,10 +62,15 @@ class ProviderClient:
 
     def __init__(self, system: str, base_url: str, headers: Mapping[str, str], *,
                  timeout: float, retries: int, max_wait: float,
-                 transport: httpx.BaseTransport | None = None, sleep: Sleep = time.sleep):
-        """A client of `system` at `base_url`; `headers` carry its credentials."""
+                 transport: httpx.BaseTransport | None = None, sleep: Sleep = time.sleep,
+                 limiter: RateLimiter | None = None):
+        """A client of `system` at `base_url`; `headers` carry its credentials.
+
+        `limiter`: the provider's shared rate limit, if one is declared.
+        """
         self.system, self.base_url = system, base_url.rstrip("/")
         self.retries, self.max_wait, self._sleep = retries, max_wait, sleep
+        self.limiter = limiter
         self._http = httpx.Client(base_url=self.base_url, headers=dict(headers),
                                   timeout=timeout, transport=transport)
 
@@ -72,8 +85,10 @@ class ProviderClient:
         where = f"{method} {path}"
         failures, waited = 0, 0.0
         while True:
+            slot, slept = self._slot(where, waited)
+            waited += slept
             try:
-                response = self._http.request(method, path, headers=headers, **request)
+                response = self._request(slot, method, path, headers=headers, **request)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                 failures = self._again(failures, f"{where}: cannot connect to "
                                        f"{self.base_url} ({_name(exc)})")
@@ -88,6 +103,9 @@ class ProviderClient:
             if status == 429 or (status == 503 and "retry-after" in response.headers):
                 pause = retry_after(response.headers.get("retry-after")) \
                     or _backoff(failures + 1)
+                if self.limiter is not None:  # for every process: the next slot waits it out
+                    self.limiter.pause(pause)
+                    continue
                 if waited + pause > self.max_wait:
                     raise SystemUnavailable(self.system, f"{where}: {status}, still asked to "
                                             f"wait after {waited:.0f} s")
@@ -104,6 +122,32 @@ class ProviderClient:
                 raise ProviderRefused(self.system, f"{where}: {status} {_said(response)}",
                                       status)
             return response
+
+    def _request(self, slot: int | None, method: str, path: str,
+                 **request: Any) -> httpx.Response:
+        """One request; its rate-limit slot is released when it ends, however it ends."""
+        try:
+            return self._http.request(method, path, **request)
+        finally:
+            note_sent()  # from now on this call's waits are slept (`rate_limits`)
+            if slot is not None and self.limiter is not None:
+                self.limiter.release(slot)
+
+    def _slot(self, where: str, waited: float) -> tuple[int | None, float]:
+        """A slot of the provider's rate limit (if it has one) and the seconds slept for it.
+
+        `RateLimited` in a worker's job; elsewhere a wait beyond the call's
+        `max_wait` is the provider being unavailable.
+        """
+        if self.limiter is None:
+            return None, 0.0
+        try:
+            return self.limiter.take(max(self.max_wait - waited, 0.0), self._sleep)
+        except RateLimited as limited:
+            if is_deferring():
+                raise
+            raise SystemUnavailable(self.system, f"{where}: {limited}, after waiting "
+                                    f"{waited:.0f} s") from None
 
     def _again(self, failures: int, what: str) -> int:
         """Back off before repeating a request, or fail once `retries` are spent."""

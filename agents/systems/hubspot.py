@@ -21,6 +21,7 @@ from agents.systems.base import Record
 from agents.systems.http import ProviderClient, ProviderRefused
 from agents.systems.providers import provider_client, required
 from state.config import ConfigError, Settings
+from state.database import Pool
 from state.models import DealInput, LeadRecord, Qualification
 
 SYSTEM = "crm"  # the role: errors read "crm: …", as the sandbox's and the other providers' do
@@ -60,11 +61,15 @@ class HubSpotCRM:
         self.client = client
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> HubSpotCRM:
-        """The connector for `DEALFLOW_HUBSPOT_TOKEN` at `DEALFLOW_HUBSPOT_API_BASE`."""
+    def from_settings(cls, settings: Settings, pool: Pool | None = None) -> HubSpotCRM:
+        """The connector for `DEALFLOW_HUBSPOT_TOKEN` at `DEALFLOW_HUBSPOT_API_BASE`.
+
+        `pool`: the database its rate limit (if declared) is shared on.
+        """
         (token,) = required(settings, "hubspot_token")
         return cls(provider_client(settings, SYSTEM, settings.hubspot_api_base,
-                                   {"Authorization": f"Bearer {token}"}))
+                                   {"Authorization": f"Bearer {token}"}, provider="hubspot",
+                                   pool=pool))
 
     def record_qualification(
         self, deal: DealInput, result: Qualification, *, key: str

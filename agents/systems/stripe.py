@@ -27,6 +27,7 @@ from agents.systems.base import Record
 from agents.systems.http import ProviderClient, ProviderRefused
 from agents.systems.providers import provider_client, required
 from state.config import Settings
+from state.database import Pool
 from state.models import Invoice, InvoiceDraft, InvoiceLine
 
 KEY_WINDOW_SECONDS = 23 * 3600  # Stripe keeps keys at least 24 h: a margin for clocks
@@ -71,11 +72,15 @@ class StripeBilling:
         self._tax_rates: dict[str, str] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> StripeBilling:
-        """Stripe at `DEALFLOW_STRIPE_API_BASE` with `DEALFLOW_STRIPE_API_KEY`."""
+    def from_settings(cls, settings: Settings, pool: Pool | None = None) -> StripeBilling:
+        """Stripe at `DEALFLOW_STRIPE_API_BASE` with `DEALFLOW_STRIPE_API_KEY`.
+
+        `pool`: the database its rate limit (if declared) is shared on.
+        """
         (api_key,) = required(settings, "stripe_api_key")
         return cls(provider_client(settings, "billing", settings.stripe_api_base,
-                                   {"Authorization": f"Bearer {api_key}"}))
+                                   {"Authorization": f"Bearer {api_key}"}, provider="stripe",
+                                   pool=pool))
 
     def issue_invoice(self, deal_id: str, draft: InvoiceDraft, *, key: str,
                       client: str | None = None) -> Invoice:
