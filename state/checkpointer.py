@@ -19,7 +19,7 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from pydantic import BaseModel
 
-from state.database import Pool
+from state.database import Pool, session_connection
 from state.deal_state import DealState
 from state.leases import Leases
 from state.migrate import apply_functions, apply_migrations, migration_lock
@@ -65,13 +65,16 @@ def make_checkpointer(pool: Pool, schema: type[BaseModel] = DealState, *,
                      serde=checkpoint_serializer(schema))
 
 
-def setup_database(pool: Pool) -> list[str]:
+def setup_database(pool: Pool, direct_url: str | None = None) -> list[str]:
     """Create the checkpoint tables, apply our migrations and functions; return migrations applied.
 
     Both run on one connection holding the migration lock, so concurrent first
-    starts on an empty database wait for each other instead of racing.
+    starts on an empty database wait for each other instead of racing. The lock
+    is a session's: with `direct_url` (`pool` is a transaction pooler's) the
+    connection is a session of its own there.
     """
-    with pool.connection() as conn, migration_lock(conn):
+    with (session_connection(direct_url) if direct_url else pool.connection()) as conn, \
+            migration_lock(conn):
         PostgresSaver(conn).setup()
         applied = apply_migrations(conn)
         apply_functions(conn)

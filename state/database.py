@@ -1,7 +1,8 @@
 """Connections: resolve the database URL and open psycopg pools.
 
 Pools use the settings the LangGraph Postgres checkpointer requires
-(`autocommit=True`, `prepare_threshold=0`, `row_factory=dict_row`).
+(`autocommit=True`, `prepare_threshold=0`, `row_factory=dict_row`); through a
+transaction pooler (`pooled`), none prepared; `session_connection` for a session.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from psycopg import Connection
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from state.config import Settings
+from state.config import Settings, env_var
 from state.embedded import embedded_database_url
 
 Pool = ConnectionPool[Connection[DictRow]]
@@ -40,9 +41,45 @@ RECONNECT_SECONDS = 5.0
 ASK_EVERY_SECONDS = 1.0
 
 
-def connection_kwargs() -> dict[str, Any]:
-    """Pool connection settings; `application_name` names this process (`dealflow-PID`)."""
-    return {**CONNECTION_KWARGS, "application_name": f"dealflow-{os.getpid()}"}
+def connection_kwargs(pooled: bool = False) -> dict[str, Any]:
+    """Connection settings; `application_name` names this process (`dealflow-PID`).
+
+    `pooled` (a transaction pooler's URL): no prepared statements, no `options` (refused).
+    """
+    kwargs = {**CONNECTION_KWARGS, "application_name": f"dealflow-{os.getpid()}"}
+    if pooled:
+        kwargs.pop("options", None)
+        kwargs["prepare_threshold"] = None
+    return kwargs
+
+
+def pool_options(settings: Settings) -> dict[str, Any]:
+    """`open_pool`'s sizes and wait from the settings; `pooled` if a direct URL differs."""
+    return {"min_size": settings.pool_min_size, "max_size": settings.pool_max_size,
+            "wait_seconds": settings.pool_timeout_seconds,
+            "pooled": settings.direct_database_url not in (None, settings.database_url)}
+
+
+def session_connection(url: str) -> Connection[DictRow]:
+    """A connection of its own, not a pool's, for what needs a session (a session lock)."""
+    try:
+        return Connection[DictRow].connect(url, **connection_kwargs())
+    except psycopg.Error as exc:
+        raise _unreachable(url, exc) from exc
+
+
+class PoolExhausted(PoolTimeout):
+    """Every connection of the pool stayed in use for as long as a request waits."""
+
+
+def pool_timeout(stats: dict[str, int], timeout: float, variable: str) -> PoolTimeout:
+    """Why no connection came: all `pool_max` in use (`variable` says how many), or none."""
+    if stats.get("pool_size", 0) >= stats.get("pool_max", 0) and not stats.get("pool_available"):
+        return PoolExhausted(f"no database connection free after {timeout:g} s: all "
+                             f"{stats['pool_max']} of this process's pool are in use (raise "
+                             f"{variable}, or {env_var('pool_timeout_seconds')} to wait longer)")
+    return PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec")
+
 
 _shared: dict[str, Pool] = {}
 _shared_lock = threading.Lock()
@@ -50,6 +87,8 @@ _shared_lock = threading.Lock()
 
 UNREACHABLE_ADVICE = ("nothing was changed: start Postgres (pg_isready tells) or point "
                       "DATABASE_URL at one that runs, then run the same command again")
+POOLER_ADVICE = ("a transaction pooler (PgBouncer)? set DEALFLOW_DIRECT_DATABASE_URL to the "
+                 "server itself (README: Running at scale)")
 
 
 class DatabaseUnavailable(RuntimeError):
@@ -63,15 +102,20 @@ def resolve_database_url(settings: Settings) -> str:
     return embedded_database_url(settings.data_dir)
 
 
-def check_connection(url: str, timeout: int = 5) -> None:
-    """Connect once, failing fast with the server's own reason (first line)."""
+def check_connection(url: str, timeout: int = 5, options: str | None = None) -> None:
+    """Connect once (with `options`), failing fast with the server's own reason (first line)."""
     try:
-        psycopg.connect(url, connect_timeout=timeout).close()
+        psycopg.connect(url, connect_timeout=timeout, options=options).close()
     except psycopg.Error as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DatabaseUnavailable(
-            f"cannot connect to Postgres at {redact_url(url)}: {reason}; {UNREACHABLE_ADVICE}"
-        ) from exc
+        raise _unreachable(url, exc) from exc
+
+
+def _unreachable(url: str, exc: psycopg.Error) -> DatabaseUnavailable:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    advice = (POOLER_ADVICE if "unsupported startup parameter" in str(exc)
+              else UNREACHABLE_ADVICE)
+    return DatabaseUnavailable(f"cannot connect to Postgres at {redact_url(url)}: {reason}; "
+                               f"{advice}")
 
 
 class CheckedPool(ConnectionPool[Connection[DictRow]]):
@@ -112,8 +156,8 @@ class CheckedPool(ConnectionPool[Connection[DictRow]]):
                 return super().getconn(timeout=max(min(left, self.ask_every), 0.001))
             except PoolTimeout:
                 if time.monotonic() >= deadline - 0.001:
-                    raise PoolTimeout(f"couldn't get a connection after {timeout:.2f} sec"
-                                      ) from None
+                    raise pool_timeout(self.get_stats(), timeout, env_var(
+                        "pool_max_size")) from None
 
     def putconn(self, conn: Connection[DictRow]) -> None:
         """Note when the connection came back, and whether it came back broken."""
@@ -148,10 +192,12 @@ def _server_spoke(conn: Connection[Any]) -> bool:
     return bool(readable)
 
 
-def open_pool(url: str, *, max_size: int = 10, timeout: float = 10.0) -> Pool:
-    """Open a connection pool after checking that the server answers."""
-    check_connection(url)
-    pool: Pool = CheckedPool(url, min_size=1, max_size=max_size, kwargs=connection_kwargs(),
+def open_pool(url: str, *, max_size: int = 10, timeout: float = 10.0, min_size: int = 1,
+              wait_seconds: float = 30.0, pooled: bool = False) -> Pool:
+    """Open a pool once the server answers (`timeout`); a request waits `wait_seconds`."""
+    check_connection(url, options=connection_kwargs(pooled).get("options"))
+    pool: Pool = CheckedPool(url, min_size=min(min_size, max_size), max_size=max_size,
+                             timeout=wait_seconds, kwargs=connection_kwargs(pooled),
                              connection_class=Connection[DictRow], open=False, name="dealflow")
     try:
         pool.open(wait=True, timeout=timeout)
@@ -168,12 +214,12 @@ def fetch_all(pool: Pool, query: str, params: Any = None) -> list[DictRow]:
         return conn.execute(query, params).fetchall()
 
 
-def shared_pool(url: str) -> Pool:
-    """A process-wide pool per URL, for code that has no pool handed to it."""
+def shared_pool(url: str, **options: Any) -> Pool:
+    """A process-wide pool per URL, for code that has no pool handed to it (`open_pool`'s)."""
     with _shared_lock:
         pool = _shared.get(url)
         if pool is None or pool.closed:
-            pool = open_pool(url)
+            pool = open_pool(url, **options)
             _shared[url] = pool
         return pool
 
