@@ -207,7 +207,7 @@ def missing_calls(workflow: Workflow, systems: Systems) -> list[str]:
 
 def _waiting_step(service: DealService, wait: Wait) -> StepSpec | None:
     """The declared step whose wait this is (None for the review)."""
-    return next((s for s in service.workflow.steps if s.name == wait.node), None)
+    return service.workflow.declared_step(wait.node)
 
 
 def _expire(service: DealService, deadline: Deadline, wait: Wait, policy: WaitPolicy,

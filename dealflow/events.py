@@ -37,7 +37,8 @@ def waiting_snapshot(service: DealService, row: DealRow, node: str, what: str,
     snapshot = snapshot or service.snapshot(row.thread_id)
     current = status_of(snapshot, service.workflow) if snapshot.created_at else "not started"
     found = current_wait(snapshot)
-    if current == service.workflow.waiting_status(node) and found and found[0] == node:
+    if current == service.workflow.waiting_status(node) and found and \
+            service.workflow.renamed.get(found[0], found[0]) == node:  # or under its old name
         return snapshot
     ended_wait(service, row, node, current, attempt)  # Decided: what ended it, and when
     if current == "running" and service.leases.token(row.thread_id) is None \

@@ -17,8 +17,8 @@ def who(node: str, workflow: Workflow) -> str:
     """Who acts at a node, as the CLI names it (`lead agent`, `reviewer`, `signer`)."""
     step = handled_step(node) or node
     agent = workflow.agent_of(step)
-    is_agent_step = any(s.name == step and s.kind == "agent" for s in workflow.steps)
-    return f"{agent} agent" if is_agent_step else agent
+    spec = workflow.declared_step(step)
+    return f"{agent} agent" if spec is not None and spec.kind == "agent" else agent
 
 
 def describe_step(node: str, update: dict[str, Any], workflow: Workflow) -> str | None:
@@ -72,7 +72,7 @@ def next_steps(report: DealReport, workflow: Workflow) -> list[str]:
 def waiting_step(report: DealReport, workflow: Workflow) -> StepSpec | None:
     """The event step the thread waits at, if it waits at one."""
     node = (report.pending or {}).get("node")
-    spec = next((s for s in workflow.steps if s.name == node), None)
+    spec = workflow.declared_step(node) if node else None  # under an old name too
     return spec if spec is not None and spec.kind == "event" else None
 
 

@@ -7,6 +7,7 @@ from typing import Any
 from langgraph.types import StateSnapshot
 from pydantic import BaseModel
 
+from graph.versions import VERSION_FIELDS
 from graph.workflow import Workflow
 from state.deal_state import DealState, Status
 from state.registry import DealRow
@@ -26,6 +27,7 @@ class DealReport(BaseModel):
     summary: str | None = None
     note: str | None = None
     deadlines: list[dict[str, Any]] = []
+    workflow_version: str | None = None  # the declaration the deal started on (graph.versions)
 
 
 def status_of(snapshot: StateSnapshot, workflow: Workflow) -> Status:
@@ -58,7 +60,7 @@ def context_of_state(state: DealState) -> dict[str, Any]:
     """The deal's current facts as JSON-ready data (contract text left out; see records)."""
     data = state.model_dump(mode="json", exclude={
         "completed_steps", "supervisor_messages", "pending_tool_calls", "llm_usage",
-        "llm_refused_turns", "llm_summary", "supervisor", "effect_keys"})
+        "llm_refused_turns", "llm_summary", "supervisor", "effect_keys", *VERSION_FIELDS})
     if data.get("contract"):
         data["contract"].pop("text", None)
     data["failures"] = list(data["failures"].values())
@@ -93,4 +95,5 @@ def build_report(thread_id: str, snapshot: StateSnapshot, workflow: Workflow) ->
         supervisor=state.supervisor,
         usage=state.llm_usage.model_dump(mode="json"),
         summary=state.llm_summary,
+        workflow_version=getattr(state, "workflow_version", None),
     )

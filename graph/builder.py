@@ -59,15 +59,17 @@ def build_graph(settings: Settings | None = None, *, workflow: Workflow = DEFAUL
     )
     builder.add_edge(START, SUPERVISOR)
     retry = retry_policy(settings)
-    for spec in workflow.steps:
+    # a renamed step keeps a node under its old name, where deals in flight may wait
+    for name, spec in [*((s.name, s) for s in workflow.steps),
+                       *((old, workflow.step(new)) for old, new in workflow.renamed.items())]:
         metadata = {"agent": spec.agent, "system": spec.system}
-        node = traced(spec.name, step_node(spec, contexts, workflow.wait_policy(spec.name)))
+        node = traced(name, step_node(spec, contexts, workflow.wait_policy(spec.name)))
         if spec.kind == "agent":
-            add(spec.name, node, input_schema=schema, retry_policy=retry,
+            add(name, node, input_schema=schema, retry_policy=retry,
                 error_handler=on_failure, metadata=metadata)
         else:
-            add(spec.name, node, input_schema=schema, metadata=metadata)
-        builder.add_edge(spec.name, SUPERVISOR)
+            add(name, node, input_schema=schema, metadata=metadata)
+        builder.add_edge(name, SUPERVISOR)
     review = make_human_review(contexts, workflow.wait_policy(HUMAN_REVIEW))
     add(HUMAN_REVIEW, traced(HUMAN_REVIEW, review), input_schema=schema,
         metadata={"agent": workflow.agent_of(HUMAN_REVIEW)})

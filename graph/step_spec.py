@@ -38,6 +38,9 @@ class StepSpec:
     took in a field `event`. `handle` (`envelope.envelope_id`: a fact and its
     field) names what it waits on; `show` turns the output's JSON data (None
     before it is done) into what a deal's context shows (default: the data).
+    `new_deals_only`: a step added to a running deployment runs only for deals
+    started on a declaration that had it (`graph.versions`); by default it
+    applies to every deal that has not passed its place.
     """
 
     name: str
@@ -57,6 +60,7 @@ class StepSpec:
     events: tuple[str, ...] = ()
     handle: str | None = None
     show: Callable[[Any], Any] | None = field(default=None, compare=False)
+    new_deals_only: bool = False
 
     def done(self, state: DealState) -> bool:
         """Whether the step's output is already in the state."""

@@ -9,14 +9,17 @@ the LLM supervisor's tools, prompt and guard, the graph builder, the state
 schema, the checkpoint allowlist, the CLI's rendering and hints, MCP's deal
 context, the inbox, deadlines, spans, audit and failures all derive from the
 `Workflow`. Adding a step means writing its node and declaring it here (or
-`DEFAULT_WORKFLOW.with_step(...)` in your own code).
+`DEFAULT_WORKFLOW.with_step(...)` in your own code). A changed declaration
+under deals in flight says what changed (`renamed`, `removed`, a step's
+`new_deals_only`); each deal follows `for_deal(state)` (`graph.versions`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import create_model
@@ -25,6 +28,8 @@ from agents.contract.node import generate_contract, send_for_signature
 from agents.finance.node import generate_invoice
 from agents.lead.node import qualify_lead
 from agents.project.node import create_project
+from graph import versions
+from graph.declaration_checks import declaration_errors
 from graph.nodes import HUMAN_REVIEW, SUPERVISOR, handled_step
 from graph.signature import await_signature
 from graph.step_spec import Condition, StepSpec
@@ -51,52 +56,45 @@ class WorkflowError(ValueError):
 
 @dataclass(frozen=True)
 class Workflow:
-    """The declared steps, in order, the waits' deadlines, and everything derived from them."""
+    """The declared steps, in order, the waits' deadlines, and everything derived from them.
+
+    `renamed` (old name → new) and `removed` declare the steps that deals in
+    flight may still have: a deal waiting in a renamed step finishes there.
+    """
 
     steps: tuple[StepSpec, ...]
     waits: tuple[WaitPolicy, ...] = ()
+    renamed: Mapping[str, str] = field(default_factory=dict, hash=False)
+    removed: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """Refuse a declaration that contradicts itself, naming the problem."""
-        names = [spec.name for spec in self.steps]
-        outputs = [spec.output for spec in self.steps]
-        events = [event for spec in self.steps for event in spec.events]
-        for label, values in (("step", names), ("output", outputs), ("event", events)):
-            twice = {v for v in values if values.count(v) > 1}
-            if twice:
-                raise WorkflowError(f"{label} declared twice: {', '.join(sorted(twice))}")
-        for spec in self.steps:
-            unknown = [c for c in spec.requires if c not in self.conditions]
-            if unknown:
-                raise WorkflowError(f"{spec.name} requires unknown condition(s) "
-                                    f"{', '.join(unknown)} (known: {', '.join(self.conditions)})")
-            if spec.handle is not None and (not spec.handle_field or spec.handle_fact not in (
-                    *outputs, *DealState.model_fields)):
-                raise WorkflowError(f"{spec.name}: handle {spec.handle!r} is not a declared "
-                                    "output and its field (like envelope.envelope_id)")
-        for policy in self.waits:
-            self._check_wait(policy)
-
-    def _check_wait(self, policy: WaitPolicy) -> None:
-        """Refuse a wait at a node that does not wait, or deadlines it cannot carry out."""
-        if self.waiting_status(policy.node) is None:
-            raise WorkflowError(f"wait {policy.name}: {policy.node} is not a node that waits")
-        if policy.undelayed():
-            raise WorkflowError(f"wait {policy.name}: no setting "
-                                f"{', '.join(policy.undelayed())} and no declared delay")
-        calls = [d.action for d in policy.deadlines if d.call is not None]
-        handle = next((s.handle for s in self.steps if s.name == policy.node), None)
-        if calls and (policy.system is None or handle is None):
-            raise WorkflowError(f"wait {policy.name}: {', '.join(calls)} call(s) a system, so "
-                                "the wait needs a system and its step a handle")
+        object.__setattr__(self, "renamed", MappingProxyType(dict(self.renamed)))
+        problems = declaration_errors(self)
+        if problems:
+            raise WorkflowError(problems[0])
 
     # -- declaration ------------------------------------------------------------
     def step(self, name: str) -> StepSpec:
-        """The declared step called `name`."""
-        for spec in self.steps:
-            if spec.name == name:
-                return spec
-        raise KeyError(f"unknown step {name!r}")
+        """The declared step called `name` (or renamed from it)."""
+        spec = self.declared_step(name)
+        if spec is None:
+            raise KeyError(f"unknown step {name!r}")
+        return spec
+
+    def declared_step(self, name: str) -> StepSpec | None:
+        """The declared step called `name` (or renamed from it), if there is one."""
+        name = self.renamed.get(name, name)
+        return next((spec for spec in self.steps if spec.name == name), None)
+
+    @cached_property
+    def version(self) -> str:
+        """The declaration's version: a digest stable across processes (`graph.versions`)."""
+        return versions.version_of(self)
+
+    def for_deal(self, state: DealState) -> Workflow:
+        """The declaration `state`'s deal follows (the steps that apply to it)."""
+        return versions.for_deal(self, state)
 
     def with_step(self, spec: StepSpec, *, after: str | None = None,
                   required_by: Iterable[str] = (), wait: WaitPolicy | None = None
@@ -125,13 +123,14 @@ class Workflow:
 
     @cached_property
     def state_schema(self) -> type[DealState]:
-        """`DealState`, with a field for every declared output it does not have yet."""
+        """`DealState` with the deal's declaration, and a field for every output it lacks."""
         missing: dict[str, Any] = {
             spec.output: (spec.output_model | None, None) for spec in self.steps
             if spec.output not in DealState.model_fields}
         if not missing:
-            return DealState
-        return create_model(f"DealState_{'_'.join(missing)}", __base__=DealState, **missing)
+            return versions.VersionedState
+        return create_model(f"DealState_{'_'.join(missing)}", __base__=versions.VersionedState,
+                            **missing)
 
     # -- who does what ----------------------------------------------------------
     def agent_of(self, node: str) -> str:
@@ -141,11 +140,13 @@ class Workflow:
             return "supervisor"
         if node == HUMAN_REVIEW:
             return "reviewer"
-        return next((spec.agent for spec in self.steps if spec.name == node), "graph")
+        spec = self.declared_step(node)
+        return spec.agent if spec is not None else "graph"
 
     def system_of(self, node: str) -> str | None:
         """The system of record a step's node acts on (none for anything else)."""
-        return next((spec.system for spec in self.steps if spec.name == node), None)
+        spec = self.declared_step(node)
+        return spec.system if spec is not None else None
 
     @property
     def agents(self) -> tuple[str, ...]:
@@ -163,10 +164,12 @@ class Workflow:
         """The status of a thread stopped at `node`'s interrupt."""
         if node == HUMAN_REVIEW:
             return "waiting_review"
-        return next((s.waits_in for s in self.steps if s.name == node), None)
+        spec = self.declared_step(node)
+        return spec.waits_in if spec is not None else None
 
     def wait_policy(self, node: str) -> WaitPolicy | None:
-        """The deadlines of the wait at `node`, if it has any."""
+        """The deadlines of the wait at `node` (or the node renamed from it), if it has any."""
+        node = self.renamed.get(node, node)
         return next((policy for policy in self.waits if policy.node == node), None)
 
     def wait_name(self, node: str) -> str:
