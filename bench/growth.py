@@ -1,10 +1,14 @@
-"""W4 growth: bytes per completed deal, and list/status/history latency from 100 to 10,000 deals."""
+"""W4 growth: bytes per completed deal, and list/status/history latency from 100 to 10,000 deals.
+
+With `bench.retention`: the same bytes after a prune, and the size under a steady load.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from bench.common import median, timed
+from bench.retention import w4_retention
 from bench.workloads import deal
 from dealflow.api import DealService
 
@@ -69,4 +73,5 @@ def w4_growth(service: DealService, base_deals: int = 100, scale: int = 100) -> 
     _clone(service, scale - 1)
     large = _latencies(service, threads[0])
     return {"bytes_per_deal": per_deal, "at_small": small, "at_large": large,
-            "deals_small": base_deals, "deals_large": base_deals * scale}
+            "deals_small": base_deals, "deals_large": base_deals * scale,
+            "retention": w4_retention()}  # prune: bytes per ended deal, size under load

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import Any
 
 from dealflow.api import DealService
+from dealflow.prune import pruned_threads
 from dealflow.timeline import trace_json
 from state.audit import AuditEntry
 from state.registry import DealRow
@@ -32,8 +33,10 @@ def threads_view(service: DealService, status: str | None, limit: int, cursor: s
 
 
 def history_view(service: DealService, thread: str) -> dict[str, Any]:
-    """Every checkpoint of the thread, oldest first."""
-    return {"thread": thread, "history": service.history(thread)}
+    """Every checkpoint of the thread, oldest first; `pruned`: each prune of its history."""
+    history = service.history(thread)
+    return {"thread": thread, "history": history,
+            "pruned": pruned_threads(service.pool, service.deal(thread).thread_id)}
 
 
 def records_view(service: DealService, deal: str) -> dict[str, Any]:
