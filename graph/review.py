@@ -4,7 +4,9 @@ Two kinds of review stop a thread: the approval of a large deal (decisions
 `approve` / `reject`) and a step that failed after its retries (`retry` /
 `reject`). Resume with `Command(resume={"decision": ..., "comment": ...})`, or
 with LangChain's HITL response `{"decisions": [{"type": "approve"}]}`, where
-approving a failure review's `retry_failed_step` action means `retry`.
+approving a failure review's `retry_failed_step` action means `retry`. An
+approval also takes HITL's `edit` decision: approve on edited terms
+(`graph.review_edit`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,14 @@ from langgraph.runtime import Runtime
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from graph.nodes import HUMAN_REVIEW
+from graph.review_edit import (
+    EDITABLE,
+    EditRefused,
+    apply_terms,
+    approval_terms,
+    before_after,
+    edited_terms,
+)
 from graph.runtime import ContextResolver, DealContext, once_key, origin_of
 from graph.wait_policy import WaitPolicy
 from graph.waiting import WaitRun, is_expiry, wait_key_of
@@ -53,6 +63,7 @@ class ReviewAnswer(BaseModel):
     decision: ReviewChoice
     comment: Comment = ""
     reviewer: Name = "reviewer"
+    edits: dict[str, Any] = {}  # approve on these terms (`graph.review_edit`)
 
 
 def review_kind(state: DealState) -> ReviewKind:
@@ -94,29 +105,38 @@ def review_request(state: DealState, settings: Settings) -> HITLRequest:
     else:
         action = ActionRequest(
             name=APPROVE_ACTION,
-            args={
-                "deal_id": deal.deal_id, "client": deal.client, "value": str(deal.value),
-                "currency": deal.currency, "deal_type": deal.deal_type,
-                "score": state.qualification.score if state.qualification else None,
-            },
+            args=approval_args(state, settings),
             description=(
                 f"{deal.client}: {deal.value:,.2f} {deal.currency} is over the "
                 f"{settings.review_threshold_usd:,.0f} USD approval threshold. "
-                "Approve to continue, or reject to end the deal."
+                f"Approve to continue, edit ({', '.join(EDITABLE)}) and approve, "
+                "or reject to end the deal."
             ),
         )
-    config = ReviewConfig(action_name=action["name"], allowed_decisions=["approve", "reject"])
+    decisions: list[Any] = ["approve", "edit", "reject"] if action["name"] == APPROVE_ACTION \
+        else ["approve", "reject"]
+    config = ReviewConfig(action_name=action["name"], allowed_decisions=decisions)
     return HITLRequest(action_requests=[action], review_configs=[config])
 
 
-def parse_review_answer(value: Any, kind: ReviewKind) -> ReviewAnswer:
-    """Validate a resume value against the pending review kind, or raise a clear error."""
+def approval_args(state: DealState, settings: Settings) -> dict[str, Any]:
+    """What an approval review shows: the deal's terms and its lead score."""
+    return {**approval_terms(state.deal, settings.payment_terms_days),
+            "score": state.qualification.score if state.qualification else None}
+
+
+def parse_review_answer(value: Any, kind: ReviewKind,
+                        shown: dict[str, Any] | None = None) -> ReviewAnswer:
+    """Validate a resume value against the pending review, or raise a clear error.
+
+    `shown`: the pending action's args, which an `edit` decision is checked against.
+    """
     if isinstance(value, str):
         value = {"decision": value}
     if isinstance(value, list):
         value = _from_human_response(value, kind)
     if isinstance(value, dict) and "decisions" in value:
-        value = _from_hitl_response(value, kind)
+        value = _from_hitl_response(value, kind, shown or {})
     if not isinstance(value, dict):
         raise ReviewAnswerError(
             f"review answer must be an object like {{'decision': 'approve'}}, got {value!r:.80}"
@@ -149,20 +169,38 @@ def _from_human_response(value: list[Any], kind: ReviewKind) -> dict[str, Any]:
     return {"decision": decisions[chosen], "comment": args if isinstance(args, str) else ""}
 
 
-def _from_hitl_response(value: dict[str, Any], kind: ReviewKind) -> dict[str, Any]:
+def _from_hitl_response(value: dict[str, Any], kind: ReviewKind,
+                        shown: dict[str, Any]) -> dict[str, Any]:
     decisions = value.get("decisions")
     if not isinstance(decisions, list) or len(decisions) != 1 or not isinstance(
         decisions[0], dict
     ):
         raise ReviewAnswerError("HITL response must hold exactly one decision")
     chosen = decisions[0]
+    if chosen.get("type") == "edit":
+        if kind != "approval":
+            raise ReviewAnswerError(f"an edit fits only an approval review, not this {kind} "
+                                    "review (allowed: approve, reject)")
+        try:
+            edits = edited_terms(APPROVE_ACTION, shown, chosen.get("edited_action"),
+                                 APPROVE_ACTION)
+        except EditRefused as exc:
+            raise ReviewAnswerError(str(exc)) from None
+        return {"decision": "approve", "comment": str(chosen.get("message", "")),
+                "edits": edits, **_reviewer_of(value)}
     kind_map = {"approve": "retry" if kind == "failure" else "approve", "reject": "reject"}
     if chosen.get("type") not in kind_map:
         raise ReviewAnswerError(
             f"HITL decision type {chosen.get('type')!r} is not supported here "
-            "(allowed: approve, reject)"
+            f"(allowed: approve, {'edit, ' if kind == 'approval' else ''}reject)"
         )
-    return {"decision": kind_map[chosen["type"]], "comment": str(chosen.get("message", ""))}
+    return {"decision": kind_map[chosen["type"]], "comment": str(chosen.get("message", "")),
+            **_reviewer_of(value)}
+
+
+def _reviewer_of(value: dict[str, Any]) -> dict[str, Any]:
+    """Who answered, if the HITL response says (the API and the CLI add it)."""
+    return {"reviewer": value["reviewer"]} if "reviewer" in value else {}
 
 
 def review_notice(state: DealState, request: HITLRequest) -> Notice:
@@ -188,8 +226,10 @@ def make_human_review(contexts: ContextResolver, policy: WaitPolicy | None = Non
         request = review_request(state, context.settings)
         wait = WaitRun(policy, origin, wait_key_of(runtime), context.data, context.settings,
                        work)
-        resolution = wait.ask(dict(request), lambda raw: parse_review_answer(raw, kind)
+        shown = dict(request["action_requests"][0]["args"])
+        resolution = wait.ask(dict(request), lambda raw: parse_review_answer(raw, kind, shown)
                               .model_dump(), notice=review_notice(state, request))
+        edits: dict[str, Any] = {}
         if is_expiry(resolution):
             decision = ReviewDecision(
                 kind=kind, decision="expire", reviewer="deadline",
@@ -197,18 +237,25 @@ def make_human_review(contexts: ContextResolver, policy: WaitPolicy | None = Non
                 steps=tuple(sorted(state.failures)), decided_at=datetime.now(UTC))
         else:
             answer = ReviewAnswer.model_validate(resolution)
+            edits = answer.edits
             decision = ReviewDecision(
                 kind=kind, decision=answer.decision, comment=answer.comment,
                 reviewer=answer.reviewer, steps=tuple(sorted(state.failures)),
                 decided_at=datetime.now(UTC),
             )
+        update = _update_for(state, kind, decision)
+        detail: dict[str, Any] = {"kind": kind, "decision": decision.decision,
+                                  "steps": list(decision.steps)}
+        if edits:
+            update["deal"] = apply_terms(state, edits)
+            detail["edited"] = before_after(state, update["deal"],
+                                            context.settings.payment_terms_days)
         context.data.audit.append(
             origin, "review.decision",
             actor=decision.reviewer, reason=decision.comment or None,
-            detail={"kind": kind, "decision": decision.decision, "steps": list(decision.steps)},
-            dedupe_key=once_key(runtime, "review"), work=work,
+            detail=detail, dedupe_key=once_key(runtime, "review"), work=work,
         )
-        return _update_for(state, kind, decision)
+        return update
 
     return human_review
 

@@ -108,6 +108,11 @@ class DealInput(Frozen):
     currency: Currency = "USD"
     deal_type: DealType = "implementation"
     lead: LeadAttributes = Field(default_factory=LeadAttributes)
+    payment_terms_days: int | None = Field(default=None, ge=0, le=365)  # None: the setting's
+
+    def terms_days(self, default: int) -> int:
+        """Days to pay: the deal's own terms (a reviewer's edit), else `default`."""
+        return default if self.payment_terms_days is None else self.payment_terms_days
 
     @property
     def value_usd(self) -> Decimal:

@@ -14,7 +14,7 @@ SUPERSEDED = "superseded by another branch of the deal's thread"
 def generate_contract(state: DealState, run: StepRun) -> Contract:
     """Render the contract from the template and store its text and hash."""
     deal = state.deal
-    text, digest = render_contract(deal, run.settings.payment_terms_days)
+    text, digest = render_contract(deal, deal.terms_days(run.settings.payment_terms_days))
     repo = run.system(ContractRepository)
     contract = run.effect(
         "contracts.store_contract", Contract,

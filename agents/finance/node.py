@@ -19,13 +19,13 @@ def generate_invoice(state: DealState, run: StepRun) -> Invoice:
     """
     deal = state.deal
     _, project = run.require_all("qualified", "project")
-    draft = draft_invoice(deal, tax_rate=run.settings.tax_rate,
-                          terms_days=run.settings.payment_terms_days,
+    terms_days = deal.terms_days(run.settings.payment_terms_days)
+    draft = draft_invoice(deal, tax_rate=run.settings.tax_rate, terms_days=terms_days,
                           issued_on=datetime.now(UTC).date())
     billing = run.system(Billing)
     terms = draft.model_dump(mode="json", exclude={"issued_on", "due_on"})
     invoice = run.effect("billing.issue_invoice", Invoice,
-                         {**terms, "terms_days": run.settings.payment_terms_days},
+                         {**terms, "terms_days": terms_days},
                          lambda key: billing.issue_invoice(deal.deal_id, draft, key=key,
                                                            client=deal.client),
                          billing.lookup)

@@ -12,7 +12,6 @@ deal's status so the page shows the new status without a reload.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,21 +24,16 @@ from fastapi.templating import Jinja2Templates
 
 from dealflow.api import DealService
 from dealflow.errors import DealflowError, NotFound
-from dealflow.service.auth import Throttle, Throttled, Unauthenticated, authenticate
 from dealflow.service.inbound import take_review
-from dealflow.service.inbox_data import KINDS, pending_reviews, review_page
-from dealflow.service.sessions import (
-    COOKIE,
-    SIGNIN_COOKIE,
-    Session,
-    close_session,
-    open_session,
-    session_of,
-)
+from dealflow.service.inbox_data import KINDS, form_edit, pending_reviews, review_page
+from dealflow.service.sessions import COOKIE, Session, session_of
+from dealflow.service.signin import Area, signin_page, signin_routes
 
 HERE = Path(__file__).parent
 PREFIX = "/inbox"
 _templates = Jinja2Templates(directory=str(HERE / "templates"))
+AREA = Area(PREFIX, _templates, "signin.html", "reviewer",
+            lambda caller: "Unknown or revoked token.")
 
 
 def inbox_routes(app: FastAPI, service: DealService, queue: procrastinate.App) -> None:
@@ -54,46 +48,13 @@ def inbox_routes(app: FastAPI, service: DealService, queue: procrastinate.App) -
     async def inbox(request: Request, kind: str | None = None) -> Response:
         session = await current(request)
         if session is None:
-            return _signin_page(request)
+            return signin_page(request, AREA)
         wanted = kind if kind in KINDS.values() else None
         reviews = await anyio.to_thread.run_sync(pending_reviews, service, wanted)
         return _page(request, "list.html", session, reviews=reviews, kind=wanted,
                      kinds=sorted(set(KINDS.values())))
 
-    @app.post(f"{PREFIX}/signin", include_in_schema=False)
-    async def signin(request: Request, token: Annotated[str, Form()] = "",
-                     csrf: Annotated[str, Form()] = "") -> Response:
-        expected = request.cookies.get(SIGNIN_COOKIE) or ""
-        if not csrf or not secrets.compare_digest(csrf, expected):
-            return _signin_page(request, "The form expired; please sign in again.", 403)
-        try:  # 401 unknown, revoked or expired; 429 after too many failures from here
-            caller = await anyio.to_thread.run_sync(
-                authenticate, service.pool, token.strip(),
-                request.client.host if request.client else None, Throttle.of(service.settings))
-        except (Throttled, Unauthenticated) as exc:
-            text = str(exc)
-            page = _signin_page(request, f"{text[:1].upper()}{text[1:]}.", exc.http_status)
-            if isinstance(exc, Throttled):
-                page.headers["Retry-After"] = str(exc.retry_after)
-            return page
-        if not caller.may("reviewer"):
-            return _signin_page(request, "Unknown or revoked token.", 401)
-        session_id = await anyio.to_thread.run_sync(open_session, service.pool, caller)
-        response = RedirectResponse(PREFIX, status_code=303)
-        response.set_cookie(COOKIE, session_id, httponly=True, samesite="strict", path=PREFIX,
-                            secure=request.url.scheme == "https")
-        response.delete_cookie(SIGNIN_COOKIE, path=PREFIX)
-        return response
-
-    @app.post(f"{PREFIX}/signout", include_in_schema=False)
-    async def signout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-        session = await current(request)
-        if session is not None and session.form_ok(csrf):
-            await anyio.to_thread.run_sync(close_session, service.pool,
-                                           request.cookies.get(COOKIE))
-        response = RedirectResponse(PREFIX, status_code=303)
-        response.delete_cookie(COOKIE, path=PREFIX)
-        return response
+    signin_routes(app, service, AREA)
 
     @app.get(PREFIX + "/reviews/{deal_id}", response_class=HTMLResponse,
              include_in_schema=False)
@@ -120,20 +81,27 @@ def inbox_routes(app: FastAPI, service: DealService, queue: procrastinate.App) -
     @app.post(PREFIX + "/reviews/{deal_id}", include_in_schema=False)
     async def decide(request: Request, deal_id: str, decision: Annotated[str, Form()] = "",
                      comment: Annotated[str, Form()] = "",
-                     csrf: Annotated[str, Form()] = "") -> Response:
+                     csrf: Annotated[str, Form()] = "", value: Annotated[str, Form()] = "",
+                     payment_terms_days: Annotated[str, Form()] = "") -> Response:
         session = await current(request)
         if session is None:
             return JSONResponse({"error": "sign in first"}, status_code=401)
         if not session.form_ok(csrf):
             return JSONResponse({"error": "the form expired; reload the page"},
                                 status_code=403)
-        answer = {"decision": decision, "comment": comment, "reviewer": session.caller.name}
+        answer: dict[str, Any] = {"decision": decision, "comment": comment,
+                                  "reviewer": session.caller.name}
         try:
+            if decision == "edit":  # approve on the terms typed in the form
+                terms = {"value": value, "payment_terms_days": payment_terms_days}
+                answer = await anyio.to_thread.run_sync(
+                    form_edit, service, deal_id, terms, comment, session.caller.name)
             taken = await take_review(service, queue, deal_id, answer)
         except DealflowError as exc:
             return _answer(request, deal_id, str(exc), exc.http_status)
         done = "was recorded already" if taken.duplicate else "recorded"
-        return _answer(request, deal_id, f"{decision} {done}; the deal moves on", 202)
+        what = "approval on the edited terms" if decision == "edit" else decision
+        return _answer(request, deal_id, f"{what} {done}; the deal moves on", 202)
 
 
 def _answer(request: Request, deal_id: str, message: str, status: int) -> Response:
@@ -148,12 +116,3 @@ def _page(request: Request, template: str, session: Session, status: int = 200,
     return _templates.TemplateResponse(request, template, {
         "reviewer": session.caller.name, "csrf": session.csrf, "prefix": PREFIX, **context},
         status_code=status)
-
-
-def _signin_page(request: Request, error: str | None = None, status: int = 200) -> Response:
-    token = secrets.token_urlsafe(24)
-    response = _templates.TemplateResponse(request, "signin.html", {
-        "csrf": token, "error": error, "prefix": PREFIX}, status_code=status)
-    response.set_cookie(SIGNIN_COOKIE, token, httponly=True, samesite="strict", path=PREFIX,
-                        secure=request.url.scheme == "https")
-    return response

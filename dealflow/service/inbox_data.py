@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from dealflow.api import DealService
 from dealflow.deadlines import refusal
-from dealflow.errors import NotFound
+from dealflow.errors import InvalidInput, NotFound
 from dealflow.render import waiting_line, who
 from dealflow.reports import DealReport, deal_state_of, has_run
-from dealflow.timeline import render_trace
+from dealflow.service.review_view import deadline_lines, headline, money, timeline_bars, why
+from dealflow.timeline import render_trace, trace_json
 from graph.nodes import HUMAN_REVIEW
 from graph.review import ALLOWED, APPROVE_ACTION, ESCALATION_ACTION, RETRY_ACTION
+from graph.review_edit import EDITABLE, edit_answer
 from state.models import ReviewKind
+from state.numerals import whole_number
 
 KINDS: dict[str, ReviewKind] = {APPROVE_ACTION: "approval", RETRY_ACTION: "failure",
                                 ESCALATION_ACTION: "escalation"}
@@ -76,15 +79,26 @@ def review_page(service: DealService, deal_id: str) -> dict[str, Any]:
     ended = service.data.waits.last_ended(report.thread_id,
                                           service.workflow.wait_name(HUMAN_REVIEW))
     row, spans = service.trace(deal_id)
+    deal = context.get("deal") or {}
+    description = request[0].get("description", "") if waiting else ""
+    now = datetime.now(UTC)
     return {
         "report": report, "waiting": waiting, "kind": kind,
-        "why": request[0].get("description", "") if waiting else "",
+        "why": headline(kind, deal, description, service.settings.review_threshold_usd)
+        if waiting else "",
+        "deadlines": deadline_lines(report.deadlines, now),
+        "value": money(deal["value"], deal["currency"]) if deal else "",
+        "bars": timeline_bars(trace_json(row.deal_id, row.thread_id, spans,
+                                         service.timers(row.thread_id))["spans"]),
+        "audit_rows": [{"at": e.at, "who": e.actor or e.agent, "what": e.action,
+                        "why": why(e)} for e in service.audit(deal_id)],
         "decisions": [(d, LABELS[d]) for d in ALLOWED[kind]] if kind else [],
-        "deal": context.get("deal") or {}, "steps": steps_done(service, report),
+        "editable": {name: request[0]["args"][name] for name in EDITABLE}
+        if kind == "approval" else {},
+        "deal": deal, "steps": steps_done(service, report),
         "waiting_for": waiting_line(report, service.workflow),
         "failures": context.get("failures") or [],
         "contract": contracts[-1] if contracts else None,
-        "audit": service.audit(deal_id),
         "trace": render_trace(row.deal_id, row.thread_id, spans, service.workflow,
                               service.timers(row.thread_id)),
         "ended": refusal(report.thread_id, ended).split(": ", 1)[-1]
@@ -107,3 +121,23 @@ def steps_done(service: DealService, report: DealReport) -> list[dict[str, Any]]
                          "summary": spec.describe(output),
                          "facts": json.dumps(facts, indent=2, ensure_ascii=False)})
     return done
+
+
+def form_edit(service: DealService, deal_id: str, typed: dict[str, str], comment: str,
+              reviewer: str) -> dict[str, Any]:
+    """The HITL edit answer for the terms typed in the review page's form."""
+    pending = service.status(deal_id).pending
+    if not pending:
+        raise InvalidInput(f"deal {deal_id!r:.80} has no pending review to edit")
+    action = pending["action_requests"][0]
+    shown = dict(action["args"])
+    changes: dict[str, Any] = {}
+    for name, raw in typed.items():
+        if raw.strip() and str(shown.get(name)) != raw.strip():
+            try:
+                changes[name] = whole_number(raw) if isinstance(shown.get(name), int) \
+                    else raw.strip()
+            except ValueError as exc:
+                raise InvalidInput(f"{name}: {exc}") from None
+    return edit_answer(shown, changes, action=action["name"], comment=comment,
+                       reviewer=reviewer)

@@ -50,7 +50,7 @@ def test_large_deal_waits_for_approval_before_any_side_effect(service: DealServi
     assert report.pending is not None
     action = report.pending["action_requests"][0]
     assert action["name"] == "approve_deal" and action["args"]["value"] == "60000.00"
-    assert report.pending["review_configs"][0]["allowed_decisions"] == ["approve", "reject"]
+    assert report.pending["review_configs"][0]["allowed_decisions"] == ["approve", "edit", "reject"]
     assert counts(service.records("BIG-1")) == {**dict.fromkeys(ONE_EACH, 0), "crm": 1}
 
     approved = service.resume("BIG-1", {"decision": "approve", "comment": "ok", "reviewer": "kim"})

@@ -214,8 +214,9 @@ def test_the_cli_mcp_and_inbox_show_the_declared_wait(
     pages = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
     html = pages.get_template("review.html").render(prefix="/inbox", csrf="c", reviewer="kim",
                                                      **page)
-    assert page["waiting_for"] in html and "Deadline purchase_order.remind at " in html
-    assert "withdraw the purchase-order request and end the deal as expired" in html
+    assert page["waiting_for"] in html
+    assert "Procurement reminds the buyer of the purchase order in " in html
+    assert "Withdraw the purchase-order request and end the deal as expired in " in html
     assert 'await_signature <span class="who">(signer)</span>' in html
 
 

@@ -73,13 +73,21 @@ def test_sign_in_approve_with_a_comment_and_see_the_deal_move_on(
     page.get_by_role("link", name="IN-1").click()
     expect(page.get_by_role("heading", name="Initech · IN-1")).to_be_visible()
     expect(page.get_by_role("button", name="Retry")).to_have_count(0)  # not for an approval
-    expect(page.locator("pre.trace")).to_contain_text("waiting  reviewer")
+    expect(page.locator("p.ask")).to_have_text(
+        "Approve Initech's implementation deal of $80,000.00? Deals over $50,000.00 need a "
+        "person's approval.")
+    expect(page.locator("ul.deadlines")).to_contain_text("Notify the reviewers again tomorrow, ")
+    expect(page.locator("ol.timeline li", has_text="human review")).to_contain_text("waiting")
+    expect(page.locator("table.audit")).to_contain_text("started waiting (review)")
     _screenshot(page, "review.png")
     page.evaluate("window.sameDocument = true")
     page.get_by_label("Comment").fill("budget confirmed by the CFO")
-    page.get_by_role("button", name="Approve").click()
+    page.get_by_role("button", name="Approve", exact=True).click()
     expect(page.locator("#status")).to_have_text("waiting_signature", timeout=WAIT_MS)
     assert page.evaluate("window.sameDocument") is True  # no reload
+    # the page follows: the audit trail now holds the decision, with who and why
+    expect(page.locator("table.audit")).to_contain_text("budget confirmed by the CFO",
+                                                        timeout=WAIT_MS)
     assert _token(api) not in page.url
     decision = next(e for e in service.audit("IN-1") if e.action == "review.decision")
     assert (decision.actor, decision.reason) == ("rita-1", "budget confirmed by the CFO")
@@ -89,6 +97,31 @@ def test_sign_in_approve_with_a_comment_and_see_the_deal_move_on(
     expect(page.get_by_label("Token")).to_be_visible()
     page.goto(api.base + "/inbox/reviews/IN-1")  # signed out: back to the sign-in form
     expect(page.get_by_label("Token")).to_be_visible()
+
+
+def test_a_reviewer_edits_the_value_and_approves_on_a_phone(
+        api_factory: Any, service: DealService, browser: Browser) -> None:
+    api: Api = api_factory()
+    _waiting(api, {**BIG, "deal_id": "IN-ED"})
+    page = _sign_in(browser, api)
+    page.set_viewport_size({"width": 390, "height": 844})
+    for path in ("/inbox", "/inbox/reviews/IN-ED"):  # the list, then the review: no overflow
+        page.goto(api.base + path)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+    page.get_by_label("Value (USD)").fill("45000.00")
+    page.get_by_label("Payment terms (days)").fill("oops")
+    page.get_by_role("button", name="Approve with these terms").click()
+    expect(page.locator("#notice")).to_contain_text("payment_terms_days")
+    assert service.status("IN-ED").status == "waiting_review"
+    page.reload()
+    page.get_by_label("Value (USD)").fill("45000.00")
+    page.get_by_label("Comment").fill("phase one only")
+    page.get_by_role("button", name="Approve with these terms").click()
+    expect(page.locator("#status")).to_have_text("waiting_signature", timeout=WAIT_MS)
+    assert service.status("IN-ED").context["deal"]["value"] == "45000.00"
+    decision = next(e for e in service.audit("IN-ED") if e.action == "review.decision")
+    assert decision.detail["edited"] == {"value": {"before": "80000.00", "after": "45000.00"}}
+    assert (decision.actor, decision.reason) == ("rita-1", "phase one only")
 
 
 def test_a_failed_step_is_retried_from_its_review(
@@ -128,12 +161,12 @@ def test_a_review_decided_over_the_api_while_the_page_is_open(
     _waiting(api, {**BIG, "deal_id": "IN-4"})
     page = _sign_in(browser, api)
     page.get_by_role("link", name="IN-4").click()
-    expect(page.get_by_role("button", name="Approve")).to_be_enabled()
+    expect(page.get_by_role("button", name="Approve", exact=True)).to_be_enabled()
     decided = api.post("/v1/deals/IN-4/review", {"decision": "approve", "comment": "api"},
                        api.operator)
     assert decided.status_code == 202
     expect(page.locator("#notice")).to_contain_text("This review was decided", timeout=WAIT_MS)
-    expect(page.get_by_role("button", name="Approve")).to_be_disabled()
+    expect(page.get_by_role("button", name="Approve", exact=True)).to_be_disabled()
     status, message = page.evaluate("""async () => {
         const form = document.getElementById('decide-form');
         const body = new FormData(form); body.set('decision', 'reject');

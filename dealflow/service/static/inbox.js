@@ -11,14 +11,31 @@
 
   function say(text) { if (notice) notice.textContent = text; }
 
+  // The status moved: fetch the page again and put its new sections (the deal, the wait,
+  // the timeline, the audit trail) in place of the old, without a reload.
+  async function follow() {
+    try {
+      const answer = await fetch(window.location.href, { headers: { Accept: "text/html" } });
+      if (!answer.ok) return;
+      const fresh = new DOMParser().parseFromString(await answer.text(), "text/html");
+      document.querySelectorAll("[data-follow]").forEach((old) => {
+        const now = fresh.getElementById(old.id);
+        if (now) old.replaceWith(document.importNode(now, true));
+      });
+    } catch (e) { /* the next change tries again */ }
+  }
+
   async function poll() {
     try {
       const answer = await fetch(url, { headers: { Accept: "application/json" } });
       if (answer.ok) {
         const data = await answer.json();
-        if (data.status !== status.textContent.trim()) status.textContent = data.status;
+        if (data.status !== status.textContent.trim()) {
+          status.textContent = data.status;
+          follow();
+        }
         if (initial === "waiting_review" && data.status !== "waiting_review" && form) {
-          form.querySelectorAll("button, textarea").forEach((el) => { el.disabled = true; });
+          form.querySelectorAll("button, textarea, input:not([type=hidden])").forEach((el) => { el.disabled = true; });
           if (!notice.dataset.mine) say("This review was decided: the deal is now " + data.status + ".");
         }
       }
