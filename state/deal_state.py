@@ -28,9 +28,9 @@ from state.models import (
     SupervisorMode,
 )
 
-Outcome = Literal["completed", "disqualified", "declined", "rejected", "expired"]
+Outcome = Literal["completed", "disqualified", "declined", "rejected", "expired", "cancelled"]
 Status = Literal["running", "waiting_review", "waiting_signature", "waiting_event", "completed",
-                 "disqualified", "declined", "rejected", "expired", "failed"]
+                 "disqualified", "declined", "rejected", "expired", "failed", "cancelled"]
 STATUSES: tuple[Status, ...] = get_args(Status)
 OPEN_STATUSES: tuple[Status, ...] = tuple(
     s for s in STATUSES if s == "running" or s.startswith("waiting_"))
