@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 export LANGGRAPH_STRICT_MSGPACK := true
 
-.PHONY: install demo test lint typecheck unit integration crash-matrix notebooks serve lock clean diagram screenshots bench soak
+.PHONY: install demo test test-scale lint typecheck unit integration crash-matrix notebooks jupyter lab serve lock clean diagram screenshots bench soak
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,11 @@ install: $(STAMP) $(FUZZ_STAMP)  ## create .venv (and .venv-fuzz) with pinned de
 demo: $(STAMP)  ## run the showcase deals (embedded Postgres unless DATABASE_URL is set)
 	$(BIN)/dealflow demo
 
-test: lint typecheck $(FUZZ_STAMP)  ## ruff, mypy and the whole test suite
-	$(BIN)/pytest
+test: lint typecheck $(FUZZ_STAMP)  ## ruff, mypy and the test suite (all but the scale tests)
+	$(BIN)/pytest -m "not scale"
+
+test-scale: $(STAMP)  ## the scale tests: shared rate limits across worker processes, two hosts cut apart
+	$(BIN)/pytest -m scale
 
 lint: $(STAMP)  ## ruff, and the import layers and cycles (import-linter, [tool.importlinter])
 	$(BIN)/ruff check .
@@ -45,9 +48,19 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration
 
-notebooks: $(STAMP)  ## rewrite the notebooks from notebooks/make_notebooks.py and execute them
+notebooks: $(STAMP)  ## rebuild notebooks/ from make_notebooks.py and run each; only new or changed ones are saved (REFRESH=1: all)
 	$(BIN)/python notebooks/make_notebooks.py
-	cd notebooks && ../$(BIN)/python run_notebooks.py
+	cd notebooks && ../$(BIN)/python run_notebooks.py $(if $(REFRESH),--refresh)
+
+JUPYTER_STAMP := $(VENV)/.jupyter-stamp
+$(JUPYTER_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[notebooks]"
+	touch $(JUPYTER_STAMP)
+
+jupyter: $(JUPYTER_STAMP)  ## open notebooks/ in JupyterLab (installs the optional [notebooks] extra once; JUPYTER_ARGS="--no-browser --port 8899")
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(JUPYTER_ARGS)
+
+lab: jupyter  ## the same as make jupyter
 
 serve: $(STAMP)  ## the graph on LangGraph Server (in-memory, offline) on port 2024
 	$(BIN)/langgraph dev --no-reload --no-browser --port 2024

@@ -61,3 +61,9 @@ class Unavailable(DealflowError):
     """Postgres (or the embedded server) cannot be reached."""
 
     exit_code = 5
+
+
+class CannotListen(DealflowError):
+    """`serve` or `mcp --transport http` cannot listen on its host and port (in use)."""
+
+    exit_code = 7

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import anyio
+import uvicorn
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
@@ -35,6 +36,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from dealflow.api import DealService
 from dealflow.errors import DealflowError
 from dealflow.mcp_tools import DealTools
+from dealflow.service import listen
 from dealflow.service.guards import allowed_host_names
 
 INSTRUCTIONS = ("dealflow runs deals from lead to invoice. Read a deal's facts with "
@@ -173,4 +175,10 @@ def serve(service: DealService, transport: Literal["stdio", "http"], host: str, 
     """Run the server until the client disconnects (stdio) or the process is stopped."""
     server = build_mcp_server(service, transport=transport, host=host, port=port,
                               allowed_hosts=allowed_hosts)
-    server.run("stdio" if transport == "stdio" else "streamable-http")
+    if transport == "stdio":
+        server.run("stdio")
+        return
+    sock = listen.bind(host, port)  # CannotListen (exit 7) if the port is in use
+    config = uvicorn.Config(server.streamable_http_app(), host=host, port=port,
+                            log_level=server.settings.log_level.lower())
+    uvicorn.Server(config).run(sockets=[sock])  # as FastMCP.run("streamable-http") does

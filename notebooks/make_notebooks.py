@@ -1,6 +1,9 @@
-"""Write the step-through notebooks (sources only); `make notebooks` executes them in place.
+"""Write the step-through notebooks (sources only); `make notebooks` executes them.
 
-Kept as code so the notebooks' cells are reviewed like any other source.
+Kept as code so the notebooks' cells are reviewed like any other source. A
+notebook is rewritten only when its cells differ from the ones here (cell ids
+are fixed, `c00`, `c01`, ...), so an unchanged notebook keeps its committed
+outputs and `make notebooks` leaves the tree clean.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from langgraph.types import Command
 from dealflow import DealService
 from state.config import Settings
 
-# DATABASE_URL if set, else the embedded Postgres under ./.dealflow
+# DATABASE_URL if set, else your embedded Postgres (~/.local/share/dealflow), as the CLI's
 settings = Settings.from_env(retry_initial_interval=0.1, retry_jitter=False)
 run = time.strftime("%H%M%S")  # deal ids unique per execution, so the notebook re-runs'''
 
@@ -164,20 +167,34 @@ service.close()'''),
 }
 
 
-def build() -> list[Path]:
-    """Write every notebook (without outputs); return their paths."""
-    paths = []
+KERNELSPEC = {"name": "python3", "display_name": "Python 3", "language": "python"}
+
+
+def notebook_of(cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
+    """A notebook of `cells` (kind, source), without outputs, its cell ids fixed."""
+    notebook = new_notebook(cells=[
+        new_markdown_cell(src, id=f"c{i:02d}") if kind == "md" else
+        new_code_cell(src, id=f"c{i:02d}") for i, (kind, src) in enumerate(cells)])
+    notebook.metadata["kernelspec"] = dict(KERNELSPEC)
+    return notebook
+
+
+def _cells(notebook: nbformat.NotebookNode) -> list[tuple[str, str, str]]:
+    return [(cell.cell_type, cell.get("id", ""), cell.source) for cell in notebook.cells]
+
+
+def build(directory: Path = HERE) -> list[Path]:
+    """Write each notebook whose cells changed (without outputs); return the paths written."""
+    written = []
     for name, cells in NOTEBOOKS.items():
-        notebook = new_notebook(cells=[
-            new_markdown_cell(src) if kind == "md" else new_code_cell(src) for kind, src in cells])
-        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                           "language": "python"}
-        path = HERE / f"{name}.ipynb"
+        notebook, path = notebook_of(cells), directory / f"{name}.ipynb"
+        if path.exists() and _cells(nbformat.read(path, as_version=4)) == _cells(notebook):
+            continue  # the same cells: its outputs stay
         nbformat.write(notebook, path)
-        paths.append(path)
-    return paths
+        written.append(path)
+    return written
 
 
 if __name__ == "__main__":
-    for written in build():
-        print(written.name)
+    for changed in build():
+        print(f"{changed.name:<32} rewritten (cells changed)")

@@ -10,8 +10,9 @@
   framing, forms post here only: the inbox ships its one script and stylesheet
   under `/inbox/static`), `X-Frame-Options: DENY`, `X-Content-Type-Options:
   nosniff` and `Referrer-Policy: same-origin`. The API's own docs pages
-  (`/docs`, `/redoc`: Swagger UI and ReDoc load from a CDN and run an inline
-  script) get a policy that forbids framing and nothing they need.
+  (`/docs`, `/redoc`: Swagger UI and ReDoc, served from here by `docs`) get
+  `DOCS_POLICY`: this origin only too, plus the inline styles and the `data:`
+  images and `blob:` workers those two use.
 - **429**: a `Throttled` authentication is answered with `Retry-After`.
 """
 
@@ -27,6 +28,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dealflow.service.auth import Throttled
+from dealflow.service.docs import PAGES as DOCS_PAGES
 from state.config import Settings
 
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
@@ -36,7 +38,10 @@ _HOST_HEADER = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]/@\s]+)(?::[0-9]{1,5})?")
 STRICT_POLICY = "; ".join((
     "default-src 'none'", "script-src 'self'", "style-src 'self'", "img-src 'self'",
     "connect-src 'self'", "form-action 'self'", "frame-ancestors 'none'", "base-uri 'none'"))
-DOCS_POLICY = "frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+DOCS_POLICY = "; ".join((
+    "default-src 'none'", "script-src 'self'", "style-src 'self' 'unsafe-inline'",
+    "img-src 'self' data:", "font-src 'self'", "connect-src 'self'", "worker-src 'self' blob:",
+    "form-action 'self'", "frame-ancestors 'none'", "base-uri 'none'"))
 
 
 def as_host(address: str) -> str:
@@ -116,7 +121,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     middleware, so its handler (if any) is wrapped to add the headers too.
     """
     app.add_middleware(FrontDoor, allowed_hosts=settings.allowed_hosts,
-                       docs_paths=(app.docs_url, app.redoc_url,
+                       docs_paths=(*DOCS_PAGES, app.docs_url, app.redoc_url,
                                    app.swagger_ui_oauth2_redirect_url))
     app.add_exception_handler(Throttled, _throttled)
     unexpected = app.exception_handlers.get(Exception)

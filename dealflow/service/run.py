@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -22,6 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from dealflow.api import DealService
+from dealflow.service import listen
 from dealflow.service.http import build_app
 from dealflow.service.jobs import apply_queue_schema, build_queue, run_workers
 from dealflow.service.worker_loop import WorkerHealth, WorkersFailed, supervise
@@ -46,7 +48,7 @@ def worker_options(service: DealService, concurrency: int) -> dict[str, Any]:
 def open_queue(service: DealService) -> procrastinate.App:
     """The queue on the service's database, its tables created if missing."""
     assert service.settings.database_url
-    queue = build_queue(service.settings.database_url)
+    queue = build_queue(service.settings.database_url, service.settings)
     apply_queue_schema(service, queue)
     return queue
 
@@ -99,8 +101,13 @@ def _report(task: asyncio.Task[None], on_failure: Callable[[str], None] | None) 
             on_failure(str(error))
 
 
-def serve(service: DealService, host: str, port: int, workers: int) -> None:
-    """Serve the API (and workers) until stopped; exit non-zero if the workers give up."""
+def serve(service: DealService, host: str, port: int, workers: int,
+          sock: socket.socket | None = None) -> None:
+    """Serve the API (and workers) until stopped; exit non-zero if the workers give up.
+
+    `sock`: bound already (`listen.bind`); else bound here, `CannotListen` if in use.
+    """
+    sock = sock or listen.bind(host, port)
     failures: list[str] = []
     servers: list[uvicorn.Server] = []
 
@@ -112,7 +119,7 @@ def serve(service: DealService, host: str, port: int, workers: int) -> None:
     app = service_app(service, workers, on_failure=failed)
     servers.append(uvicorn.Server(uvicorn.Config(app, host=host, port=port,
                                                  log_level="warning", access_log=False)))
-    servers[0].run()
+    servers[0].run(sockets=[sock])
     if failures:
         raise SystemExit(WORKERS_FAILED_EXIT)
 

@@ -152,12 +152,14 @@ def test_unreachable_database_is_a_clear_error() -> None:
 
 
 def test_demo_on_embedded_postgres_twice(tmp_path: Path) -> None:
-    env = cli_env(None)  # `make demo` runs the console script: so does this test, cold
+    # `make demo` runs the console script: so does this test, cold; the per-user data folder
+    # ($XDG_DATA_HOME/dealflow) is the test's own
+    env = cli_env(None, XDG_DATA_HOME=str(tmp_path))
     first = run_cli(["demo"], env, cwd=tmp_path, timeout=300, cold=True)
     assert first.returncode == 0, first.stderr
     assert "✗ contract agent  send_for_signature" in first.stdout
     assert "retry by demo reviewer" in first.stdout
-    assert (tmp_path / ".dealflow" / "pgdata").is_dir()
+    assert (tmp_path / "dealflow" / "pgdata").is_dir()
     second = run_cli(["demo", "--json"], env, cwd=tmp_path, timeout=300, cold=True)
     assert second.returncode == 0, second.stderr
     data = json.loads(second.stdout)

@@ -68,7 +68,7 @@ def test_every_answer_is_secured_and_a_foreign_host_is_refused(api_factory: Any)
                    api.get("/healthz"), api.get("/v1/deals"), api.get("/v1/deals", {}),
                    api.get("/openapi.json"), httpx.get(api.base + "/inbox", timeout=60)):
         _assert_secured(answer)
-    docs = httpx.get(api.base + "/docs", timeout=60)  # Swagger UI: from its CDN, as before
+    docs = httpx.get(api.base + "/docs", timeout=60)  # Swagger UI, served from here
     assert docs.status_code == 200 and "swagger-ui-bundle.js" in docs.text
     _assert_secured(docs, strict=False)
     port = api.base.rsplit(":", 1)[1]
