@@ -34,15 +34,17 @@ from dealflow.reports import (
     status_of,
 )
 from graph.builder import build_graph
+from graph.configured import configured_workflow
 from graph.nodes import HUMAN_REVIEW, SUPERVISOR
 from graph.observe import traced
-from graph.review import ReviewAnswerError, parse_review_answer, review_kind
+from graph.review import ReviewAnswerError, approval_args, parse_review_answer, review_kind
 from graph.runtime import DealContext
-from graph.workflow import DEFAULT_WORKFLOW, Workflow
+from graph.versions import started_on
+from graph.workflow import Workflow
 from state.checkpointer import make_checkpointer, setup_database
 from state.config import ConfigError, Settings
 from state.crash import crashing_checkpointer
-from state.database import DatabaseUnavailable, open_pool, resolve_database_url
+from state.database import DatabaseUnavailable, open_pool, pool_options, resolve_database_url
 from state.deal_state import OPEN_STATUSES
 from state.effects import EffectBusy
 from state.embedded import EmbeddedPostgresError
@@ -67,22 +69,24 @@ class DealService(DealQueries):
     """Runs deals as durable LangGraph threads on Postgres."""
 
     def __init__(self, settings: Settings | None = None, *, systems: Systems | None = None,
-                 workflow: Workflow = DEFAULT_WORKFLOW, notifier: Notifier | None = None):
+                 workflow: Workflow | None = None, notifier: Notifier | None = None):
         """Connect (starting the embedded server if no URL is set) and set up the schema.
 
-        `workflow` is the declared process (default: the built-in one); `systems`
+        `workflow` is the declared process (default: the one the settings name,
+        `DEALFLOW_WORKFLOW`, else the built-in one); `systems`
         the systems of record (default: what the settings name, else the sandbox);
         `notifier` delivers notifications when this process runs the service's
         workers (default: a webhook to `DEALFLOW_NOTIFY_URL`, if set).
         """
         settings = settings or Settings.from_env()
+        workflow = workflow or configured_workflow(settings)
         try:
             url = resolve_database_url(settings)
-            self.pool = open_pool(url)
+            self.settings = settings.model_copy(update={"database_url": url})
+            self.pool = open_pool(url, **pool_options(self.settings))
+            setup_database(self.pool, self.settings.direct_database_url)  # a session's lock
         except (DatabaseUnavailable, EmbeddedPostgresError) as exc:
             raise Unavailable(str(exc)) from exc
-        self.settings = settings.model_copy(update={"database_url": url})
-        setup_database(self.pool)
         self.workflow = workflow
         self.leases = Leases(self.pool, seconds=self.settings.lease_seconds)
         saver = make_checkpointer(self.pool, workflow.state_schema, leases=self.leases)
@@ -205,9 +209,10 @@ class DealService(DealQueries):
 
     def _review_answer(self, row: DealRow, snapshot: StateSnapshot,
                        answer: dict[str, Any] | str) -> Any:
+        state = deal_state_of(snapshot, self.workflow)
+        shown = approval_args(state, self.settings)
         try:
-            return parse_review_answer(answer,
-                                       review_kind(deal_state_of(snapshot, self.workflow)))
+            return parse_review_answer(answer, review_kind(state), shown)
         except ReviewAnswerError as exc:
             raise InvalidInput(f"thread {row.thread_id}: {exc}") from None
 
@@ -268,7 +273,8 @@ class DealService(DealQueries):
         if snapshot.created_at is None:
             mode = supervisor or self.settings.supervisor
             self.require_supervisor(mode)
-            start = {"deal": DealInput(**row.input), "supervisor": mode}
+            start = {"deal": DealInput(**row.input), "supervisor": mode,
+                     **started_on(self.workflow)}  # the declaration it starts on
             return self.drive(row.thread_id, start, on_step, snapshot,
                                listed_running=row.status == "running")
         status = status_of(snapshot, self.workflow)

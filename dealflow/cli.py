@@ -20,9 +20,12 @@ from typing import Any
 import psycopg
 
 from dealflow.api import DealService, parse_deal
+from dealflow.cli_database import announce_embedded
 from dealflow.cli_parser import build_parser
+from dealflow.edits import edited_answer
 from dealflow.errors import DealflowError, InvalidInput, NotFound
 from dealflow.lead_file import load_lead
+from dealflow.prune_command import prune_command, render_pruned
 from dealflow.render import (
     printable,
     progress_printer,
@@ -35,11 +38,14 @@ from dealflow.render import (
 from dealflow.reports import DealReport
 from dealflow.timeline import render_stats, render_trace, trace_json
 from dealflow.views import audit_view, history_view, records_view, threads_view
-from graph.workflow import DEFAULT_WORKFLOW
+from dealflow.workflow_commands import parser_workflow, workflow_command
+from graph.configured import configured_workflow
 from state.config import ConfigError, Settings
 from state.database import (
     DatabaseUnavailable,
+    PoolExhausted,
     check_connection,
+    pool_options,
     resolve_database_url,
     shared_pool,
 )
@@ -65,7 +71,10 @@ def _cmd_run(service: DealService, args: argparse.Namespace, progress: Progress)
 
 
 def _cmd_resume(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
-    answer = {"decision": args.decision, "comment": args.comment, "reviewer": args.reviewer}
+    answer: dict[str, Any] = {"decision": args.decision, "comment": args.comment,
+                              "reviewer": args.reviewer}
+    if args.set:
+        answer = edited_answer(service, args)
     return _report(service.resume(args.thread, answer, on_step=progress), service)
 
 
@@ -90,7 +99,12 @@ def _cmd_threads(service: DealService, args: argparse.Namespace, progress: Progr
 
 def _cmd_history(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
     data = history_view(service, args.thread)
-    return data, render_history(data["history"])
+    pruned = render_pruned(data["pruned"])
+    return data, render_history(data["history"]) + (f"\n{pruned}" if pruned else "")
+
+
+def _cmd_prune(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
+    return prune_command(service, args)
 
 
 def _cmd_records(service: DealService, args: argparse.Namespace, progress: Progress) -> Result:
@@ -133,6 +147,7 @@ COMMANDS: dict[str, Callable[[DealService, argparse.Namespace, Progress], Result
     "run": _cmd_run, "resume": _cmd_resume, "event": _cmd_event, "status": _cmd_status,
     "threads": _cmd_threads, "history": _cmd_history, "records": _cmd_records,
     "audit": _cmd_audit, "recover": _cmd_recover, "trace": _cmd_trace, "stats": _cmd_stats,
+    "prune": _cmd_prune,
 }
 
 
@@ -143,7 +158,8 @@ def _watch(settings: Settings, args: argparse.Namespace) -> int:
         deal_id = split_key(args.key)[0] if args.key else args.deal_id
     except FactKeyError as exc:
         raise InvalidInput(f"--key: {exc}") from None
-    if DealRegistry(shared_pool(url)).find(deal_id) is None:
+    options = pool_options(settings.model_copy(update={"database_url": url}))
+    if DealRegistry(shared_pool(url, **options)).find(deal_id) is None:
         raise NotFound(f"no deal {deal_id!r:.80}; see dealflow threads")
     deadline = time.monotonic() + args.seconds if args.seconds else None
     seen = 0
@@ -153,8 +169,9 @@ def _watch(settings: Settings, args: argparse.Namespace) -> int:
             deadline is not None and time.monotonic() >= deadline)
 
     try:
-        subscription = FactSubscription(url, deal_id=None if args.key else args.deal_id,
-                                           key=args.key, after=args.since, poll_seconds=0.2)
+        subscription = FactSubscription(  # LISTEN: a session's, so on the direct URL
+            settings.direct_database_url or url, deal_id=None if args.key else args.deal_id,
+            key=args.key, after=args.since, poll_seconds=0.2)
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
     def reconnecting(last: int) -> None:
@@ -176,14 +193,15 @@ def _watch(settings: Settings, args: argparse.Namespace) -> int:
 
 def _server(settings: Settings, args: argparse.Namespace) -> int:
     """`serve`, `worker` and `token`: the service's commands."""
-    from dealflow.service import run
+    from dealflow.service import listen, run
     from dealflow.service.token_commands import token_command
 
+    sock = listen.bind(args.host, args.port) if args.command == "serve" else None  # 7: in use
     with DealService(settings) as service:
         if args.command == "serve":
             print(f"dealflow serve: http://{args.host}:{args.port} (OpenAPI: /openapi.json, "
                   f"docs: /docs), {args.workers} worker(s)", file=sys.stderr, flush=True)
-            run.serve(service, args.host, args.port, args.workers)
+            run.serve(service, args.host, args.port, args.workers, sock=sock)
         elif args.command == "worker":
             run.work(service, args.concurrency)
         else:
@@ -223,6 +241,8 @@ def _after_outage(args: argparse.Namespace) -> str:
                 f"{args.thread} {args.event}); a repeat of a delivered event is harmless")
     if args.command == "recover":
         return "every finished step is kept: run dealflow recover again"
+    if args.command == "prune":
+        return "the batches done before are kept: run the same command again to finish"
     return "nothing was changed: run the same command again"
 
 
@@ -254,13 +274,18 @@ def main(argv: Sequence[str] | None = None, *, service: DealService | None = Non
 
 def _main(argv: Sequence[str] | None, given: DealService | None) -> int:
     _quiet_libraries()
-    parser = build_parser(given.workflow if given is not None else DEFAULT_WORKFLOW)
+    parser = build_parser(parser_workflow(given))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    announce_embedded(quiet=bool(getattr(args, "json", False)))  # one stderr line, if started
     try:
         settings = _settings(args)
+        if given is None:
+            configured_workflow(settings)  # a bad DEALFLOW_WORKFLOW stops every command alike
+        if args.command == "workflow":
+            return workflow_command(settings, args, given)
         if args.command == "watch":
             return _watch(settings, args)
         if args.command == "mcp":
@@ -282,6 +307,9 @@ def _main(argv: Sequence[str] | None, given: DealService | None) -> int:
             data, text = COMMANDS[args.command](service, args, progress)
     except DatabaseUnavailable as exc:
         print(f"dealflow {args.command}: error: {exc}", file=sys.stderr)
+        return 5
+    except PoolExhausted as exc:
+        print(f"dealflow {args.command}: error: {exc}; {_after_outage(args)}", file=sys.stderr)
         return 5
     except psycopg.OperationalError as exc:
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]

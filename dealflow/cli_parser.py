@@ -5,27 +5,33 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
+from dealflow.arg_errors import OneLineParser
 from graph.workflow import DEFAULT_WORKFLOW, Workflow
 from state.deal_state import STATUSES
 from state.durations import parse_duration
 from state.numerals import decimal_number, whole_number
 
 EPILOG = """examples:
-  dealflow run --deal-id D-1001 --client "Acme GmbH" --value 12500
+  dealflow run --deal-id D-1001 --client "Acme GmbH" --value 12500 --lead examples/lead.json
   dealflow resume D-1001 --decision approve --comment "ok for Q4"
   dealflow event D-1001 signature.completed
   dealflow status D-1001 --json
 
-database: --database-url, else DATABASE_URL, else an embedded Postgres in ./.dealflow"""
+database: --database-url, else DATABASE_URL, else the embedded Postgres in DEALFLOW_DATA_DIR
+  (default: $XDG_DATA_HOME/dealflow, else ~/.local/share/dealflow: one per user, whatever
+  folder you are in; a command that starts it says so on stderr)
+
+exit codes: 0 done; 1 a system check failed; 2 bad input or flag; 3 unknown deal or thread;
+  4 not waiting for that (or the deal id has other terms); 5 Postgres unreachable; 6 another
+  process drives the thread; 7 cannot listen on --host/--port (in use); 70 the workers
+  stopped for good; 130 interrupted"""
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (the contract: one line on stderr)."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+# argparse with one-line errors (the contract: one line on stderr) that name a mistyped
+# flag, and the flag meant, before any argument it left missing
+_Parser = OneLineParser
 
 
 def _common(parser: argparse.ArgumentParser, default: Any = None) -> None:
@@ -77,8 +83,10 @@ def build_parser(workflow: Workflow = DEFAULT_WORKFLOW) -> argparse.ArgumentPars
 
     _deal_commands(add, workflow)
     _inspection_commands(add, workflow)
+    _retention_commands(add)
     _service_commands(add)
     _server_commands(add)
+    _workflow_commands(add)
     return parser
 
 
@@ -104,6 +112,9 @@ def _deal_commands(add: AddCommand, workflow: Workflow) -> None:
                         help="approve/reject a large deal; retry/reject a failed step")
     resume.add_argument("--comment", default="", help="why (stored with the decision)")
     resume.add_argument("--reviewer", default="operator", help="who decides (default operator)")
+    resume.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="with --decision approve: approve on an edited term of the deal "
+                        "(value=40000.00, payment_terms_days=45); repeat for several")
     event = add("event", "deliver an external event (a signature) to a thread waiting for it")
     event.add_argument("thread", help="thread id (or deal id)")
     event.add_argument("event", choices=workflow.events, help="the event")
@@ -138,6 +149,42 @@ def _inspection_commands(add: AddCommand, workflow: Workflow) -> None:
     stats.add_argument("--since", metavar="DURATION", help="only the last 90s, 30m, 2h, 7d")
 
 
+PRUNE_EPILOG = """what goes: the checkpoint history (LangGraph's checkpoints, checkpoint_blobs and
+checkpoint_writes rows) of deals that ended (completed, declined, rejected, expired,
+disqualified) at least --ended-before ago, but the latest checkpoint of each, the blobs
+it names and its pending writes: status, records and resume read as before.
+what stays: the registry, the audit trail, the effect ledger, facts, spans and the
+systems' records; waiting and running deals; a thread another process holds; a thread
+whose latest checkpoint has steps to run (a fork or an edit since it ended).
+Batches of --batch deals, one transaction each: interrupt it any time, run it again to
+finish; two prunes at once never take the same deal. Progress on stderr (a terminal).
+
+examples:
+  dealflow prune --ended-before 90d --dry-run
+  dealflow prune --ended-before 90d --archive /var/backups/dealflow-history
+  dealflow history D-1001     # says when it was pruned and names the archive"""
+
+
+def _retention_commands(add: AddCommand) -> None:
+    prune = add("prune", "delete the checkpoint history of deals that ended long ago, keeping "
+                "each deal's latest checkpoint and everything else about it")
+    prune.formatter_class = argparse.RawDescriptionHelpFormatter
+    prune.description = ("delete the checkpoint history of deals that ended long ago, keeping\n"
+                         "each deal's latest checkpoint and everything else about it")
+    prune.epilog = PRUNE_EPILOG
+    prune.add_argument("--ended-before", type=_duration, metavar="DURATION",
+                       help="only deals that ended at least this long ago: 0s, 90s, 30m, 12h, "
+                       "90d (default: DEALFLOW_RETENTION; one of the two is required)")
+    prune.add_argument("--archive", type=Path, metavar="DIR",
+                       help="first write each deal's history to DIR/<thread>.<kept checkpoint>"
+                       ".jsonl.gz (gzip JSON Lines, a checkpoint a line, blobs in base64; "
+                       "dealflow.archive.read_archive reads it back)")
+    prune.add_argument("--dry-run", action="store_true",
+                       help="count what would be deleted, per deal; change nothing")
+    prune.add_argument("--batch", type=_page_size, default=100, metavar="N",
+                       help="deals per transaction, 1-1000 (default 100)")
+
+
 def _server_commands(add: AddCommand) -> None:
     serve = add("serve", "serve the HTTP API (OpenAPI at /openapi.json) with in-process workers")
     serve.add_argument("--host", default="127.0.0.1", help="host (default 127.0.0.1)")
@@ -170,6 +217,19 @@ def _server_commands(add: AddCommand) -> None:
                          help="check: one harmless authenticated call to each provider, "
                          "creating nothing; setup: create what the connectors need at the "
                          "provider (HubSpot's deal properties), idempotently")
+
+
+def _workflow_commands(add: AddCommand) -> None:
+    command = add("workflow", "show the declared workflow and its version, or check the "
+                  "unfinished deals against it before a deploy")
+    actions = command.add_subparsers(dest="workflow_action", metavar="ACTION", required=True,
+                                     parser_class=_Parser)
+    show = actions.add_parser("show", help="the declaration (DEALFLOW_WORKFLOW, else the "
+                              "built-in one): steps, waits, renames, removals, and its version")
+    check = actions.add_parser("check", help="what every unfinished deal does next under this "
+                               "declaration; exit 1 if one cannot go on as it is")
+    for action in (show, check):
+        _common(action, default=argparse.SUPPRESS)
 
 
 def _service_commands(add: AddCommand) -> None:

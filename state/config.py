@@ -72,6 +72,16 @@ class ConfigError(ValueError):
     """A configuration value (flag or environment variable) is not usable."""
 
 
+def user_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The embedded server's default folder, one per user, whatever folder a command runs in.
+
+    `$XDG_DATA_HOME/dealflow` (an absolute XDG_DATA_HOME), else `~/.local/share/dealflow`.
+    """
+    base = (os.environ if environ is None else environ).get("XDG_DATA_HOME", "").strip()
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local/share"
+    return root / "dealflow"
+
+
 def _deadline(default: timedelta, then: str) -> Any:
     """A wait's deadline: its delay, and what happens when the wait lasts that long."""
     return Field(default=default, description=f"When the wait has lasted this long: {then} "
@@ -92,8 +102,13 @@ class Settings(ProviderSettings):
         default=None, description="Postgres URL; None starts the embedded server in data_dir."
     )
     data_dir: Path = Field(
-        default=Path(".dealflow"), description="Where the embedded server keeps its data."
-    )
+        default_factory=lambda: user_data_dir(),
+        description="Where the embedded server keeps its data (default: one folder per user).")
+    direct_database_url: str | None = Field(default=None, description="For sessions: LISTEN, locks")
+    pool_min_size: int = Field(default=1, ge=0, le=1000, description="Connections kept open")
+    pool_max_size: int = Field(default=10, ge=1, le=1000, description="Connections per process")
+    pool_timeout_seconds: float = Field(default=30, gt=0, le=3600, description="Wait for one")
+    queue_pool_max_size: int = Field(default=4, ge=1, le=1000, description="The job queue's")
     supervisor: SupervisorMode = "rules"
     review_threshold_usd: Decimal = Field(default=Decimal("50000"), gt=0)
     max_attempts: int = Field(
@@ -113,6 +128,8 @@ class Settings(ProviderSettings):
         default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
         description="module:function building the systems of record (default: the sandbox).",
     )
+    workflow: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+                                 description="module:attribute naming the Workflow to run.")
     busy_wait_seconds: float = Field(
         default=0, ge=0, le=3600, description="Wait this long for a busy thread (0: fail)."
     )
@@ -181,6 +198,12 @@ class Settings(ProviderSettings):
         "then it is answered 429 until the window ends.")
     auth_failure_window_seconds: float = Field(
         default=60, ge=1, le=86_400, description="The window failed authentications count in.")
+    rate_limits: str | None = Field(
+        default=None, max_length=2000, description="Calls per sliding window per provider, "
+        "shared by every process: hubspot=100/10s,docusign=3000/h,stripe=25/s (parsed, a bad "
+        "entry a one-line error, where the providers are known: agents.systems.rate_limits).")
+    retention: OptionalDuration = Field(default=None, description="The workers prune the "
+        "checkpoint history of deals ended this long ago (dealflow prune); off: never.")
 
     @field_validator("crash_at")
     @classmethod
@@ -241,6 +264,7 @@ _ENV_TYPES: dict[str, Any] = {
     "sandbox_outage": Annotated[_Outage, BeforeValidator(parse_outage)],
     # the deadlines of the waits (`<wait>_<action>_after`, see `graph.workflow.WaitPolicy`)
     **{name: OptionalDuration for name in Settings.model_fields if name.endswith("_after")},
+    "retention": OptionalDuration,  # DEALFLOW_RETENTION=90d (off: no scheduled prune)
     # numbers in plain digits: `1_000` or `١٠` is a typo, never 1000 (see state.numerals)
     **{name: Annotated[info.annotation, BeforeValidator(plain_number)]
        for name, info in Settings.model_fields.items()

@@ -18,7 +18,7 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException
 
 from dealflow.api import DealService
@@ -26,6 +26,8 @@ from dealflow.errors import DealflowError, InvalidInput, NotFound
 from dealflow.reports import DealReport, starting_report
 from dealflow.service import guards, webhooks
 from dealflow.service.auth import Caller, Throttle, authenticate
+from dealflow.service.console import console_routes
+from dealflow.service.docs import docs_routes
 from dealflow.service.docusign_connect import docusign_routes
 from dealflow.service.health import health_routes
 from dealflow.service.inbound import take_event, take_review
@@ -51,11 +53,25 @@ class DealRequest(DealInput):
 
 
 class ReviewRequest(BaseModel):
-    """A reviewer's decision on a deal's pending review."""
+    """A reviewer's decision: `decision` (and `comment`), or LangChain's HITL `decisions`.
+
+    `{"decisions": [{"type": "edit", "edited_action": {"name": "approve_deal", "args":
+    {...}}}]}` approves on edited terms (see the README's review section).
+    """
 
     model_config = ConfigDict(extra="forbid")
-    decision: ReviewChoice
+    decision: ReviewChoice | None = None
     comment: Comment = ""
+    decisions: list[dict[str, Any]] | None = Field(default=None, max_length=1)
+
+    def answer(self, reviewer: str) -> dict[str, Any]:
+        """The answer `DealService` takes, in the name of `reviewer`."""
+        if (self.decision is None) == (self.decisions is None):
+            raise InvalidInput("give either decision (and comment) or decisions (HITL), "
+                               "not both")
+        if self.decisions is not None:
+            return {"decisions": self.decisions, "reviewer": reviewer}
+        return {"decision": self.decision, "comment": self.comment, "reviewer": reviewer}
 
 
 class Accepted(BaseModel):
@@ -76,13 +92,16 @@ def _error(status: int, message: str) -> JSONResponse:
 def build_app(service: DealService, queue: procrastinate.App, *,
               workers: WorkerHealth | None = None) -> FastAPI:
     """The API over `service`, queueing commands on `queue` (`workers`: this process's)."""
-    app = FastAPI(title="dealflow", version="1", description=__doc__)
+    app = FastAPI(title="dealflow", version="1", description=__doc__, docs_url=None,
+                  redoc_url=None)  # docs_routes: /docs and /redoc without a CDN
     app.add_middleware(BodyLimit, max_bytes=service.settings.max_body_bytes)  # 413 over it
     _errors(app)
     _deal_routes(app, service, queue)
     _webhook_routes(app, service, queue)
     docusign_routes(app, service, queue)  # DocuSign Connect: /v1/webhooks/docusign
     inbox_routes(app, service, queue)
+    console_routes(app, service, queue)  # /console: the operations console
+    docs_routes(app)
 
     health_routes(app, service, workers)  # /healthz, /healthz/ready, /healthz/live
 
@@ -194,8 +213,7 @@ def _deal_routes(app: FastAPI, service: DealService, queue: procrastinate.App) -
     async def review(deal_id: str, body: ReviewRequest,
                      caller: Caller = reader) -> Accepted:
         """Answer the deal's pending review; your token's name goes into the audit trail."""
-        answer = {"decision": body.decision, "comment": body.comment, "reviewer": caller.name}
-        taken = await take_review(service, queue, deal_id, answer)
+        taken = await take_review(service, queue, deal_id, body.answer(caller.name))
         return Accepted(thread_id=taken.thread_id, deal_id=taken.deal_id,
                         status="waiting_review", job_id=taken.job_id,
                         duplicate=taken.duplicate, note=taken.note)

@@ -24,6 +24,9 @@ with the rest.
 the notifications that are due, each post bounded by the notifier's timeout and
 each run by `NOTIFY_RUN_SECONDS`. A slow receiver delays notifications only;
 the deadlines, the sweep and the deals' jobs never wait behind a post.
+
+`dealflow.prune` (`dealflow.service.retention`) runs every ten minutes: with
+DEALFLOW_RETENTION set, it prunes the checkpoint history of deals ended that long ago.
 """
 
 from __future__ import annotations
@@ -38,7 +41,11 @@ from procrastinate.exceptions import AlreadyEnqueued
 from dealflow.api import DealService, parse_deal
 from dealflow.errors import Busy, NotWaiting, Unavailable
 from dealflow.notify import deliver_due
-from state.database import RECONNECT_SECONDS, connection_kwargs
+from dealflow.service.queue_connector import queue_connector
+from dealflow.service.rate_deferral import run_deferring
+from dealflow.service.retention import retention_task
+from state.config import Settings
+from state.database import session_connection
 from state.leases import thread_is_held
 from state.migrate import migration_lock
 
@@ -57,20 +64,21 @@ RETRY = procrastinate.RetryStrategy(max_attempts=40, wait=3,
                                     retry_exceptions={Busy, Unavailable, OSError})
 
 
-def build_queue(url: str) -> procrastinate.App:
-    """The procrastinate app on `url`, with dealflow's tasks."""
-    kwargs = {k: v for k, v in connection_kwargs().items()
-              if k in ("application_name", "options", "connect_timeout")}  # procrastinate: the rest
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(
-        conninfo=url, kwargs=kwargs, min_size=1, max_size=4,
-        reconnect_timeout=RECONNECT_SECONDS))  # back soon after an outage (state.database)
+def build_queue(url: str, settings: Settings | None = None) -> procrastinate.App:
+    """The procrastinate app on `url` (pool sizes, direct URL: `settings`'), with our tasks."""
+    app = procrastinate.App(connector=queue_connector(url, settings or Settings()))
 
     @app.task(name=DRIVE, pass_context=True, retry=RETRY)
     def drive(context: procrastinate.JobContext, action: str, thread_id: str,
               payload: dict[str, Any]) -> str:
-        """Run one command on a thread with this worker's `DealService`."""
+        """Run one command on a thread with this worker's `DealService`.
+
+        Held back by a provider's rate limit, the thread is continued later (`rate_deferral`).
+        """
         service: DealService = context.additional_context["service"]
-        return run_action(service, action, thread_id, payload)
+        return run_deferring(lambda: run_action(service, action, thread_id, payload),
+                             lambda after: defer(context.app, "continue", thread_id, {},
+                                                 after=after))
 
     @app.periodic(cron=SWEEP_EVERY, periodic_id="sweep")
     @app.task(name="dealflow.sweep", queueing_lock="dealflow.sweep", pass_context=True)
@@ -92,11 +100,16 @@ def build_queue(url: str) -> procrastinate.App:
 
     @app.task(name=DEADLINE, pass_context=True, retry=RETRY)
     def deadline(context: procrastinate.JobContext, deadline_id: int) -> str:
-        """Fire one deadline (if its wait is still open) with this worker's `DealService`."""
+        """Fire one deadline (if its wait is still open) with this worker's `DealService`.
+
+        Held back by a provider's rate limit, it is fired later (`rate_deferral`).
+        """
         service: DealService = context.additional_context["service"]
-        return service.fire_deadline(deadline_id)
+        return run_deferring(lambda: service.fire_deadline(deadline_id),
+                             lambda after: _defer_deadline(context.app, deadline_id, after))
 
     _timer_tasks(app)
+    retention_task(app)
     return app
 
 
@@ -191,11 +204,24 @@ def orphaned_threads(service: DealService) -> list[str]:
 
 
 def defer(app: procrastinate.App, action: str, thread_id: str,
-          payload: dict[str, Any]) -> int | None:
-    """Queue `action` on the thread (None if the same `continue` is already queued)."""
+          payload: dict[str, Any], *, after: float | None = None) -> int | None:
+    """Queue `action` on the thread (None if the same `continue` is already queued).
+
+    `after`: seconds from now the job is due (default: at once).
+    """
+    later: dict[str, Any] = {"schedule_in": {"seconds": after}} if after else {}
     try:
-        return app.configure_task(DRIVE, **_options(action, thread_id)).defer(
+        return app.configure_task(DRIVE, **_options(action, thread_id), **later).defer(
             action=action, thread_id=thread_id, payload=payload)
+    except AlreadyEnqueued:
+        return None
+
+
+def _defer_deadline(app: procrastinate.App, deadline_id: int, after: float) -> int | None:
+    """Queue the deadline's job again, `after` seconds from now."""
+    try:
+        return app.configure_task(DEADLINE, queueing_lock=f"deadline:{deadline_id}",
+                                  schedule_in={"seconds": after}).defer(deadline_id=deadline_id)
     except AlreadyEnqueued:
         return None
 
@@ -218,8 +244,10 @@ def _options(action: str, thread_id: str) -> dict[str, Any]:
 
 
 def apply_queue_schema(service: DealService, app: procrastinate.App) -> None:
-    """Create procrastinate's tables once (under dealflow's migration lock)."""
-    with service.pool.connection() as conn, migration_lock(conn):
+    """Create procrastinate's tables once (under dealflow's migration lock, a session's)."""
+    direct = service.settings.direct_database_url
+    with (session_connection(direct) if direct else service.pool.connection()) as conn, \
+            migration_lock(conn):
         row = conn.execute("SELECT to_regclass('procrastinate_jobs') AS found").fetchone()
         if row is None or row["found"] is None:
             conn.execute(app.schema_manager.get_schema().encode(), prepare=False)

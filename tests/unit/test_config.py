@@ -12,6 +12,11 @@ from state.config import ConfigError, Settings, parse_outage
 ALL_VARIABLES = {
     "DATABASE_URL": "postgresql://env/db",
     "DEALFLOW_DATA_DIR": "/tmp/dealflow-data",
+    "DEALFLOW_DIRECT_DATABASE_URL": "postgresql://direct/db",
+    "DEALFLOW_POOL_MIN_SIZE": "2",
+    "DEALFLOW_POOL_MAX_SIZE": "6",
+    "DEALFLOW_POOL_TIMEOUT_SECONDS": "4.5",
+    "DEALFLOW_QUEUE_POOL_MAX_SIZE": "3",
     "DEALFLOW_SUPERVISOR": "hybrid",
     "DEALFLOW_REVIEW_THRESHOLD_USD": "1000",
     "DEALFLOW_MAX_ATTEMPTS": "5",
@@ -24,6 +29,7 @@ ALL_VARIABLES = {
     "DEALFLOW_SANDBOX_OUTAGE": "esign:2",
     "DEALFLOW_SANDBOX_LATENCY_MS": "7",
     "DEALFLOW_SYSTEMS": "my.systems:build",
+    "DEALFLOW_WORKFLOW": "my.process:WORKFLOW",
     "DEALFLOW_BUSY_WAIT_SECONDS": "2.5",
     "DEALFLOW_LEASE_SECONDS": "12",
     "DEALFLOW_WEBHOOK_SECRET": "whsec-env",
@@ -53,6 +59,8 @@ ALL_VARIABLES = {
     "DEALFLOW_ALLOWED_HOSTS": "deals.example.com, 10.0.0.5",
     "DEALFLOW_AUTH_MAX_FAILURES": "5",
     "DEALFLOW_AUTH_FAILURE_WINDOW_SECONDS": "120",
+    "DEALFLOW_RATE_LIMITS": "hubspot=100/10s,stripe=25/s",
+    "DEALFLOW_RETENTION": "90d",
     "DEALFLOW_CRM": "hubspot",
     "DEALFLOW_PM": "asana",
     "DEALFLOW_ESIGN": "docusign",
@@ -102,6 +110,9 @@ def test_every_variable_reaches_its_field() -> None:
             settings.review_expire_after, settings.signature_remind_after) == (
         timedelta(seconds=90), timedelta(minutes=15), timedelta(hours=4), timedelta(days=2))
     assert settings.signature_expire_after is None  # `off`: no such deadline
+    assert settings.retention == timedelta(days=90)
+    assert Settings.from_env({"DEALFLOW_RETENTION": "0s"}).retention == timedelta(0)
+    assert Settings().retention is None  # off unless set
     assert settings.data_dir == Path("/tmp/dealflow-data")
     assert settings.openai_api_key is not None
     assert settings.openai_api_key.get_secret_value() == "sk-env"
