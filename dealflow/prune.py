@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import psycopg
+from langgraph.constants import START, TASKS
 
 from dealflow.archive import archive_path, sync_directory, write_archive
 from dealflow.prune_sql import (
@@ -160,7 +161,8 @@ def _batch(conn: psycopg.Connection[Any], run: PruneRun, params: dict[str, Any],
                                      "pid": os.getpid()})
         free = {row["thread_id"] for row in conn.execute(LOCK_LEASES, {"threads": threads})}
         heads = {row["thread_id"]: row["ended"]
-                 for row in conn.execute(HEADS, {"threads": sorted(free)})}
+                 for row in conn.execute(HEADS, {"threads": sorted(free), "start": START,
+                                                 "tasks": TASKS})}
         run.skipped += [Skipped(deals[t], t, "busy" if t not in free else "live")
                         for t in threads if not heads.get(t)]
         ready = [t for t in threads if heads.get(t)]

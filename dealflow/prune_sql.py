@@ -42,14 +42,15 @@ WHERE thread_id = ANY(%(threads)s) AND expires_at <= clock_timestamp()
 FOR UPDATE SKIP LOCKED
 """
 # Each thread's latest checkpoint, and whether it ends a run: written by a step (`loop`), and
-# triggering no node (no `branch:to:` channel, no start, no `Send`) as `state.saver.leads_on`.
+# triggering no node (no `branch:to:` channel, no start, no `Send`) as `state.saver.leads_on`;
+# `start` and `tasks` are LangGraph's channel names (`langgraph.constants.START`, `TASKS`).
 HEADS = """
 SELECT t.thread_id, h.checkpoint_id,
        coalesce(h.metadata ->> 'source' = 'loop' AND NOT EXISTS (
            SELECT FROM jsonb_array_elements_text(CASE jsonb_typeof(h.checkpoint ->
                'updated_channels') WHEN 'array' THEN h.checkpoint -> 'updated_channels'
                ELSE '[]'::jsonb END) AS u(channel)
-           WHERE u.channel IN ('__start__', '__pregel_tasks')
+           WHERE u.channel IN (%(start)s, %(tasks)s)
               OR u.channel LIKE 'branch:to:%%'), false) AS ended
 FROM unnest(%(threads)s::text[]) AS t(thread_id)
 LEFT JOIN LATERAL (SELECT c.checkpoint_id, c.checkpoint, c.metadata FROM checkpoints AS c
