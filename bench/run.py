@@ -16,6 +16,8 @@ from bench.growth import w4_growth
 from bench.paired import spread
 from bench.peer import peer_ratio
 from bench.providers import effect_overhead
+from bench.retention import retention_lines
+from bench.scale import scale_lines, scale_out
 from bench.workloads import statements_per_deal, w1_durable_step, w2_throughput, w3_resume
 from dealflow.api import DealService
 from state.config import Settings
@@ -45,6 +47,7 @@ def measure() -> dict[str, Any]:
         results["W4"] = w4_growth(service)
     with throwaway_database() as url:
         results["effect_overhead"] = effect_overhead(url)
+    results["scale"] = scale_out()  # the service: the API and 1, 2, 4 worker processes
     results["W2_scaling_8_over_1"] = (results["W2"]["8"]["steps_per_s"]
                                       / results["W2"]["1"]["steps_per_s"])
     results["W2_scaling_rounds"] = spread(scaling)
@@ -61,6 +64,7 @@ TARGETS = (
     ("W1.write_commits_per_step", "W1 commits that wrote, per super-step", 1.5, True),
     ("statements_per_deal", "statements per completed deal", 90.0, True),
     ("W2_scaling_8_over_1", "W2 steps/s at 8 ÷ at 1", 1.6, False),
+    ("scale.ratio_2_over_1", "service deals/s, 2 workers ÷ 1", 1.5, False),
 )
 
 
@@ -126,6 +130,7 @@ def table(r: dict[str, Any]) -> str:
         lines.append(f"   {name[:-2]:<12} {w4['at_small'][name] * 1000:8.2f} ms at "
                      f"{w4['deals_small']} deals → {w4['at_large'][name] * 1000:8.2f} ms at "
                      f"{w4['deals_large']}")
+    lines += retention_lines(w4["retention"])
     lines.append(f"W2 steps/s at 8 ÷ at 1 = {r['W2_scaling_8_over_1']:.2f} "
                  f"{_rounds(r['W2_scaling_rounds'])}")
     memory = r["W2_memory"]
@@ -143,7 +148,7 @@ def table(r: dict[str, Any]) -> str:
                  f"event→completed {fx['deal_s'] * 1000:.0f} ms vs its "
                  f"{fx['requests_per_deal']:.0f} calls alone {fx['calls_s'] * 1000:.0f} ms "
                  f"→ ratio {fx['ratio']:.2f}")
-    return "\n".join(lines + target_lines(r))
+    return "\n".join(lines + scale_lines(r["scale"]) + target_lines(r))
 
 
 def main() -> int:
