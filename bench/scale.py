@@ -28,11 +28,14 @@ kept too (lowest / median / highest):
   children, with the children that exited in the window through the
   postmaster's cutime + cstime), of which our database's backends; the API
   process and this bench client apart, measured the same way; and the
-  machine's busy CPU (`/proc/stat`), so what other programs took shows too;
+  machine's busy CPU (`/proc/stat`), so what other programs took shows too,
+  with what the hypervisor stole (each round's shares in `rounds_other_steal`);
 - where the time goes: `pg_stat_activity` of our database sampled every 0.1 s
   (average sessions per wait event, `CPU` for active without one; a lock on
-  `pg_database` is the commit of a NOTIFY), the job queue's depth, commits and
-  WAL syncs per deal, and the mean per-step span durations (`dealflow_spans`).
+  `pg_database` is the commit of a NOTIFY), the job queue's depth (`dealflow.drive`
+  jobs, the sweep's `continue`s included), commits and WAL syncs per deal
+  (cumulative statistics, which lag up to about 1 s), and the mean per-step span
+  durations (`dealflow_spans`).
 
 The completion poll (every 0.1 s, one indexed query) only paces the submitters.
 """
@@ -50,7 +53,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -226,7 +229,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_for(what: str, ready: Any, procs: list[Proc], timeout: float = 120) -> None:
+def _wait_for(what: str, ready: Callable[[], bool], procs: list[Proc],
+              timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for proc in procs:
@@ -250,7 +254,6 @@ class Load:
     in_flight: int
     posted: dict[str, float] = field(default_factory=dict)  # deal id → client epoch of POST
     ended: dict[str, str] = field(default_factory=dict)  # deal id → status it ended in
-    errors: list[str] = field(default_factory=list)
     _local: threading.local = field(default_factory=threading.local)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -407,6 +410,7 @@ class Level:
     workers: int
     wall: float = 0.0
     rates: list[float] = field(default_factory=list)  # each round's deals/s
+    disturbed: list[tuple[float, float]] = field(default_factory=list)  # other, steal shares
     parts: dict[str, list[float]] = field(default_factory=lambda: {
         "latency": [], "api": [], "queued": [], "run": [], "job": []})
     cpu: Counter[str] = field(default_factory=Counter)  # seconds
@@ -463,11 +467,13 @@ class Level:
         wall = last.wall - first.wall
         self.wall += wall
         self.rates.append(len(rows) / wall)
-        self.cpu.update({
-            "workers": sum(last.workers[p] - first.workers[p] for p in last.workers),
-            "postgres": postgres_delta(first, last), "postgres_ours": ours_delta(first, last),
-            "api": last.api - first.api, "client": last.client - first.client,
-            "machine": last.machine - first.machine, "steal": last.steal - first.steal})
+        cpu = {"workers": sum(last.workers[p] - first.workers[p] for p in last.workers),
+               "postgres": postgres_delta(first, last), "postgres_ours": ours_delta(first, last),
+               "api": last.api - first.api, "client": last.client - first.client,
+               "machine": last.machine - first.machine, "steal": last.steal - first.steal}
+        self.cpu.update(cpu)
+        other = cpu["machine"] - sum(cpu[k] for k in ("workers", "postgres", "api", "client"))
+        self.disturbed.append((other / (wall * NCPU), cpu["steal"] / (wall * NCPU)))
         self.counters.update({k: last.counters[k] - first.counters[k] for k in COUNTERS})
 
     def figures(self) -> dict[str, Any]:
@@ -480,6 +486,8 @@ class Level:
         return {
             "workers": self.workers, "window_s": self.wall, "deals": deals,
             "deals_per_s": deals / self.wall, "rounds_deals_per_s": self.rates,
+            # each round's share of the machine taken by other programs, and stolen
+            "rounds_other_steal": [[round(o, 3), round(st, 3)] for o, st in self.disturbed],
             "retries": self.retries, "ended_other_than_waiting_signature": self.other_status,
             "p50_s": _pct(parts["latency"], 50), "p95_s": _pct(parts["latency"], 95),
             "api_p50_s": _pct(parts["api"], 50), "queued_p50_s": _pct(parts["queued"], 50),
