@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from pydantic import BaseModel
 
-from agents.systems.rate_limits import one_effect
+from agents.systems.rate_limits import RateLimiter
 from state.audit import Origin
 from state.config import Settings
 from state.data import DataLayer
@@ -44,6 +44,7 @@ class StepRun:
     system_of_record: object | None = None
     used_keys: list[str] = field(default_factory=list)
     wait: WaitRun | None = None  # an event step's wait (`graph.waiting`)
+    rate_limit: RateLimiter | None = None  # in a worker's job: the system's, to hold back by
 
     @property
     def deal_id(self) -> str:
@@ -65,12 +66,15 @@ class StepRun:
         """Perform the external effect `name` for `request` once (see `state.effects`).
 
         `request` holds the terms the system is asked to act on: the same terms
-        again get the recorded receipt, other terms (a fork) a new effect. A
-        provider's rate limit defers it only before its first request (`one_effect`).
+        again get the recorded receipt, other terms (a fork) a new effect. In a
+        worker's job (`rate_limit` set) an effect no slot of the provider's rate
+        limit is due for is held back before its claim (`RateLimited`: the job is
+        continued later); once claimed, its requests wait for their slots.
         """
-        with one_effect():
-            receipt, key = self.data.effects.perform(self.origin, name, request, model, call,
-                                                     lookup, self.work)
+        if self.rate_limit is not None:
+            self.rate_limit.hold_back()
+        receipt, key = self.data.effects.perform(self.origin, name, request, model, call,
+                                                 lookup, self.work)
         self.used_keys.append(key)
         return receipt
 

@@ -190,6 +190,9 @@ def _call_system(service: DealService, policy: WaitPolicy, wait: Wait, state: De
     request: dict[str, Any] = {spec.handle_field: handle, **dict(call.args)}
     if call.per_deadline:
         request["deadline"] = deadline.id
+    limit = service.context.rate_limit_of(policy.system)
+    if limit is not None:  # a worker's job: held back (continued later) rather than parked
+        limit.hold_back()
     service.data.effects.perform(
         origin, f"{policy.system}.{call.method}", request, call.receipt,
         lambda key: method(handle, key=key, **dict(call.args)),

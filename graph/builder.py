@@ -91,7 +91,7 @@ def step_node(spec: StepSpec, contexts: ContextResolver,
                        context.settings, work) if spec.kind == "event" else None
         run = StepRun(origin=origin, data=context.data, settings=context.settings, work=work,
                       system_of_record=context.systems[spec.system] if spec.system else None,
-                      wait=wait)
+                      wait=wait, rate_limit=context.rate_limit_of(spec.system))
         output = spec.node(state, run)
         return {spec.output: output, "completed_steps": [spec.name],
                 "effect_keys": dict.fromkeys(run.used_keys, spec.name)}

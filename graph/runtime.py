@@ -19,6 +19,7 @@ from langsmith.run_helpers import get_current_run_tree
 from agents.systems import Systems
 from agents.systems.faults import FaultInjector
 from agents.systems.providers import with_providers
+from agents.systems.rate_limits import RateLimiter
 from agents.systems.sandbox import sandbox_systems
 from state.audit import Origin
 from state.config import ConfigError, Settings
@@ -42,6 +43,15 @@ class DealContext:
     settings: Settings
     systems: Systems
     data: DataLayer
+    # in a worker's job: an effect no rate-limit slot is due for is held back (its job
+    # continued later, `dealflow.service.rate_deferral`) instead of waited for
+    defer_rate_limits: bool = False
+
+    def rate_limit_of(self, system: str | None) -> RateLimiter | None:
+        """`system`'s rate limit to hold an effect back by (`defer_rate_limits`), else None."""
+        if not self.defer_rate_limits or system is None:
+            return None
+        return self.systems.rate_limits.get(system)
 
     @classmethod
     def on(cls, pool: Pool, settings: Settings, systems: Systems | None = None, *,

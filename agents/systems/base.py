@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -27,6 +27,9 @@ from state.models import (
     Qualification,
     SignerReminder,
 )
+
+if TYPE_CHECKING:
+    from agents.systems.rate_limits import RateLimiter
 
 Record = dict[str, Any]
 
@@ -180,15 +183,19 @@ class Systems:
     """The systems of record one deal runs against, by name."""
 
     by_name: Mapping[str, SystemOfRecord] = field(default_factory=dict)
+    rate_limits: Mapping[str, RateLimiter] = field(default_factory=dict)  # by system name
 
     @classmethod
     def of(cls, *systems: SystemOfRecord) -> Systems:
         """The given systems, each under its own `name`."""
         return cls({system.name: system for system in systems})
 
-    def with_system(self, system: SystemOfRecord) -> Systems:
-        """These systems plus (or with a replaced) `system`."""
-        return Systems({**self.by_name, system.name: system})
+    def with_system(self, system: SystemOfRecord,
+                    rate_limit: RateLimiter | None = None) -> Systems:
+        """These systems plus (or with a replaced) `system`, with its provider's `rate_limit`."""
+        limits = {name: limit for name, limit in self.rate_limits.items() if name != system.name}
+        return Systems({**self.by_name, system.name: system},
+                       limits | ({system.name: rate_limit} if rate_limit else {}))
 
     @property
     def names(self) -> tuple[str, ...]:

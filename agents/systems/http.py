@@ -16,10 +16,9 @@ is safe, inside one attempt of the step:
 
 With a `limiter` (the provider has a declared rate limit, `agents.systems.rate_limits`)
 every request takes a slot of the limit shared by all processes first, and a
-429's pause is recorded there: every process's next slot waits it out. A long
-wait in a worker's job, before the effect sent anything, raises `RateLimited`
-(the job is continued later); otherwise it is waited out like a `Retry-After`,
-within the same `max_wait`.
+429's pause is recorded there: every process's next slot waits it out. The wait
+for a slot is slept like a `Retry-After`, within the same `max_wait` (a worker's
+job decided before the effect's claim whether to wait at all: `RateLimiter.hold_back`).
 
 Errors are one line naming the system, the method and path, never a secret.
 """
@@ -36,7 +35,7 @@ from typing import Any
 import httpx
 
 from agents.systems.base import SystemUnavailable
-from agents.systems.rate_limits import RateLimited, RateLimiter, is_deferring, note_sent
+from agents.systems.rate_limits import RateLimited, RateLimiter
 
 UNCERTAIN_STATUSES = (500, 502, 504)  # the provider may have done it
 BACKOFF_FIRST, BACKOFF_MAX = 0.2, 5.0  # seconds
@@ -129,23 +128,19 @@ class ProviderClient:
         try:
             return self._http.request(method, path, **request)
         finally:
-            note_sent()  # from now on this call's waits are slept (`rate_limits`)
             if slot is not None and self.limiter is not None:
                 self.limiter.release(slot)
 
     def _slot(self, where: str, waited: float) -> tuple[int | None, float]:
         """A slot of the provider's rate limit (if it has one) and the seconds slept for it.
 
-        `RateLimited` in a worker's job; elsewhere a wait beyond the call's
-        `max_wait` is the provider being unavailable.
+        A wait beyond the call's `max_wait` is the provider being unavailable.
         """
         if self.limiter is None:
             return None, 0.0
         try:
             return self.limiter.take(max(self.max_wait - waited, 0.0), self._sleep)
         except RateLimited as limited:
-            if is_deferring():
-                raise
             raise SystemUnavailable(self.system, f"{where}: {limited}, after waiting "
                                     f"{waited:.0f} s") from None
 

@@ -63,9 +63,10 @@ def with_providers(systems: Systems, settings: Settings, pool: Pool | None = Non
     `pool`: the database the providers' rate limits are shared on (see
     `rate_limits`); the declared limits are checked here, providers chosen or not.
     """
-    rate_limits(settings)
-    for role in chosen(settings):
-        systems = systems.with_system(cast(SystemOfRecord, provider(role, settings, pool)))
+    limits = rate_limits(settings)
+    for role, name in chosen(settings).items():
+        systems = systems.with_system(cast(SystemOfRecord, provider(role, settings, pool)),
+                                      rate_limiter(settings, name, limits.get(name), pool))
     return systems
 
 

@@ -16,20 +16,19 @@ the limit in any window of the declared length whatever the network's delays
 A provider's 429 (or 503 with `Retry-After`) is recorded on the same row
 (`pause`): every process's next slot of that provider waits until it ends.
 
-Waiting for a slot: a wait of at most `SLEEP_AT_MOST` seconds is slept, always
-(deferring a job costs more than that). A longer wait inside a worker's job
-(`deferring()`) raises `RateLimited(wait)`: not a step failure (no retry in the
-process, no review), the run stops at its last checkpoint and the worker queues
-the thread's continuation `wait` seconds later (`dealflow.service.rate_deferral`),
-its thread free meanwhile. Anywhere else (the CLI, notebooks) the wait is slept,
-up to the call's `DEALFLOW_PROVIDER_MAX_WAIT_SECONDS`.
-
-Only a call that has not sent anything yet is deferred: once an effect (`one_effect`,
-around each effect of a step) or a job has sent a request, its later waits are
-slept (up to that same maximum). A deferred effect starts over when its job comes
-back, the effect ledger asking the provider first (`lookup`), so an effect deferred
-after its first request would spend a slot on that question each time and, under
-a tight limit, never get to its call.
+Waiting for a slot: a request waits (sleeps) for its slot, up to the call's
+`DEALFLOW_PROVIDER_MAX_WAIT_SECONDS`. A worker's job does not park its thread for
+long: before an effect is claimed, a step run in a job asks `hold_back`, which
+raises `RateLimited(wait)` when no slot is due within `SLEEP_AT_MOST` seconds.
+That is not a step failure (no retry in the process, no review): the run stops
+at its last checkpoint and the worker queues the thread's continuation `wait`
+seconds later (`dealflow.service.rate_deferral`), its thread free meanwhile.
+Once an effect is claimed its requests are only ever slept for: a deferred
+effect starts over when its job comes back, the effect ledger asking the
+provider first (`lookup`), so deferring an effect after its first request would
+spend a slot on that question each time and, under a tight limit, never get to
+its call. Who may defer is handed in (`StepRun.rate_limit`, set by the graph
+builder from `DealContext.defer_rate_limits`), never looked up.
 """
 
 from __future__ import annotations
@@ -37,9 +36,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -59,18 +56,26 @@ _ENTRY = re.compile(r"\s*([a-z][a-z0-9_]*)\s*=\s*([0-9]+)\s*/\s*([0-9]+(?:\.[0-9
 _SLOT = "SELECT o_slot, o_wait FROM dealflow_rate_slot(%s, %s, %s, %s, %s)"
 _RELEASE = ("UPDATE dealflow_rate_calls SET at = clock_timestamp(), released = true"
             " WHERE id = %s")
-_scope: ContextVar[_Scope | None] = ContextVar("dealflow_rate_scope", default=None)
+# Seconds until `dealflow_rate_slot` could grant a slot (0: now), without taking one: the
+# pause's end, or when enough of the window's calls leave it (one in flight counts a
+# window from now), whichever is later. Only a forecast: another process may be first.
+_NEXT_SLOT = """
+SELECT greatest(0,
+    extract(epoch FROM (SELECT r.paused_until FROM dealflow_rate_limits AS r
+                        WHERE r.provider = %(provider)s) - clock_timestamp()),
+    extract(epoch FROM (SELECT CASE WHEN c.released THEN c.at ELSE clock_timestamp() END
+                               + make_interval(secs => %(window)s) AS leaves
+                        FROM dealflow_rate_calls AS c
+                        WHERE c.provider = %(provider)s AND c.at > clock_timestamp()
+                              - make_interval(secs => %(window)s
+                                              + CASE WHEN c.released THEN 0 ELSE %(stale)s END)
+                        ORDER BY leaves DESC OFFSET %(calls)s - 1 LIMIT 1) - clock_timestamp())
+)::double precision AS wait
+"""
 _pools: dict[str, Pool] = {}
 _pools_lock = threading.Lock()
 _log = logging.getLogger(__name__)
 Sleep = Callable[[float], None]
-
-
-@dataclass
-class _Scope:
-    """A worker's job, or one effect in it: whether it has sent a request yet."""
-
-    sent: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,45 +134,6 @@ def parse_rate_limits(raw: str | None, known: Iterable[str]) -> dict[str, RateLi
     return limits
 
 
-@contextmanager
-def deferring() -> Iterator[None]:
-    """Inside the block (a worker's job), a long wait for a slot raises `RateLimited`.
-
-    ...until the job (or the effect, see `one_effect`) has sent a request.
-    """
-    token = _scope.set(_Scope())
-    try:
-        yield
-    finally:
-        _scope.reset(token)
-
-
-@contextmanager
-def one_effect() -> Iterator[None]:
-    """Around one effect: deferred only before its first request, then its waits are slept."""
-    if _scope.get() is None:  # not in a worker's job: every wait is slept anyway
-        yield
-        return
-    token = _scope.set(_Scope())
-    try:
-        yield
-    finally:
-        _scope.reset(token)
-
-
-def note_sent() -> None:
-    """A request went out: the job's (or effect's) later waits are slept, not deferred."""
-    scope = _scope.get()
-    if scope is not None:
-        scope.sent = True
-
-
-def is_deferring() -> bool:
-    """Whether a long wait raises `RateLimited` here: in a job, before anything was sent."""
-    scope = _scope.get()
-    return scope is not None and not scope.sent
-
-
 class RateLimiter:
     """One provider's limit, shared through the database of `pool` (see the module)."""
 
@@ -176,22 +142,32 @@ class RateLimiter:
         self.pool, self.provider, self.limit, self.stale = pool, provider, limit, stale
 
     def take(self, budget: float, sleep: Sleep) -> tuple[int, float]:
-        """A slot's id and the seconds slept for it.
-
-        Waits of at most `SLEEP_AT_MOST` are slept; a longer one raises
-        `RateLimited` inside `deferring()`, else is slept too. Sleeping more
-        than `budget` seconds in all raises `RateLimited` anywhere.
-        """
+        """A slot's id and the seconds slept for it; `RateLimited` past `budget` seconds."""
         slept = 0.0
         while True:
             slot, wait = self._ask(0.0)
             if slot is not None:
                 return slot, slept
             wait = max(wait, 0.001)
-            if (wait > SLEEP_AT_MOST and is_deferring()) or slept + wait > budget:
+            if slept + wait > budget:
                 raise RateLimited(self.provider, wait)
             sleep(wait)
             slept += wait
+
+    def hold_back(self) -> None:
+        """`RateLimited` if no slot is due within `SLEEP_AT_MOST` (a job defers, see the module)."""
+        wait = self.next_slot_in()
+        if wait > SLEEP_AT_MOST:
+            raise RateLimited(self.provider, wait)
+
+    def next_slot_in(self) -> float:
+        """Seconds until a slot could be granted (0: now), without taking one: a forecast."""
+        with self.pool.connection() as conn:
+            row = conn.execute(_NEXT_SLOT, {"provider": self.provider, "calls": self.limit.calls,
+                                            "window": self.limit.window,
+                                            "stale": self.stale}).fetchone()
+        assert row is not None
+        return float(row["wait"])
 
     def release(self, slot: int) -> None:
         """The slot's call has its answer: it counts until a window from now.

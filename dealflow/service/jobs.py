@@ -42,7 +42,7 @@ from dealflow.api import DealService, parse_deal
 from dealflow.errors import Busy, NotWaiting, Unavailable
 from dealflow.notify import deliver_due
 from dealflow.service.queue_connector import queue_connector
-from dealflow.service.rate_deferral import run_deferring
+from dealflow.service.rate_deferral import deferring, run_deferring
 from dealflow.service.retention import retention_task
 from state.config import Settings
 from state.database import session_connection
@@ -76,7 +76,7 @@ def build_queue(url: str, settings: Settings | None = None) -> procrastinate.App
         Held back by a provider's rate limit, the thread is continued later (`rate_deferral`).
         """
         service: DealService = context.additional_context["service"]
-        return run_deferring(lambda: run_action(service, action, thread_id, payload),
+        return run_deferring(lambda: run_action(deferring(service), action, thread_id, payload),
                              lambda after: defer(context.app, "continue", thread_id, {},
                                                  after=after))
 
@@ -105,7 +105,7 @@ def build_queue(url: str, settings: Settings | None = None) -> procrastinate.App
         Held back by a provider's rate limit, it is fired later (`rate_deferral`).
         """
         service: DealService = context.additional_context["service"]
-        return run_deferring(lambda: service.fire_deadline(deadline_id),
+        return run_deferring(lambda: deferring(service).fire_deadline(deadline_id),
                              lambda after: _defer_deadline(context.app, deadline_id, after))
 
     _timer_tasks(app)

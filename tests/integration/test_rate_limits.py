@@ -15,9 +15,14 @@ from state.database import open_pool
 
 
 def _wait_of(limiter: RateLimiter) -> float:
-    """The wait a slot of `limiter` would need now (raises if one is free: it is taken)."""
+    """The wait a slot of `limiter` would need now (raises if one is free: it is taken).
+
+    The forecast (`next_slot_in`, which takes nothing) said the same a moment before.
+    """
+    forecast = limiter.next_slot_in()
     with pytest.raises(RateLimited) as caught:
         limiter.take(0.0, time.sleep)
+    assert abs(forecast - caught.value.wait) < 0.2
     return caught.value.wait
 
 
@@ -76,3 +81,20 @@ def test_a_slot_never_released_lapses_after_its_window_and_the_stale_time(
         rows = conn.execute("SELECT count(*) AS n FROM dealflow_rate_calls"
                             " WHERE provider = 'asana'").fetchone()
     assert rows is not None and rows["n"] == 1  # the lapsed one is gone
+
+
+def test_the_forecast_takes_no_slot_and_holds_back_only_a_long_wait(
+        service: DealService) -> None:
+    limiter = RateLimiter(service.pool, "docusign", RateLimit(2, 3.0), stale=30)
+    assert limiter.next_slot_in() == 0.0
+    limiter.hold_back()  # a slot is free: nothing held back, nothing taken
+    first, _ = limiter.take(0.0, time.sleep)
+    limiter.hold_back()
+    limiter.take(0.0, time.sleep)  # the second slot: the forecast took none
+    with pytest.raises(RateLimited, match=r"^docusign: rate limit reached, next slot in"):
+        limiter.hold_back()  # both in flight: a window from now
+    limiter.release(first)
+    short = RateLimiter(service.pool, "docusign", RateLimit(2, 0.5), stale=30)
+    time.sleep(0.1)
+    assert 0 < short.next_slot_in() <= 0.5
+    short.hold_back()  # due within a second: slept for, not held back

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel
 
-from agents.systems.base import SystemUnavailable
+from agents.step_run import StepRun
+from agents.systems.base import Systems, SystemUnavailable
 from agents.systems.http import ProviderClient
 from agents.systems.providers import rate_limits
 from agents.systems.rate_limits import (
     RateLimit,
     RateLimited,
-    deferring,
-    is_deferring,
-    note_sent,
-    one_effect,
     parse_rate_limits,
 )
 from dealflow.service.rate_deferral import JITTER, run_deferring
+from graph.runtime import DealContext
+from state.audit import Origin
 from state.config import ConfigError, Settings
 
 KNOWN = ("asana", "docusign", "hubspot", "stripe")
@@ -73,7 +75,7 @@ class FakeLimiter:
 
     def take(self, budget: float, sleep: Any) -> tuple[int, float]:
         wait = self.waits.pop(0) if self.waits else 0.0
-        if wait and (is_deferring() or wait > budget):
+        if wait > budget:
             raise RateLimited("hubspot", wait)
         self.next_slot += 1
         self.calls.append(("take", self.next_slot))
@@ -109,11 +111,10 @@ def test_every_request_takes_a_slot_and_releases_it_and_a_429_pauses_the_provide
     assert len(slept) == 1  # the backoff after the lost answer; the 429's wait is the slot's
 
 
-def test_a_long_wait_defers_in_a_worker_and_is_the_provider_unavailable_elsewhere() -> None:
-    with deferring(), pytest.raises(RateLimited) as caught:
-        _client(FakeLimiter([30.0]), [], []).send("GET", "/x", repeatable=True)
-    assert caught.value.wait == 30.0
-    assert not is_deferring()
+def test_a_wait_past_the_calls_budget_is_the_provider_unavailable() -> None:
+    slept: list[float] = []
+    client = _client(FakeLimiter([2.0]), [httpx.Response(200, json={})], slept)
+    assert client.send("GET", "/x", repeatable=True).status_code == 200  # within max_wait
     with pytest.raises(SystemUnavailable, match=r"^crm: GET /x: hubspot: rate limit reached, "
                        r"next slot in 30.0 s, after waiting 0 s$"):
         _client(FakeLimiter([30.0]), [], []).send("GET", "/x", repeatable=True)
@@ -123,26 +124,65 @@ def test_a_rate_limited_job_queues_its_continuation_after_the_wait() -> None:
     queued: list[float] = []
 
     def limited() -> str:
-        assert is_deferring()
         raise RateLimited("hubspot", 4.0)
 
     note = run_deferring(limited, lambda seconds: queued.append(seconds) or 7)
     assert len(queued) == 1 and 4.0 <= queued[0] <= 4.0 * (1 + JITTER)
     assert note.startswith("rate limited (hubspot: rate limit reached, next slot in 4.0 s)")
     assert run_deferring(lambda: "completed", queued.append) == "completed"
-    assert len(queued) == 1 and not is_deferring()
+    assert len(queued) == 1
 
 
-def test_only_what_has_sent_nothing_yet_is_deferred() -> None:
-    with deferring():
-        assert is_deferring()
-        with one_effect():
-            note_sent()  # the effect's first request went out: it finishes what it started
-            assert not is_deferring()
-        assert is_deferring()  # the job has sent nothing outside that effect
-        with one_effect():
-            assert is_deferring()  # the next effect may still be deferred
-        note_sent()
-        assert not is_deferring()
-    with one_effect():
-        assert not is_deferring()  # not in a worker's job: waits are slept
+class HoldingLimiter:
+    """A limiter whose forecast is `wait` seconds (it holds back as `RateLimiter` does)."""
+
+    def __init__(self, wait: float) -> None:
+        self.wait = wait
+
+    def hold_back(self) -> None:
+        if self.wait > 1.0:
+            raise RateLimited("hubspot", self.wait)
+
+
+class Ledger:
+    """The effect ledger's `perform`, counting claims."""
+
+    def __init__(self) -> None:
+        self.claims = 0
+
+    def perform(self, origin: Any, name: str, request: Any, model: Any, call: Any,
+                lookup: Any, work: Any) -> tuple[Any, str]:
+        self.claims += 1
+        return call("key"), "key"
+
+
+@pytest.mark.parametrize(("wait", "claims"), [(30.0, 0), (0.5, 1)])
+def test_a_step_in_a_job_is_held_back_before_its_claim_only_for_a_long_wait(
+        wait: float, claims: int) -> None:
+    ledger = Ledger()
+    run = StepRun(origin=Origin("D-1", agent="lead", step="qualify_lead", thread_id="t"),
+                  data=SimpleNamespace(effects=ledger),  # type: ignore[arg-type]
+                  settings=Settings(), rate_limit=HoldingLimiter(wait))  # type: ignore[arg-type]
+    if claims == 0:
+        with pytest.raises(RateLimited):
+            run.effect("crm.record", Receipt, {}, lambda key: Receipt(key=key), None)
+    else:
+        assert run.effect("crm.record", Receipt, {}, lambda key: Receipt(key=key), None).key
+    assert ledger.claims == claims  # held back: nothing claimed, nothing sent
+
+
+def test_only_a_worker_jobs_context_holds_effects_back() -> None:
+    limiter = HoldingLimiter(30.0)
+    systems = Systems({}, {"crm": limiter})  # type: ignore[dict-item]
+    context = DealContext(settings=Settings(), systems=systems,
+                          data=None)  # type: ignore[arg-type]
+    assert context.rate_limit_of("crm") is None  # the CLI, a notebook: waits are slept
+    job = dataclasses.replace(context, defer_rate_limits=True)
+    assert job.rate_limit_of("crm") is limiter and job.rate_limit_of("pm") is None
+    assert job.rate_limit_of(None) is None
+
+
+class Receipt(BaseModel):
+    """A receipt."""
+
+    key: str
