@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 
+from agents.systems.hubspot import HubSpotCRM
 from bench.common import (
     CountingCursor,
     commits,
@@ -29,6 +30,8 @@ from dealflow.api import DealService
 from graph.builder import build_graph
 from state.config import Settings
 from state.models import DealInput
+from tests.providers.connect import with_hubspot
+from tests.providers.hubspot import HubSpotServer
 
 LEAD = {"company_size": 300, "budget": "100000", "engagement": 80}
 WEAK = {"company_size": 5, "industry": "mining", "engagement": 10, "budget": "1"}
@@ -139,6 +142,22 @@ def w1_counts(settings: Settings, url: str, repeat: int = 60) -> dict[str, float
     steps = repeat * STEPS_PER_SHORT_DEAL
     return {"statements_per_step": statements / steps, "commits_per_step": committed / steps,
             "write_commits_per_step": wrote / steps, "client_cpu_per_step_s": cpu / steps}
+
+
+def w1_counts_on_hubspot(settings: Settings, url: str, repeat: int = 150) -> dict[str, float]:
+    """Statements and commits per step as `w1_counts`, the CRM a provider over HTTP.
+
+    The sandbox CRM keeps its records in dealflow's database, so its own commit
+    counts there; a real CRM's (here the local HubSpot's) does not: these are
+    the commits a deployment's database sees. (`write_commits_per_step` is left
+    out: it reads the server's transaction ids, which any other database moves.)
+    """
+    with HubSpotServer() as server:
+        on_hubspot = with_hubspot(settings, server)
+        HubSpotCRM.from_settings(on_hubspot).setup()
+        counts = w1_counts(on_hubspot, url, repeat)
+    return {f"{name}_on_hubspot": counts[name]
+            for name in ("statements_per_step", "commits_per_step")}
 
 
 def statements_per_deal(settings: Settings, repeat: int = 10) -> float:
