@@ -65,11 +65,14 @@ class DeadlineBook:
         return self._select("WHERE status = 'scheduled' AND job_id IS NULL ORDER BY id"
                             " LIMIT %s", limit)
 
-    def queued(self, deadline_id: int, job_id: int | None) -> None:
-        """Remember the job that fires the deadline."""
+    def queued_all(self, jobs: list[tuple[int, int | None]]) -> None:
+        """Remember the jobs that fire the deadlines, (deadline id, job id) each: one statement."""
+        if not jobs:
+            return
         with self._pool.connection() as conn:
-            conn.execute("UPDATE dealflow_deadlines SET job_id = %s WHERE id = %s",
-                         (job_id, deadline_id))
+            conn.execute("UPDATE dealflow_deadlines d SET job_id = q.job_id"
+                         " FROM unnest(%s::bigint[], %s::bigint[]) AS q(id, job_id)"
+                         " WHERE d.id = q.id", ([d for d, _ in jobs], [j for _, j in jobs]))
 
     def fired(self, origin: Origin, deadline: Deadline, notice: Notice | None,
               detail: dict[str, object] | None = None) -> None:

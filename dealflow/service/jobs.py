@@ -8,13 +8,15 @@ and in order; the thread's fenced lease (`state.leases`) guards the rest.
 `dealflow.sweep` runs every few seconds on some worker: it hands the jobs of
 workers that stopped sending heartbeats back to the queue (procrastinate's own
 stalled-job API) and queues a `continue` for every thread that is mid-run with
-no live process driving it (a killed worker, a killed CLI), and an `apply` for
+no live process driving it and no job of its own queued or running (a killed
+worker, a killed CLI; `upkeep.orphaned_threads`), and an `apply` for
 every thread whose wait was claimed (a decision, an event) long ago but is
 still waiting (the API node died between claiming and queueing).
 
 `dealflow.timers` runs every other second: it schedules a `dealflow.deadline`
 job at the due time of every deadline stored since (`scheduled_at`: the
-queue's own timer, fired by whichever worker is alive). A deadline job has no
+queue's own timer, fired by whichever worker is alive), all in one batch
+(`upkeep.schedule_deadlines`). A deadline job has no
 procrastinate lock (a scheduled job with the thread's lock would hold back
 every later job of the thread until it is due); the thread's lease orders it
 with the rest.
@@ -44,13 +46,12 @@ from dealflow.notify import deliver_due
 from dealflow.service.queue_connector import queue_connector
 from dealflow.service.rate_deferral import deferring, run_deferring
 from dealflow.service.retention import retention_task
+from dealflow.service.upkeep import DEADLINE, orphaned_threads, schedule_deadlines
 from state.config import Settings
 from state.database import session_connection
-from state.leases import thread_is_held
 from state.migrate import migration_lock
 
 DRIVE = "dealflow.drive"
-DEADLINE = "dealflow.deadline"
 SWEEP_EVERY = "* * * * * */5"  # cron with a seconds column (the 6th): every 5 s
 TIMERS_EVERY = "* * * * * */2"
 NOTIFY = "dealflow.notify"
@@ -89,7 +90,7 @@ def build_queue(url: str, settings: Settings | None = None) -> procrastinate.App
             seconds_since_heartbeat=service.settings.worker_stalled_seconds))
         for job in stalled:
             await context.app.job_manager.retry_job(job)
-        orphans = await asyncio.to_thread(orphaned_threads, service)
+        orphans = await orphaned_threads(context.app, service)
         for thread_id in orphans:
             await defer_async(context.app, "continue", thread_id, {})
         unapplied = await asyncio.to_thread(service.data.waits.unapplied,
@@ -159,21 +160,6 @@ async def run_workers(app: procrastinate.App, options: dict[str, Any]) -> None:
             raise outcome
 
 
-async def schedule_deadlines(app: procrastinate.App, service: DealService) -> int:
-    """Queue a job at the due time of every stored deadline that has none yet."""
-    queued = 0
-    for due in await asyncio.to_thread(service.data.deadlines.unqueued):
-        try:
-            job = await app.configure_task(
-                DEADLINE, schedule_at=due.due_at, queueing_lock=f"deadline:{due.id}",
-            ).defer_async(deadline_id=due.id)
-        except AlreadyEnqueued:
-            job = None
-        await asyncio.to_thread(service.data.deadlines.queued, due.id, job)
-        queued += 1
-    return queued
-
-
 def run_action(service: DealService, action: str, thread_id: str,
                payload: dict[str, Any]) -> str:
     """Do what the job asks; a command the thread has outgrown is done, not failed."""
@@ -195,12 +181,6 @@ def run_action(service: DealService, action: str, thread_id: str,
         _log.info("%s on %s: %s", action, thread_id, exc)
         return f"skipped: {exc}"
     return report.status
-
-
-def orphaned_threads(service: DealService) -> list[str]:
-    """Threads the registry shows mid-run that no live process holds."""
-    return [row.thread_id for row in service.registry.list(statuses=("running",))
-            if not thread_is_held(service.pool, row.thread_id)]
 
 
 def defer(app: procrastinate.App, action: str, thread_id: str,
