@@ -78,8 +78,8 @@ soak: $(STAMP)  ## deals under random Postgres restarts and worker kills for SOA
 crash-matrix: $(STAMP)  ## SIGKILL at every kill point of every step; print duplicates and losses
 	$(BIN)/python -m tests.integration.crash_matrix
 
-screenshots: $(STAMP)  ## the README's inbox pictures (docs/inbox.png, docs/review.png), from the browser test
-	DEALFLOW_SCREENSHOTS=docs $(BIN)/pytest -q -p no:cacheprovider tests/integration/test_inbox.py -k approve
+screenshots: $(STAMP)  ## the README's pictures (docs/*.png): inbox, review, console, and on a 390 px phone
+	$(BIN)/python -m docs.make_screenshots docs
 
 diagram: $(STAMP)  ## print the graph as Mermaid (for the README)
 	$(BIN)/python -m graph.diagram

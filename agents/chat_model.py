@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
-
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage
+from typing import TYPE_CHECKING, Any
 
 from state.config import ConfigError, Settings
 from state.models import LLMUsage
+
+if TYPE_CHECKING:  # only the LLM supervisor builds a model: a read imports no model stack
+    from langchain_core.language_models import BaseChatModel
+    from langchain_core.messages import AIMessage
 
 
 def require_llm_settings(settings: Settings) -> None:

@@ -1,6 +1,7 @@
 """W4 growth: bytes per completed deal, and list/status/history latency from 100 to 10,000 deals.
 
-With `bench.retention`: the same bytes after a prune, and the size under a steady load.
+With `bench.retention`: the same bytes after a prune and after a forget, and the size under a
+steady load with both retention tiers on.
 """
 
 from __future__ import annotations
@@ -74,4 +75,4 @@ def w4_growth(service: DealService, base_deals: int = 100, scale: int = 100) -> 
     large = _latencies(service, threads[0])
     return {"bytes_per_deal": per_deal, "at_small": small, "at_large": large,
             "deals_small": base_deals, "deals_large": base_deals * scale,
-            "retention": w4_retention()}  # prune: bytes per ended deal, size under load
+            "retention": w4_retention()}  # the tiers: bytes per ended deal, size under load

@@ -24,6 +24,7 @@ from dealflow.deadlines import Claimed, apply_claim, claim_wait, fire_deadline, 
 from dealflow.errors import Busy, DealConflict, InvalidInput, OwnershipLost, Unavailable
 from dealflow.events import claim_event, deliver_event, waiting_snapshot
 from dealflow.notify import Notifier, build_notifier
+from dealflow.prune_forget import forgotten_note
 from dealflow.queries import DealQueries
 from dealflow.reports import (
     DealReport,
@@ -137,8 +138,12 @@ class DealService(DealQueries):
     def register(self, deal: DealInput) -> tuple[DealRow, bool]:
         """Claim the deal's thread without running it; True if it is new.
 
-        The same deal id with other terms is a `DealConflict`.
+        The same deal id with other terms is a `DealConflict`, and so is a forgotten
+        deal's id (its thread id and the systems' idempotency keys would be its own).
         """
+        forgotten = forgotten_note(self.pool, deal.deal_id)
+        if forgotten is not None:
+            raise DealConflict(f"{forgotten}; start it under another deal id")
         row, created = self.registry.claim(deal, thread_id_for(deal.deal_id))
         if not created:
             held = self._terms(row)

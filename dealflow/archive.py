@@ -13,6 +13,13 @@ tables held it, with what reading it needs, bytes in base64:
 A file is written under a temporary name, flushed to disk and renamed, so a
 prune killed at any point leaves either no archive of a thread or a whole one
 (the rerun writes it again, under the same name). `read_archive` reads one back.
+
+A forgotten deal (`dealflow prune --forget-before`, `dealflow.prune_forget`) has
+an archive of its own, `<thread>.<latest checkpoint>.forgotten.jsonl.gz`, written
+the same way: a first line `{"forgotten": {"deal_id", "thread_id", "status",
+"ended_at"}}`, then one line per row it had, `{"table": ..., "row": {...}}`, each
+row as Postgres's `to_jsonb` spells it (bytes in hex). `read_forgotten`
+reads one back, bytes decoded.
 """
 
 from __future__ import annotations
@@ -27,7 +34,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dealflow.prune_forget_sql import BYTEA_COLUMNS
+
 SUFFIX = ".jsonl.gz"
+FORGOTTEN_SUFFIX = ".forgotten.jsonl.gz"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -73,8 +83,13 @@ def archive_path(directory: Path, thread_id: str, kept_checkpoint_id: str) -> Pa
     return directory / f"{_UNSAFE.sub('_', thread_id)}.{kept_checkpoint_id}{SUFFIX}"
 
 
+def forgotten_path(directory: Path, thread_id: str, last_checkpoint_id: str) -> Path:
+    """Where the archive of a forgotten deal goes: never a prune's archive's name."""
+    return directory / f"{_UNSAFE.sub('_', thread_id)}.{last_checkpoint_id}{FORGOTTEN_SUFFIX}"
+
+
 def write_archive(path: Path, lines: Iterable[dict[str, Any]]) -> int:
-    """Write `lines` (rows of `dealflow.prune.HISTORY`) to `path` whole; the number of lines."""
+    """Write `lines` (JSON objects) to `path` whole, on disk when it returns; how many."""
     partial = path.with_name(f".{path.name}.partial")
     count = 0
     with open(partial, "wb") as raw:
@@ -127,3 +142,37 @@ def _checkpoint(row: dict[str, Any]) -> ArchivedCheckpoint:
 
 def _bytes(text: str | None) -> bytes | None:
     return None if text is None else base64.b64decode(text, validate=True)
+
+
+@dataclass(frozen=True)
+class ForgottenArchive:
+    """The archive of a forgotten deal: who it was, and its rows by table."""
+
+    deal_id: str
+    thread_id: str
+    status: str
+    ended_at: str
+    tables: dict[str, list[dict[str, Any]]]
+
+
+def read_forgotten(path: Path | str, bytea: dict[str, tuple[str, ...]] | None = None
+                   ) -> ForgottenArchive:
+    """A forgotten deal's archive; the `bytea` columns (table → names) decoded to bytes.
+
+    `bytea` defaults to `dealflow.prune_forget_sql.BYTEA_COLUMNS` (LangGraph's blobs).
+    """
+    columns: dict[str, tuple[str, ...]] = dict(BYTEA_COLUMNS if bytea is None else bytea)
+    tables: dict[str, list[dict[str, Any]]] = {}
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        try:
+            head = json.loads(next(lines))["forgotten"]
+            for line in lines:
+                item = json.loads(line)
+                row = {key: bytes.fromhex(value[2:]) if key in columns.get(item["table"], ())
+                       and isinstance(value, str) else value
+                       for key, value in item["row"].items()}
+                tables.setdefault(item["table"], []).append(row)
+        except (ValueError, KeyError, TypeError, StopIteration) as exc:
+            raise ValueError(f"{path}: not the archive of a forgotten deal ({exc})") from None
+    return ForgottenArchive(head["deal_id"], head["thread_id"], head["status"],
+                            head["ended_at"], tables)

@@ -4,6 +4,10 @@ argparse checks for missing required arguments before it looks at the ones it
 did not recognise, so `dealflow run --deal-idd X ...` used to be reported as
 "the following arguments are required: --deal-id". `OneLineParser` reports the
 unknown flag first, with the closest known one (difflib), on one line.
+
+Its help can be finished when shown (`on_help`), and its choices loaded when
+first looked at (`Later`): what needs the workflow or the settings is loaded
+only by a command, or a help, that shows it.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ from __future__ import annotations
 import argparse
 import difflib
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import cached_property
 from typing import Any, NoReturn
 
 _REQUIRED = "the following arguments are required"
@@ -25,6 +30,13 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse with one-line errors (the CLI's contract) that name a mistyped flag first."""
 
     _deferring = False
+    on_help: Callable[[], None] | None = None
+
+    def format_help(self) -> str:
+        """The help text, once `on_help` has filled in what it names."""
+        if self.on_help is not None:
+            self.on_help()
+        return super().format_help()
 
     def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
                          namespace: argparse.Namespace | None = None
@@ -90,3 +102,20 @@ def _number(token: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class Later(Sequence[str]):
+    """Choices loaded when first looked at (`dealflow event`'s: the workflow's events)."""
+
+    def __init__(self, load: Callable[[], Sequence[str]]) -> None:
+        self._load = load
+
+    @cached_property
+    def _items(self) -> tuple[str, ...]:
+        return tuple(self._load())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._items[index]
+
+    def __len__(self) -> int:
+        return len(self._items)

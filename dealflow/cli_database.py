@@ -4,15 +4,20 @@ Without `DATABASE_URL` every command works on the embedded Postgres in the
 per-user data folder. When a command starts that server it names it, so a
 database that looks empty is never a mystery; and a `./.dealflow` left by an
 older dealflow (which kept one database per folder) is pointed out, since it is
-not the one in use.
+not the one in use. `database_in_use` names the database a command works on
+(`dealflow --help` and `dealflow status` say it), its password masked.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from state.embedded import set_announcer
+
+if TYPE_CHECKING:
+    from state.config import Settings
 
 LEGACY_DIR = Path(".dealflow")
 
@@ -38,3 +43,22 @@ def legacy_note(pgdata: Path, cwd: Path | None = None) -> str | None:
     return (f"dealflow: note: {old} holds an older dealflow's per-folder database, not the "
             f"one in use; DEALFLOW_DATA_DIR={old.parent} uses it, or move it to {pgdata} "
             "while no dealflow runs")
+
+
+def database_in_use(settings: Settings) -> str:
+    """The database `settings` name: the URL with its password masked, or the embedded one."""
+    from state.database import redact_url
+
+    if settings.database_url:
+        return redact_url(settings.database_url)
+    return f"embedded Postgres in {settings.data_dir.expanduser()}"
+
+
+def database_from_env(url: str | None = None) -> str:
+    """`database_in_use` of the environment (and `url`, a flag's), starting nothing."""
+    from state.config import ConfigError, Settings
+
+    try:
+        return database_in_use(Settings.from_env(database_url=url))
+    except ConfigError as exc:
+        return f"not known: {exc}"

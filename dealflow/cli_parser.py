@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dealflow.arg_errors import OneLineParser
-from graph.workflow import DEFAULT_WORKFLOW, Workflow
-from state.deal_state import STATUSES
-from state.durations import parse_duration
+from dealflow.arg_errors import Later, OneLineParser
+from dealflow.cli_database import database_from_env
 from state.numerals import decimal_number, whole_number
+
+if TYPE_CHECKING:
+    from graph.workflow import Workflow
+
+# `state.deal_state.STATUSES`, without its LangGraph imports (tests/unit/test_cli_imports.py)
+STATUSES = ("running", "waiting_review", "waiting_signature", "waiting_event", "completed",
+            "disqualified", "declined", "rejected", "expired", "failed", "cancelled")
 
 EPILOG = """examples:
   dealflow run --deal-id D-1001 --client "Acme GmbH" --value 12500 --lead examples/lead.json
@@ -20,8 +26,9 @@ EPILOG = """examples:
   dealflow status D-1001 --json
 
 database: --database-url, else DATABASE_URL, else the embedded Postgres in DEALFLOW_DATA_DIR
-  (default: $XDG_DATA_HOME/dealflow, else ~/.local/share/dealflow: one per user, whatever
-  folder you are in; a command that starts it says so on stderr)
+  (default: the platform's user data folder, $XDG_DATA_HOME/dealflow or
+  ~/.local/share/dealflow on Linux: one per user, whatever folder you are in; a command that
+  starts it says so on stderr); here: {database}
 
 exit codes: 0 done; 1 a system check failed; 2 bad input or flag; 3 unknown deal or thread;
   4 not waiting for that (or the deal id has other terms); 5 Postgres unreachable; 6 another
@@ -30,7 +37,8 @@ exit codes: 0 done; 1 a system check failed; 2 bad input or flag; 3 unknown deal
 
 
 # argparse with one-line errors (the contract: one line on stderr) that name a mistyped
-# flag, and the flag meant, before any argument it left missing
+# flag, and the flag meant, before any argument it left missing; and a help that names
+# the workflow's events and agents and the database only when it is shown
 _Parser = OneLineParser
 
 
@@ -58,7 +66,18 @@ def _typed(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
 _whole = _typed(whole_number)  # 42, never 1_000 or ١٠ (see state.numerals)
 _number = _typed(decimal_number)
-_duration = _typed(parse_duration)
+
+
+def _imported(module: str, name: str) -> Callable[[str], Any]:
+    """`module.name` as a flag's parser, imported only when such a flag is given."""
+    def parse(text: str) -> Any:
+        return getattr(import_module(module), name)(text)
+
+    parse.__name__ = name
+    return parse
+
+
+_duration = _typed(_imported("state.durations", "parse_duration"))  # imports pydantic
 
 
 def _page_size(text: str) -> int:
@@ -68,11 +87,27 @@ def _page_size(text: str) -> int:
     return size
 
 
-def build_parser(workflow: Workflow = DEFAULT_WORKFLOW) -> argparse.ArgumentParser:
-    """The full argument parser of the CLI over `workflow` (exposed for tests and --help)."""
+def _default_workflow() -> Workflow:
+    from graph.workflow import DEFAULT_WORKFLOW
+
+    return DEFAULT_WORKFLOW
+
+
+def build_parser(workflow: Workflow | None = None, *,
+                 load_workflow: Callable[[], Workflow] = _default_workflow
+                 ) -> argparse.ArgumentParser:
+    """The full argument parser of the CLI over `workflow` (exposed for tests and --help).
+
+    Without `workflow`, `load_workflow()` gives it when first needed (an event's
+    name to check, a help that names the agents): building and parsing import no
+    graph, so a command that needs none starts fast.
+    """
+    load = load_workflow if workflow is None else (lambda: workflow)
     parser = _Parser(prog="dealflow", description="Run deals from lead to invoice with "
-                     "cooperating agents, durably on Postgres.", epilog=EPILOG,
+                     "cooperating agents, durably on Postgres.",
+                     epilog=EPILOG.format(database="see dealflow --help"),
                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.on_help = lambda: setattr(parser, "epilog", EPILOG.format(database=database_from_env()))
     _common(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
@@ -81,8 +116,8 @@ def build_parser(workflow: Workflow = DEFAULT_WORKFLOW) -> argparse.ArgumentPars
         _common(command, default=argparse.SUPPRESS)
         return command
 
-    _deal_commands(add, workflow)
-    _inspection_commands(add, workflow)
+    _deal_commands(add, load)
+    _inspection_commands(add, load)
     _retention_commands(add)
     _service_commands(add)
     _server_commands(add)
@@ -90,7 +125,7 @@ def build_parser(workflow: Workflow = DEFAULT_WORKFLOW) -> argparse.ArgumentPars
     return parser
 
 
-def _deal_commands(add: AddCommand, workflow: Workflow) -> None:
+def _deal_commands(add: AddCommand, workflow: Callable[[], Workflow]) -> None:
     add("demo", "run the showcase deals end to end (small deal, >$50k review, e-sign outage)")
     run = add("run", "start (or return) a deal's thread and run it until it completes or waits")
     run.add_argument("--deal-id", required=True,
@@ -117,11 +152,14 @@ def _deal_commands(add: AddCommand, workflow: Workflow) -> None:
                         "(value=40000.00, payment_terms_days=45); repeat for several")
     event = add("event", "deliver an external event (a signature) to a thread waiting for it")
     event.add_argument("thread", help="thread id (or deal id)")
-    event.add_argument("event", choices=workflow.events, help="the event")
+    named = event.add_argument("event", choices=Later(lambda: workflow().events),
+                               metavar="event", help="the event")  # no choices read yet
+    if isinstance(event, OneLineParser):  # its help lists them, as argparse does
+        event.on_help = lambda: setattr(named, "metavar", None)
     add("recover", "continue every thread whose process died mid-run")
 
 
-def _inspection_commands(add: AddCommand, workflow: Workflow) -> None:
+def _inspection_commands(add: AddCommand, workflow: Callable[[], Workflow]) -> None:
     status = add("status", "show a thread's status, completed steps and pending interrupt")
     status.add_argument("thread", help="thread id (or deal id)")
     threads = add("threads", "list deals and their threads")
@@ -140,8 +178,10 @@ def _inspection_commands(add: AddCommand, workflow: Workflow) -> None:
     records.add_argument("deal_id", help="deal id")
     audit = add("audit", "show who did what for a deal, in order")
     audit.add_argument("deal_id", help="deal id (or thread id)")
-    audit.add_argument("--agent", help="only this agent (" + ", ".join(
-        workflow.agents) + ", or mcp)")
+    agent = audit.add_argument("--agent", help="only this agent (the workflow's, or mcp)")
+    if isinstance(audit, OneLineParser):
+        audit.on_help = lambda: setattr(agent, "help", "only this agent (" + ", ".join(
+            workflow().agents) + ", or mcp)")
     audit.add_argument("--key", help="only writes of this context key, e.g. D-1.qualified")
     trace = add("trace", "show a deal's timeline: every step attempt, waits, failures, retries")
     trace.add_argument("thread", help="thread id (or deal id)")
@@ -158,11 +198,18 @@ systems' records; waiting and running deals; a thread another process holds; a t
 whose latest checkpoint has steps to run (a fork or an edit since it ended).
 Batches of --batch deals, one transaction each: interrupt it any time, run it again to
 finish; two prunes at once never take the same deal. Progress on stderr (a terminal).
+--forget-before (a longer age, e.g. 7y): a deal that ended that long ago is forgotten
+whole: every row dealflow and LangGraph hold of it (registry, audit trail, effect
+ledger, facts, spans, waits, deadlines, outbox, checkpoints) goes to its archive, then
+is deleted; a tombstone stays (status and history say when, and name the archive). It
+needs --archive DIR, or --no-archive to forget without one. The systems' records (the
+CRM, e-signature, billing) are theirs: never touched.
 
 examples:
   dealflow prune --ended-before 90d --dry-run
   dealflow prune --ended-before 90d --archive /var/backups/dealflow-history
-  dealflow history D-1001     # says when it was pruned and names the archive"""
+  dealflow history D-1001     # says when it was pruned and names the archive
+  dealflow prune --forget-before 7y --archive /var/backups/dealflow-forgotten"""
 
 
 def _retention_commands(add: AddCommand) -> None:
@@ -178,7 +225,13 @@ def _retention_commands(add: AddCommand) -> None:
     prune.add_argument("--archive", type=Path, metavar="DIR",
                        help="first write each deal's history to DIR/<thread>.<kept checkpoint>"
                        ".jsonl.gz (gzip JSON Lines, a checkpoint a line, blobs in base64; "
-                       "dealflow.archive.read_archive reads it back)")
+                       "dealflow.archive.read_archive reads it back); a forgotten deal's, "
+                       "every row it had, to DIR/<thread>.<last checkpoint>.forgotten.jsonl.gz")
+    prune.add_argument("--forget-before", type=_duration, metavar="AGE",
+                       help="also forget, whole, deals that ended at least this long ago: "
+                       "7y, 2555d (default: DEALFLOW_FORGET_AFTER; at least --ended-before)")
+    prune.add_argument("--no-archive", action="store_true",
+                       help="forget without an archive (else --forget-before needs --archive)")
     prune.add_argument("--dry-run", action="store_true",
                        help="count what would be deleted, per deal; change nothing")
     prune.add_argument("--batch", type=_page_size, default=100, metavar="N",

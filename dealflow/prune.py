@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, TypeVar, get_args
 
 import psycopg
 from langgraph.constants import START, TASKS
@@ -85,18 +85,35 @@ class Skipped:
 
 
 @dataclass
-class PruneRun:
-    """What one `prune` did (or would do), batch by batch."""
+class BatchedRun:
+    """What one run over ended deals (a prune, a forget) did, or would do, batch by batch."""
 
-    ended_before: timedelta
+    age: timedelta  # how long ago a deal must have ended to be taken
     dry_run: bool = False
     archive: Path | None = None
-    candidates: int = 0  # ended deals with history to prune when it began (with `on_batch`)
-    pruned: list[PrunedThread] = field(default_factory=list)
+    candidates: int = 0  # deals ended long enough ago when it began (with `on_batch`)
     skipped: list[Skipped] = field(default_factory=list)
     batches: int = 0
     finished: bool = False  # False: stopped by its time budget, more may be left
     started: float = field(default_factory=time.monotonic)
+
+    def summary(self) -> dict[str, Any]:
+        """What `--json` prints of any run: how it ran, and the deals skipped and why."""
+        return {"dry_run": self.dry_run, "archive": str(self.archive) if self.archive else None,
+                "finished": self.finished, "batches": self.batches,
+                "skipped": [{**asdict(s), "why": REASONS[s.reason]} for s in self.skipped]}
+
+
+@dataclass
+class PruneRun(BatchedRun):
+    """What one `prune` did (or would do)."""
+
+    pruned: list[PrunedThread] = field(default_factory=list)
+
+    @property
+    def ended_before(self) -> timedelta:
+        """How long ago a deal must have ended to be pruned."""
+        return self.age
 
     def deleted(self) -> dict[str, int]:
         """Rows deleted (would be, in a dry run) from each of LangGraph's tables."""
@@ -106,14 +123,12 @@ class PruneRun:
     def to_json(self) -> dict[str, Any]:
         """The run as `dealflow prune --json` prints it."""
         return {
-            "ended_before": format_duration(self.ended_before), "dry_run": self.dry_run,
-            "archive": str(self.archive) if self.archive else None,
-            "finished": self.finished, "batches": self.batches, "deleted": self.deleted(),
+            "ended_before": format_duration(self.ended_before), **self.summary(),
+            "deleted": self.deleted(),
             "pruned": [{"deal_id": p.deal_id, "thread_id": p.thread_id,
                         "kept_checkpoint_id": p.kept_checkpoint_id, "archive": p.archive,
                         "deleted": {"checkpoints": p.checkpoints, "blobs": p.blobs,
-                                    "writes": p.writes}} for p in self.pruned],
-            "skipped": [{**asdict(s), "why": REASONS[s.reason]} for s in self.skipped]}
+                                    "writes": p.writes}} for p in self.pruned]}
 
 
 def prune(pool: Pool, ended_before: timedelta, *, archive: Path | None = None,
@@ -128,17 +143,36 @@ def prune(pool: Pool, ended_before: timedelta, *, archive: Path | None = None,
     `on_batch` is called after each batch (`candidates` is then counted first).
     """
     run = PruneRun(ended_before, dry_run, archive.resolve() if archive else None)
-    if run.archive is not None and not dry_run:
+    return in_batches(pool, run, COUNT_CANDIDATES, _batch, batch=batch,
+                      budget_seconds=budget_seconds, on_batch=on_batch)
+
+
+R = TypeVar("R", bound=BatchedRun)
+Cursor = tuple[Any, str]  # (updated_at, deal_id) of the last deal a batch saw
+
+
+def in_batches(pool: Pool, run: R, count: str,
+               one_batch: Callable[[psycopg.Connection[Any], R, dict[str, Any], Cursor],
+                                   Cursor | None], *,
+               batch: int, budget_seconds: float | None,
+               on_batch: Callable[[R], None] | None) -> R:
+    """Run `one_batch` (one transaction each) over the deals ended `run.age` ago, in order.
+
+    The archive directory is created first; `count` (a statement) counts the
+    candidates for the progress line when there is an `on_batch`. No batch
+    starts after `budget_seconds`; `run.finished` says whether every deal was seen.
+    """
+    if run.archive is not None and not run.dry_run:
         run.archive.mkdir(parents=True, exist_ok=True)
-    params = {"ended": list(ENDED), "age": ended_before}
+    params = {"ended": list(ENDED), "age": run.age}
     if on_batch is not None:  # a count for the progress line (one pass over ended deals)
-        run.candidates = int(fetch_all(pool, COUNT_CANDIDATES, params)[0]["n"])
-    cursor: tuple[Any, str] | None = _START
+        run.candidates = int(fetch_all(pool, count, params)[0]["n"])
+    cursor: Cursor | None = _START
     while cursor is not None:
         if budget_seconds is not None and time.monotonic() - run.started >= budget_seconds:
             return run
         with pool.connection() as conn:
-            cursor = _batch(conn, run, {**params, "limit": batch}, cursor)
+            cursor = one_batch(conn, run, {**params, "limit": batch}, cursor)
         if cursor is not None:
             run.batches += 1
             if on_batch is not None:

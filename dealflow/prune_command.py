@@ -1,7 +1,10 @@
 """`dealflow prune`: the command around `dealflow.prune`, and how a pruned history reads.
 
-Progress goes to stderr, and only when stderr is a terminal: stdout holds the
-summary (or, with `--json`, one JSON object) whatever happens.
+With `--forget-before` (or `DEALFLOW_FORGET_AFTER`, flags absent) it first forgets
+the deals that ended that long ago (`dealflow.prune_forget`), then prunes. Progress
+goes to stderr, and only when stderr is a terminal: stdout holds the summary (or,
+with `--json`, one JSON object: the prune's, with the forget's under `forget`)
+whatever happens.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TextIO
 
 from dealflow.api import DealService
 from dealflow.errors import DealflowError, InvalidInput
 from dealflow.prune import REASONS, PruneRun, prune
+from dealflow.prune_forget import ForgetRun, ForgetSettings, forget, forget_settings
 from state.durations import format_duration
 
 
@@ -32,15 +37,21 @@ class Interrupted(DealflowError):
 
 def prune_command(service: DealService, args: argparse.Namespace) -> tuple[Any, str]:
     """Run `dealflow prune` with the parsed `args`: its JSON and its text."""
-    ended_before = (service.settings.retention if args.ended_before is None
-                    else args.ended_before)  # 0s is a duration, not a missing one
-    if ended_before is None:
-        raise InvalidInput("--ended-before DURATION is required (e.g. --ended-before 90d), "
-                           "unless DEALFLOW_RETENTION is set")
+    ended_before, forgetting = _tiers(service, args)
     progress = progress_line(sys.stderr) if sys.stderr.isatty() else None
+    data: dict[str, Any] = {}
+    texts = []
     try:
-        run = prune(service.pool, ended_before, archive=args.archive, dry_run=args.dry_run,
-                    batch=args.batch, on_batch=progress)
+        if forgetting is not None:
+            gone = forget(service.pool, forgetting.after or timedelta(0),
+                          archive=forgetting.archive, dry_run=args.dry_run, batch=args.batch)
+            data["forget"] = gone.to_json()
+            texts.append(render_forget(gone))
+        if ended_before is not None:
+            run = prune(service.pool, ended_before, archive=args.archive,
+                        dry_run=args.dry_run, batch=args.batch, on_batch=progress)
+            data = {**run.to_json(), **data}
+            texts.insert(0, render_run(run))
     except OSError as exc:
         raise ArchiveFailed(f"cannot write the archive in {args.archive}: "
                             f"{exc.strerror or exc}; the batch at hand was left as it was "
@@ -51,7 +62,53 @@ def prune_command(service: DealService, args: argparse.Namespace) -> tuple[Any, 
     finally:
         if progress is not None:
             print(file=sys.stderr, flush=True)
-    return run.to_json(), render_run(run)
+    return data, "\n".join(texts)
+
+
+def _tiers(service: DealService, args: argparse.Namespace
+           ) -> tuple[timedelta | None, ForgetSettings | None]:
+    """The prune's age and the forget's (with its archive) the flags or the settings ask for."""
+    flags = args.ended_before is not None or args.forget_before is not None
+    ended_before = args.ended_before if flags else service.settings.retention
+    chosen = ForgetSettings(args.forget_before, None) if flags \
+        else forget_settings(service.settings)
+    if ended_before is None and chosen.after is None:
+        raise InvalidInput("--ended-before DURATION is required (e.g. --ended-before 90d), "
+                           "or --forget-before AGE, unless DEALFLOW_RETENTION is set")
+    if chosen.after is None:
+        return ended_before, None
+    if ended_before is not None and chosen.after < ended_before:
+        raise InvalidInput(f"--forget-before ({format_duration(chosen.after)}) must be at "
+                           f"least --ended-before ({format_duration(ended_before)})")
+    if args.archive is not None and args.no_archive:
+        raise InvalidInput("--archive and --no-archive contradict each other: give one")
+    if args.archive is not None or args.no_archive:
+        return ended_before, ForgetSettings(chosen.after, args.archive)
+    if not flags:  # DEALFLOW_FORGET_ARCHIVE, which forget_settings made sure is set
+        return ended_before, chosen
+    raise InvalidInput("--forget-before needs --archive DIR (every row of each deal is "
+                       "written there first), or --no-archive to forget without one")
+
+
+def render_forget(run: ForgetRun) -> str:
+    """The summary of a forget, for a person."""
+    if not run.forgotten and not run.skipped:
+        return (f"nothing to forget: no deal ended at least "
+                f"{format_duration(run.forget_before)} ago")
+    rows = sum(run.deleted().values())
+    lines = [f"{'would forget' if run.dry_run else 'forgot'} {len(run.forgotten)} deals that "
+             f"ended at least {format_duration(run.forget_before)} ago: {rows} rows "
+             f"{'to delete' if run.dry_run else 'deleted'} (the systems' records untouched)"]
+    if run.archive is not None and not run.dry_run and run.forgotten:
+        lines.append(f"archives (gzip JSON Lines, one per deal, every row) in {run.archive}")
+    elif run.archive is None and run.forgotten:
+        lines.append("not archived (--no-archive)")
+    lines += [f"  {done.deal_id:<20} {done.thread_id}  {sum(done.rows.values())} rows"
+              for done in run.forgotten[:20]]
+    if len(run.forgotten) > 20:
+        lines.append(f"  … and {len(run.forgotten) - 20} more (--json lists them all)")
+    lines += [f"skipped {s.deal_id} ({s.thread_id}): {REASONS[s.reason]}" for s in run.skipped]
+    return "\n".join(lines)
 
 
 def progress_line(stream: TextIO) -> Callable[[PruneRun], None]:

@@ -14,8 +14,10 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StateSnapshot
 
 from agents.systems import Systems
-from dealflow.errors import InvalidInput, NotFound
+from dealflow.errors import NotFound
+from dealflow.prune_forget import forgotten_note
 from dealflow.reports import DealReport, build_report, has_run, starting_report, status_of
+from dealflow.thread_list import driven, threads_page
 from dealflow.timeline import Timer
 from graph.workflow import Workflow
 from state.audit import AuditEntry, Origin
@@ -74,15 +76,10 @@ class DealQueries:
 
         `overdue`: only threads with a deadline past due that has not fired yet.
         """
-        try:
-            rows, following = self.registry.page((status,) if status else (), limit, cursor,
-                                                 overdue=overdue)
-        except ValueError as exc:
-            raise InvalidInput(f"--cursor: {exc}") from None
-        return [(row, self._driven(row)) for row in rows], following
+        return threads_page(self.registry, self.pool, status, limit, cursor, overdue=overdue)
 
     def _driven(self, row: DealRow) -> bool:
-        return row.status == "running" and thread_is_held(self.pool, row.thread_id)
+        return driven(self.pool, row)
 
     def history(self, ref: str) -> list[dict[str, Any]]:
         """Every checkpoint of the thread, oldest first (step, node, status, next)."""
@@ -171,6 +168,7 @@ class DealQueries:
 
     def _row(self, ref: str) -> DealRow:
         row = None if "\x00" in ref else self.registry.find(ref)
-        if row is None:
-            raise NotFound(f"no deal or thread {ref!r}")
+        if row is None:  # a deal forgotten (dealflow prune --forget-before) says when, where
+            raise NotFound(("\x00" not in ref and forgotten_note(self.pool, ref))
+                           or f"no deal or thread {ref!r}")
         return row

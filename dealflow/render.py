@@ -1,20 +1,26 @@
-"""Human-readable rendering for the CLI: progress lines, reports, tables."""
+"""Human-readable rendering for the CLI: progress lines, reports, tables.
+
+Importing it imports no graph: `dealflow threads` renders its table without
+LangGraph; the renderers of steps and reports import `graph.nodes` when called.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dealflow.reports import DealReport
-from graph.nodes import HUMAN_REVIEW, SUPERVISOR, handled_step
-from graph.workflow import StepSpec, Workflow
-from state.audit import AuditEntry
-from state.registry import DealRow
+if TYPE_CHECKING:
+    from dealflow.reports import DealReport
+    from graph.workflow import StepSpec, Workflow
+    from state.audit import AuditEntry
+    from state.registry import DealRow
 
 
 def who(node: str, workflow: Workflow) -> str:
     """Who acts at a node, as the CLI names it (`lead agent`, `reviewer`, `signer`)."""
+    from graph.nodes import handled_step
+
     step = handled_step(node) or node
     agent = workflow.agent_of(step)
     spec = workflow.declared_step(step)
@@ -23,6 +29,8 @@ def who(node: str, workflow: Workflow) -> str:
 
 def describe_step(node: str, update: dict[str, Any], workflow: Workflow) -> str | None:
     """One progress line for a finished node, or None for routing-only updates."""
+    from graph.nodes import HUMAN_REVIEW, SUPERVISOR, handled_step
+
     step = handled_step(node)
     if step is not None:
         failure = next(iter((update.get("failures") or {}).values()), None)
@@ -156,6 +164,17 @@ def render_threads(rows: Sequence[tuple[DealRow, bool]]) -> str:
           thread_status(r, active), r.updated_at.strftime("%Y-%m-%d %H:%M:%S"))
          for r, active in rows],
     )
+
+
+def threads_text(next_cursor: str | None, rows: Sequence[tuple[DealRow, bool]],
+                 status: str | None, overdue: bool) -> str:
+    """The `threads` listing, and the command that shows the next page if there is one."""
+    text = render_threads(rows)
+    if next_cursor:
+        text += (f"\n… more threads (this page shows {len(rows)}): dealflow threads "
+                 f"{'--status ' + status + ' ' if status else ''}"
+                 f"{'--overdue ' if overdue else ''}--cursor {next_cursor}")
+    return text
 
 
 def render_audit(entries: Sequence[AuditEntry]) -> str:

@@ -8,13 +8,12 @@ two never drift apart (and neither calls the other).
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dealflow.api import DealService
-from dealflow.prune import pruned_threads
-from dealflow.timeline import trace_json
-from state.audit import AuditEntry
-from state.registry import DealRow
+if TYPE_CHECKING:
+    from dealflow.api import DealService
+    from state.audit import AuditEntry
+    from state.registry import DealRow
 
 
 def thread_json(row: DealRow, active: bool) -> dict[str, Any]:
@@ -28,12 +27,18 @@ def threads_view(service: DealService, status: str | None, limit: int, cursor: s
                  overdue: bool = False) -> tuple[dict[str, Any], list[tuple[DealRow, bool]]]:
     """A page of threads, most recently updated first, and the rows it shows."""
     rows, following = service.threads_page(status, limit, cursor, overdue=overdue)
-    return {"threads": [thread_json(r, active) for r, active in rows],
-            "next_cursor": following}, rows
+    return threads_json(rows, following), rows
+
+
+def threads_json(rows: list[tuple[DealRow, bool]], following: str | None) -> dict[str, Any]:
+    """A page of threads as `threads --json` and the API show it."""
+    return {"threads": [thread_json(r, active) for r, active in rows], "next_cursor": following}
 
 
 def history_view(service: DealService, thread: str) -> dict[str, Any]:
     """Every checkpoint of the thread, oldest first; `pruned`: each prune of its history."""
+    from dealflow.prune import pruned_threads
+
     history = service.history(thread)
     return {"thread": thread, "history": history,
             "pruned": pruned_threads(service.pool, service.deal(thread).thread_id)}
@@ -55,6 +60,8 @@ def audit_view(service: DealService, deal: str, agent: str | None = None,
 
 def trace_view(service: DealService, thread: str) -> dict[str, Any]:
     """The deal's timeline: its spans, the waits between them and their timers."""
+    from dealflow.timeline import trace_json
+
     row, spans = service.trace(thread)
     return trace_json(row.deal_id, row.thread_id, spans, service.timers(row.thread_id))
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langchain.agents.middleware.human_in_the_loop import ActionRequest, HITLRequest, ReviewConfig
 from langgraph.runtime import Runtime
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -38,6 +37,9 @@ from state.outbox import Notice
 from state.validation import first_error
 from state.waits import EXPIRED
 from state.work import StepWork
+
+if TYPE_CHECKING:  # langchain's agents package: imported by the review node when it asks
+    from langchain.agents.middleware.human_in_the_loop import HITLRequest
 
 ReviewNode = Callable[[DealState, Runtime[DealContext], StepWork], dict[str, Any]]
 
@@ -75,9 +77,11 @@ def review_kind(state: DealState) -> ReviewKind:
 
 def review_request(state: DealState, settings: Settings) -> HITLRequest:
     """The interrupt payload: one action request and its review config (HITL shape)."""
+    from langchain.agents.middleware import human_in_the_loop as hitl
+
     deal = state.deal
     if review_kind(state) == "escalation" and state.escalation is not None:
-        action = ActionRequest(
+        action = hitl.ActionRequest(
             name=ESCALATION_ACTION,
             args={"deal_id": deal.deal_id, "client": deal.client,
                   "reason": state.escalation.reason,
@@ -93,7 +97,7 @@ def review_request(state: DealState, settings: Settings) -> HITLRequest:
     elif review_kind(state) == "failure":
         failures = [f.model_dump(mode="json") for f in state.failures.values()]
         steps = ", ".join(sorted(state.failures))
-        action = ActionRequest(
+        action = hitl.ActionRequest(
             name=RETRY_ACTION,
             args={"deal_id": deal.deal_id, "client": deal.client, "failures": failures},
             description=(
@@ -103,7 +107,7 @@ def review_request(state: DealState, settings: Settings) -> HITLRequest:
             ),
         )
     else:
-        action = ActionRequest(
+        action = hitl.ActionRequest(
             name=APPROVE_ACTION,
             args=approval_args(state, settings),
             description=(
@@ -115,8 +119,8 @@ def review_request(state: DealState, settings: Settings) -> HITLRequest:
         )
     decisions: list[Any] = ["approve", "edit", "reject"] if action["name"] == APPROVE_ACTION \
         else ["approve", "reject"]
-    config = ReviewConfig(action_name=action["name"], allowed_decisions=decisions)
-    return HITLRequest(action_requests=[action], review_configs=[config])
+    config = hitl.ReviewConfig(action_name=action["name"], allowed_decisions=decisions)
+    return hitl.HITLRequest(action_requests=[action], review_configs=[config])
 
 
 def approval_args(state: DealState, settings: Settings) -> dict[str, Any]:

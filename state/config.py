@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 
+import platformdirs
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -72,14 +73,13 @@ class ConfigError(ValueError):
     """A configuration value (flag or environment variable) is not usable."""
 
 
-def user_data_dir(environ: Mapping[str, str] | None = None) -> Path:
+def user_data_dir() -> Path:
     """The embedded server's default folder, one per user, whatever folder a command runs in.
 
-    `$XDG_DATA_HOME/dealflow` (an absolute XDG_DATA_HOME), else `~/.local/share/dealflow`.
+    The platform's user data folder (platformdirs): `$XDG_DATA_HOME/dealflow` (an absolute
+    XDG_DATA_HOME), else `~/.local/share/dealflow` on Linux; macOS's, Windows' elsewhere.
     """
-    base = (os.environ if environ is None else environ).get("XDG_DATA_HOME", "").strip()
-    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local/share"
-    return root / "dealflow"
+    return Path(platformdirs.user_data_dir("dealflow", appauthor=False))
 
 
 def _deadline(default: timedelta, then: str) -> Any:
@@ -111,18 +111,16 @@ class Settings(ProviderSettings):
     queue_pool_max_size: int = Field(default=4, ge=1, le=1000, description="The job queue's")
     supervisor: SupervisorMode = "rules"
     review_threshold_usd: Decimal = Field(default=Decimal("50000"), gt=0)
-    max_attempts: int = Field(
-        default=3, ge=1, le=20, description="Attempts per step, the first included."
-    )
+    max_attempts: int = Field(default=3, ge=1, le=20,
+                              description="Attempts per step, the first included.")
     retry_initial_interval: float = Field(default=0.5, ge=0, le=60)
     retry_backoff_factor: float = Field(default=2.0, ge=1, le=10)
     retry_max_interval: float = Field(default=10.0, ge=0, le=600)
     retry_jitter: bool = True
     tax_rate: Decimal = Field(default=Decimal("0.08"), ge=0, lt=1)
     payment_terms_days: int = Field(default=30, ge=0, le=365)
-    sandbox_outage: _Outage = Field(
-        default_factory=dict, description="System name → number of calls that fail."
-    )
+    sandbox_outage: _Outage = Field(default_factory=dict,
+                                    description="System name → number of calls that fail.")
     sandbox_latency_ms: int = Field(default=0, ge=0, le=60_000)
     systems_factory: str | None = Field(
         default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
@@ -130,9 +128,8 @@ class Settings(ProviderSettings):
     )
     workflow: str | None = Field(default=None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
                                  description="module:attribute naming the Workflow to run.")
-    busy_wait_seconds: float = Field(
-        default=0, ge=0, le=3600, description="Wait this long for a busy thread (0: fail)."
-    )
+    busy_wait_seconds: float = Field(default=0, ge=0, le=3600,
+                                     description="Wait this long for a busy thread (0: fail).")
     lease_seconds: float = Field(
         default=20, ge=1, le=3600,
         description="A thread's lease expires this long after its holder last renewed it "
@@ -185,9 +182,8 @@ class Settings(ProviderSettings):
     escalation_contact: str = Field(
         default="sales-managers", min_length=1, max_length=200, pattern=r"^[^\x00-\x1f]+$",
         description="Who an escalation notification is addressed to.")
-    crash_at: str | None = Field(
-        default=None, description="Crash-test hook: SIGKILL at step:phase (see state.crash)."
-    )
+    crash_at: str | None = Field(default=None, description="Crash-test hook: SIGKILL at "
+                                 "step:phase (see state.crash).")
     allowed_hosts: tuple[_HostName, ...] = Field(
         default=(), description="Host names the API, the inbox and MCP answer besides "
         "localhost and the address they are reached at (DNS-rebinding protection); "
@@ -204,6 +200,10 @@ class Settings(ProviderSettings):
         "entry a one-line error, where the providers are known: agents.systems.rate_limits).")
     retention: OptionalDuration = Field(default=None, description="The workers prune the "
         "checkpoint history of deals ended this long ago (dealflow prune); off: never.")
+    forget_after: OptionalDuration = Field(default=None, description="The workers forget, "
+        "whole, deals ended this long ago (prune --forget-before; at least the retention).")
+    forget_archive: str | None = Field(default=None, min_length=1, description="The forget's "
+        "archive directory, or none to forget without one (required with forget_after).")
 
     @field_validator("crash_at")
     @classmethod
@@ -264,7 +264,7 @@ _ENV_TYPES: dict[str, Any] = {
     "sandbox_outage": Annotated[_Outage, BeforeValidator(parse_outage)],
     # the deadlines of the waits (`<wait>_<action>_after`, see `graph.workflow.WaitPolicy`)
     **{name: OptionalDuration for name in Settings.model_fields if name.endswith("_after")},
-    "retention": OptionalDuration,  # DEALFLOW_RETENTION=90d (off: no scheduled prune)
+    **dict.fromkeys(("retention", "forget_after"), OptionalDuration),  # 90d, 7y, off
     # numbers in plain digits: `1_000` or `١٠` is a typo, never 1000 (see state.numerals)
     **{name: Annotated[info.annotation, BeforeValidator(plain_number)]
        for name, info in Settings.model_fields.items()

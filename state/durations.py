@@ -1,4 +1,6 @@
-"""Durations as people write them: `90s`, `15m`, `4h`, `7d` (and `off` for none).
+"""Durations as people write them: `90s`, `15m`, `4h`, `7d`, `7y` (and `off` for none).
+
+A year (`y`) is 365 days: retention ages, never calendar arithmetic.
 
 One parser for every duration dealflow reads: the deadline settings, and the
 CLI's `stats --since`.
@@ -14,12 +16,12 @@ from pydantic import BeforeValidator, PlainSerializer
 
 MAX_DURATION = timedelta(days=36500)  # a hundred years: every deal there is
 OFF = ("off", "none", "never")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "y": 365 * 86400}
 
 
 def parse_duration(text: str) -> timedelta:
-    """`90s`, `30m`, `2h`, `7d` → timedelta (ValueError otherwise)."""
-    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhd])\s*", text)  # ASCII digits
+    """`90s`, `30m`, `2h`, `7d`, `7y` → timedelta (ValueError otherwise)."""
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdy])\s*", text)  # ASCII digits
     if not match:
         raise ValueError(f"duration must look like 90s, 30m, 2h or 7d, got {text!r:.40}")
     seconds = float(match.group(1)) * _UNITS[match.group(2)]
@@ -31,7 +33,7 @@ def parse_duration(text: str) -> timedelta:
 def format_duration(value: timedelta) -> str:
     """The shortest exact spelling of `value` in the units `parse_duration` reads."""
     seconds = value.total_seconds()
-    for unit in ("d", "h", "m"):
+    for unit in ("y", "d", "h", "m"):
         if seconds and seconds % _UNITS[unit] == 0:
             return f"{int(seconds // _UNITS[unit])}{unit}"
     return f"{seconds:g}s"

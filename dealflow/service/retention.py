@@ -7,16 +7,23 @@ ended at least that long ago goes, as `dealflow prune --ended-before` does
 archive). A run starts no batch after `PRUNE_RUN_SECONDS`, so it never holds a
 worker slot for long; what is left goes on the next run. Unset, the task runs
 and does nothing.
+
+With `DEALFLOW_FORGET_AFTER` set too (`7y`; at least `DEALFLOW_RETENTION`), the
+same run first forgets the deals that ended that long ago (`dealflow.prune_forget`:
+every row of each written to `DEALFLOW_FORGET_ARCHIVE`, then deleted; a tombstone
+stays), within the same time budget. Unset (the default), nothing is forgotten.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import procrastinate
 
 from dealflow.api import DealService
 from dealflow.prune import run_retention
+from dealflow.prune_forget import forget_settings, run_forget
 
 PRUNE = "dealflow.prune"
 PRUNE_EVERY = "*/10 * * * *"  # every ten minutes
@@ -29,7 +36,14 @@ def retention_task(app: procrastinate.App) -> None:
     @app.periodic(cron=PRUNE_EVERY, periodic_id="prune")
     @app.task(name=PRUNE, queueing_lock=PRUNE, pass_context=True)
     async def prune(context: procrastinate.JobContext, timestamp: int) -> str:
-        """Prune what `DEALFLOW_RETENTION` lets go, for `PRUNE_RUN_SECONDS` at most."""
+        """Forget, then prune, what the settings let go, for `PRUNE_RUN_SECONDS` at most."""
         service: DealService = context.additional_context["service"]
-        return await asyncio.to_thread(run_retention, service.pool,
-                                       service.settings.retention, PRUNE_RUN_SECONDS)
+        return await asyncio.to_thread(retention_run, service, PRUNE_RUN_SECONDS)
+
+
+def retention_run(service: DealService, budget_seconds: float) -> str:
+    """One scheduled run: the forget (`DEALFLOW_FORGET_AFTER`), then the prune; what each did."""
+    started = time.monotonic()
+    forgot = run_forget(service.pool, forget_settings(service.settings), budget_seconds)
+    left = max(0.0, budget_seconds - (time.monotonic() - started))
+    return f"{forgot}; {run_retention(service.pool, service.settings.retention, left)}"

@@ -23,6 +23,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from dealflow.api import DealService
+from dealflow.prune_forget import forget_settings
 from dealflow.service import listen
 from dealflow.service.http import build_app
 from dealflow.service.jobs import apply_queue_schema, build_queue, run_workers
@@ -46,8 +47,13 @@ def worker_options(service: DealService, concurrency: int) -> dict[str, Any]:
 
 
 def open_queue(service: DealService) -> procrastinate.App:
-    """The queue on the service's database, its tables created if missing."""
+    """The queue on the service's database, its tables created if missing.
+
+    The scheduled forget's settings are checked first: a bad one stops the process
+    at its start with one line, not its first scheduled run.
+    """
     assert service.settings.database_url
+    forget_settings(service.settings)
     queue = build_queue(service.settings.database_url, service.settings)
     apply_queue_schema(service, queue)
     return queue

@@ -9,14 +9,18 @@ thread LangGraph Server drove never has one): the prune makes one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from decimal import Decimal
+
+import psycopg
 
 from dealflow.api import DealService
 from dealflow.prune import ENDED
 from state.database import Pool, fetch_all
 from tests.helpers import WEAK_LEAD, make_deal
+from tests.integration.fencing import wait_until
 
 TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
 _COPY = {
@@ -126,3 +130,24 @@ def missing_blobs(pool: Pool) -> set[tuple[str, str, str]]:
         " (SELECT FROM checkpoint_blobs b WHERE b.thread_id = c.thread_id AND"
         " b.checkpoint_ns = c.checkpoint_ns AND b.channel = v.key AND b.version = v.value)"
         " AND NOT c.checkpoint -> 'channel_values' ? v.key")}
+
+
+@contextmanager
+def registry_held(database_url: str) -> Iterator[Callable[[int], None]]:
+    """Hold `dealflow_deals` against row locks; `until_queued(n)`: n sessions wait for it.
+
+    Processes started inside take their first batch together when the block
+    ends (on a loaded machine one might otherwise finish before the other began).
+    """
+    with psycopg.connect(database_url) as held, psycopg.connect(database_url,
+                                                                autocommit=True) as probe:
+        held.execute("LOCK TABLE dealflow_deals IN EXCLUSIVE MODE")  # plain reads go on
+
+        def queued() -> int:
+            row = probe.execute("SELECT count(*) FROM pg_locks WHERE NOT granted"
+                                " AND relation = 'dealflow_deals'::regclass").fetchone()
+            return int(row[0]) if row else 0
+
+        yield lambda count: wait_until(lambda: queued() >= count, 120,
+                                       f"{count} sessions queued for the registry")
+        held.rollback()

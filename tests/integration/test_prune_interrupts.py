@@ -28,6 +28,7 @@ from state.database import Pool, fetch_all
 from tests.conftest import cli_env
 from tests.integration.prune_deals import (
     copy_ended,
+    registry_held,
     registry_threads,
     rows_per_thread,
     run_real_ended,
@@ -89,7 +90,9 @@ def test_two_prunes_at_once_never_take_the_same_deal(service: DealService,
     run_real_ended(service)
     copy_ended(pool, 1000)
     args = ["prune", "--ended-before", "0s", "--batch", "20", "--json"]
-    both = [WarmProcess(args, cli_env(database_url)) for _ in range(2)]
+    with registry_held(database_url) as until_queued:  # both begin together
+        both = [WarmProcess(args, cli_env(database_url)) for _ in range(2)]
+        until_queued(2)
     done = [process.result(180) for process in both]
     assert [d.returncode for d in done] == [0, 0], [d.stderr for d in done]
     taken = [{p["thread_id"] for p in json.loads(d.stdout)["pruned"]} for d in done]

@@ -25,7 +25,8 @@ from multiprocessing.context import ForkServerContext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PRELOAD = ["dealflow.cli", "tests.integration.counting"]  # imported once, before any fork
+# imported once, before any fork (`dealflow.cli` itself imports no graph: the commands do)
+PRELOAD = ["dealflow.cli", "dealflow.cli_commands", "tests.integration.counting"]
 
 
 def _context() -> ForkServerContext:

@@ -61,6 +61,8 @@ ALL_VARIABLES = {
     "DEALFLOW_AUTH_FAILURE_WINDOW_SECONDS": "120",
     "DEALFLOW_RATE_LIMITS": "hubspot=100/10s,stripe=25/s",
     "DEALFLOW_RETENTION": "90d",
+    "DEALFLOW_FORGET_AFTER": "7y",
+    "DEALFLOW_FORGET_ARCHIVE": "/var/backups/dealflow",
     "DEALFLOW_CRM": "hubspot",
     "DEALFLOW_PM": "asana",
     "DEALFLOW_ESIGN": "docusign",
@@ -113,6 +115,8 @@ def test_every_variable_reaches_its_field() -> None:
     assert settings.retention == timedelta(days=90)
     assert Settings.from_env({"DEALFLOW_RETENTION": "0s"}).retention == timedelta(0)
     assert Settings().retention is None  # off unless set
+    assert settings.forget_after == timedelta(days=7 * 365)  # a year is 365 days
+    assert Settings().forget_after is None and Settings().forget_archive is None
     assert settings.data_dir == Path("/tmp/dealflow-data")
     assert settings.openai_api_key is not None
     assert settings.openai_api_key.get_secret_value() == "sk-env"

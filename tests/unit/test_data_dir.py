@@ -22,7 +22,8 @@ def test_the_default_is_per_user_not_per_folder(monkeypatch: pytest.MonkeyPatch,
     assert Settings().data_dir == Path("/srv/data/dealflow")
     monkeypatch.setenv("XDG_DATA_HOME", "relative/data")  # not absolute: ignored (XDG spec)
     assert Settings().data_dir == tmp_path / "home" / ".local" / "share" / "dealflow"
-    assert user_data_dir({"XDG_DATA_HOME": "/x"}) == Path("/x/dealflow")
+    monkeypatch.setenv("XDG_DATA_HOME", "/x")
+    assert user_data_dir() == Path("/x/dealflow")  # platformdirs' user data folder
     assert Settings.from_env({"DEALFLOW_DATA_DIR": ".dealflow"}).data_dir == Path(".dealflow")
 
 
