@@ -110,11 +110,6 @@ class PruneRun(BatchedRun):
 
     pruned: list[PrunedThread] = field(default_factory=list)
 
-    @property
-    def ended_before(self) -> timedelta:
-        """How long ago a deal must have ended to be pruned."""
-        return self.age
-
     def deleted(self) -> dict[str, int]:
         """Rows deleted (would be, in a dry run) from each of LangGraph's tables."""
         return {kind: sum(getattr(p, kind) for p in self.pruned)
@@ -123,7 +118,7 @@ class PruneRun(BatchedRun):
     def to_json(self) -> dict[str, Any]:
         """The run as `dealflow prune --json` prints it."""
         return {
-            "ended_before": format_duration(self.ended_before), **self.summary(),
+            "ended_before": format_duration(self.age), **self.summary(),
             "deleted": self.deleted(),
             "pruned": [{"deal_id": p.deal_id, "thread_id": p.thread_id,
                         "kept_checkpoint_id": p.kept_checkpoint_id, "archive": p.archive,
@@ -181,25 +176,40 @@ def in_batches(pool: Pool, run: R, count: str,
     return run
 
 
+def claim_batch(conn: psycopg.Connection[Any], run: BatchedRun, candidates: str,
+                params: dict[str, Any], cursor: Cursor) -> tuple[list[Any], dict[str, str]]:
+    """A batch's registry rows (`candidates`, locked) and its ready threads' heads.
+
+    In `conn`'s transaction. A thread is ready, with its latest checkpoint's id,
+    when this transaction holds its lease row (expired) and its latest checkpoint
+    ends a run; the others are added to `run.skipped` (busy, or live).
+    """
+    rows = conn.execute(candidates, {**params, "after_at": cursor[0],
+                                     "after_id": cursor[1]}).fetchall()
+    threads = [row["thread_id"] for row in rows]
+    if not rows:
+        return rows, {}
+    conn.execute(ENSURE_LEASES, {"threads": threads, "host": socket.gethostname(),
+                                 "pid": os.getpid()})
+    free = {row["thread_id"] for row in conn.execute(LOCK_LEASES, {"threads": threads})}
+    heads = {row["thread_id"]: row["checkpoint_id"]
+             for row in conn.execute(HEADS, {"threads": sorted(free), "start": START,
+                                             "tasks": TASKS}) if row["ended"]}
+    run.skipped += [Skipped(row["deal_id"], row["thread_id"],
+                            "busy" if row["thread_id"] not in free else "live")
+                    for row in rows if row["thread_id"] not in heads]
+    return rows, heads
+
+
 def _batch(conn: psycopg.Connection[Any], run: PruneRun, params: dict[str, Any],
-           cursor: tuple[Any, str]) -> tuple[Any, str] | None:
+           cursor: Cursor) -> Cursor | None:
     """One batch in one transaction; the cursor after it, or None when none was left."""
     with conn.transaction(force_rollback=run.dry_run):
-        rows = conn.execute(CANDIDATES, {**params, "after_at": cursor[0],
-                                         "after_id": cursor[1]}).fetchall()
+        rows, heads = claim_batch(conn, run, CANDIDATES, params, cursor)
         if not rows:
             return None
         deals = {row["thread_id"]: row["deal_id"] for row in rows}
-        threads = list(deals)
-        conn.execute(ENSURE_LEASES, {"threads": threads, "host": socket.gethostname(),
-                                     "pid": os.getpid()})
-        free = {row["thread_id"] for row in conn.execute(LOCK_LEASES, {"threads": threads})}
-        heads = {row["thread_id"]: row["ended"]
-                 for row in conn.execute(HEADS, {"threads": sorted(free), "start": START,
-                                                 "tasks": TASKS})}
-        run.skipped += [Skipped(deals[t], t, "busy" if t not in free else "live")
-                        for t in threads if not heads.get(t)]
-        ready = [t for t in threads if heads.get(t)]
+        ready = [t for t in deals if t in heads]
         archives = _archive(conn, run.archive, ready) if run.archive and not run.dry_run \
             else {}
         counted = conn.execute(PLAN if run.dry_run else PRUNE, {"threads": ready}).fetchall()

@@ -94,10 +94,10 @@ def render_forget(run: ForgetRun) -> str:
     """The summary of a forget, for a person."""
     if not run.forgotten and not run.skipped:
         return (f"nothing to forget: no deal ended at least "
-                f"{format_duration(run.forget_before)} ago")
+                f"{format_duration(run.age)} ago")
     rows = sum(run.deleted().values())
     lines = [f"{'would forget' if run.dry_run else 'forgot'} {len(run.forgotten)} deals that "
-             f"ended at least {format_duration(run.forget_before)} ago: {rows} rows "
+             f"ended at least {format_duration(run.age)} ago: {rows} rows "
              f"{'to delete' if run.dry_run else 'deleted'} (the systems' records untouched)"]
     if run.archive is not None and not run.dry_run and run.forgotten:
         lines.append(f"archives (gzip JSON Lines, one per deal, every row) in {run.archive}")
@@ -128,7 +128,7 @@ def render_run(run: PruneRun) -> str:
     deleted = run.deleted()
     verb = "would prune" if run.dry_run else "pruned"
     lines = [f"{verb} {len(run.pruned)} deals that ended at least "
-             f"{format_duration(run.ended_before)} ago: {deleted['checkpoints']} checkpoints, "
+             f"{format_duration(run.age)} ago: {deleted['checkpoints']} checkpoints, "
              f"{deleted['blobs']} blobs and {deleted['writes']} writes "
              f"{'to delete' if run.dry_run else 'deleted'}; the latest checkpoint of each "
              "is kept"]
@@ -144,7 +144,7 @@ def render_run(run: PruneRun) -> str:
                      f"{REASONS[skipped.reason]}")
     if not run.pruned and not run.skipped:
         lines = [f"nothing to prune: no deal that ended at least "
-                 f"{format_duration(run.ended_before)} ago has history left"]
+                 f"{format_duration(run.age)} ago has history left"]
     return "\n".join(lines)
 
 

@@ -20,8 +20,6 @@ batch is rolled back. A forget killed anywhere loses nothing; a rerun finishes.
 
 from __future__ import annotations
 
-import os
-import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,11 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from langgraph.constants import START, TASKS
 
 from dealflow.archive import forgotten_path, sync_directory, write_archive
 from dealflow.errors import DealflowError
-from dealflow.prune import BatchedRun, Skipped, in_batches
+from dealflow.prune import BatchedRun, Cursor, claim_batch, in_batches
 from dealflow.prune_forget_sql import (
     CANDIDATES,
     COUNT_CANDIDATES,
@@ -44,7 +41,6 @@ from dealflow.prune_forget_sql import (
     TABLES,
     TOMBSTONE,
 )
-from dealflow.prune_sql import ENSURE_LEASES, HEADS, LOCK_LEASES
 from state.config import ConfigError, Settings
 from state.database import Pool, fetch_all
 from state.durations import OFF, format_duration
@@ -103,18 +99,13 @@ class ForgetRun(BatchedRun):
 
     forgotten: list[ForgottenDeal] = field(default_factory=list)
 
-    @property
-    def forget_before(self) -> timedelta:
-        """How long ago a deal must have ended to be forgotten."""
-        return self.age
-
     def deleted(self) -> dict[str, int]:
         """Rows deleted (would be, in a dry run) from each table."""
         return {table: sum(f.rows.get(table, 0) for f in self.forgotten) for table, _ in TABLES}
 
     def to_json(self) -> dict[str, Any]:
         """The run as `dealflow prune --forget-before --json` prints it (under `forget`)."""
-        return {"forget_before": format_duration(self.forget_before), **self.summary(),
+        return {"forget_before": format_duration(self.age), **self.summary(),
                 "deleted": self.deleted(), "forgotten": [asdict(f) for f in self.forgotten]}
 
 
@@ -133,24 +124,13 @@ def forget(pool: Pool, forget_before: timedelta, *, archive: Path | None,
 
 
 def _batch(conn: psycopg.Connection[Any], run: ForgetRun, params: dict[str, Any],
-           cursor: tuple[Any, str]) -> tuple[Any, str] | None:
+           cursor: Cursor) -> Cursor | None:
     """One batch in one transaction; the cursor after it, or None when none was left."""
     with conn.transaction(force_rollback=run.dry_run):
-        rows = conn.execute(CANDIDATES, {**params, "after_at": cursor[0],
-                                         "after_id": cursor[1]}).fetchall()
+        rows, heads = claim_batch(conn, run, CANDIDATES, params, cursor)
         if not rows:
             return None
-        deals = {row["thread_id"]: row for row in rows}
-        threads = list(deals)
-        conn.execute(ENSURE_LEASES, {"threads": threads, "host": socket.gethostname(),
-                                     "pid": os.getpid()})
-        free = {row["thread_id"] for row in conn.execute(LOCK_LEASES, {"threads": threads})}
-        heads = {row["thread_id"]: row["checkpoint_id"]
-                 for row in conn.execute(HEADS, {"threads": sorted(free), "start": START,
-                                                 "tasks": TASKS}) if row["ended"]}
-        run.skipped += [Skipped(deals[t]["deal_id"], t, "busy" if t not in free else "live")
-                        for t in threads if t not in heads]
-        ready = {t: deals[t] for t in threads if t in heads}
+        ready = {row["thread_id"]: row for row in rows if row["thread_id"] in heads}
         done = _forget(conn, run, ready, heads) if ready else []
     run.forgotten += done
     last = rows[-1]

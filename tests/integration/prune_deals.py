@@ -151,3 +151,15 @@ def registry_held(database_url: str) -> Iterator[Callable[[int], None]]:
         yield lambda count: wait_until(lambda: queued() >= count, 120,
                                        f"{count} sessions queued for the registry")
         held.rollback()
+
+
+def kill_after_first_batch(args: list[str], database_url: str,
+                           committed: Callable[[], object]) -> None:
+    """Run `dealflow` with `args`; SIGKILL it once `committed()` (its first batch is in)."""
+    from tests.conftest import cli_env
+    from tests.integration.warm_cli import WarmProcess
+
+    killed = WarmProcess(args, cli_env(database_url))
+    wait_until(committed, 120, "a first batch committed")
+    killed.kill()
+    assert killed.wait(30) == -9

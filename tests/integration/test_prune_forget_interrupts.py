@@ -10,7 +10,6 @@ never one deal twice.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from dealflow.api import DealService
@@ -25,6 +24,7 @@ from tests.integration.forget_deals import (
 )
 from tests.integration.prune_deals import (
     copy_ended,
+    kill_after_first_batch,
     registry_held,
     registry_threads,
     run_real_ended,
@@ -45,13 +45,7 @@ def test_a_forget_killed_after_its_first_batch_loses_nothing_and_a_rerun_finishe
     before = {t: rows_of(pool, d, t) for t, d in ended.items()}
     archive = tmp_path / "archive"
     args = ["prune", "--forget-before", "0s", "--archive", str(archive), "--batch", "20"]
-    killed = WarmProcess(args, cli_env(database_url))
-    deadline = time.monotonic() + 120
-    while not _tombstoned(pool):  # the first batch has committed
-        assert time.monotonic() < deadline, "no batch committed"
-        time.sleep(0.005)
-    killed.kill()
-    assert killed.wait(30) == -9
+    kill_after_first_batch(args, database_url, lambda: _tombstoned(pool))
     first = tombstones(pool)
     assert 20 <= len(first) < 600, len(first)  # killed mid-run, not after it
     for thread, deal_id in ended.items():

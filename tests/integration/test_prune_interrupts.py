@@ -28,6 +28,7 @@ from state.database import Pool, fetch_all
 from tests.conftest import cli_env
 from tests.integration.prune_deals import (
     copy_ended,
+    kill_after_first_batch,
     registry_held,
     registry_threads,
     rows_per_thread,
@@ -53,13 +54,7 @@ def test_a_prune_killed_after_its_first_batch_loses_nothing_and_a_rerun_finishes
     before = rows_per_thread(pool)
     archive = tmp_path / "archive"
     args = ["prune", "--ended-before", "0s", "--archive", str(archive), "--batch", "50"]
-    killed = WarmProcess(args, cli_env(database_url))
-    deadline = time.monotonic() + 120
-    while not _prunes(pool):  # the first batch has committed
-        assert time.monotonic() < deadline, "no batch committed"
-        time.sleep(0.01)
-    killed.kill()
-    assert killed.wait(30) == -9
+    kill_after_first_batch(args, database_url, lambda: _prunes(pool))
     first = _prunes(pool)
     assert 50 <= len(first) < 1000, len(first)  # killed mid-run, not after it
     after = rows_per_thread(pool)
