@@ -326,16 +326,11 @@ class DealService(DealQueries):
         finally:
             snapshot = self.snapshot(thread_id)
             if owned and snapshot.created_at is not None:
-                self._record_status(thread_id, status_of(snapshot, self.workflow))
+                self.registry.set_status(thread_id, status_of(snapshot, self.workflow))
         if not has_run(snapshot):  # stopped before its first step was checkpointed
             return starting_report(self._row(thread_id), "stopped before its first step; "
                                    "continue it with dealflow recover")
         return self._with_deadlines(build_report(thread_id, snapshot, self.workflow))
-
-    def _record_status(self, thread_id: str, status: str) -> None:
-        """Record the status the run reached: with the lease's release, if this process holds it."""
-        if not self.leases.status_on_release(thread_id, status):
-            self.registry.set_status(thread_id, status)
 
     def _stream(self, config: RunnableConfig, payload: Any, on_step: StepCallback | None
                 ) -> None:

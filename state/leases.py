@@ -57,12 +57,6 @@ _RENEW = ("UPDATE dealflow_leases SET expires_at = clock_timestamp() + %s * inte
           " WHERE thread_id = %s AND token = %s AND expires_at > clock_timestamp()")
 _RELEASE = ("UPDATE dealflow_leases SET expires_at = clock_timestamp()"
             " WHERE thread_id = %s AND token = %s")
-# The release, with the status the holder's thread reached (`status_on_release`).
-_RELEASE_WITH_STATUS = """
-WITH released AS (UPDATE dealflow_leases SET expires_at = clock_timestamp()
-                  WHERE thread_id = %(thread)s AND token = %(token)s)
-UPDATE dealflow_deals SET status = %(status)s, updated_at = now() WHERE thread_id = %(thread)s
-"""
 _HOLDER = ("SELECT thread_id, token, owner, host, pid, expires_at,"
            " expires_at > clock_timestamp() AS unexpired FROM dealflow_leases"
            " WHERE thread_id = %s")
@@ -124,7 +118,6 @@ class Leases:
         self.host, self.pid = socket.gethostname(), os.getpid()
         self.owner = f"{self.host}:{self.pid}:{uuid.uuid4().hex[:8]}"
         self._held: dict[str, int] = {}
-        self._status_on_release: dict[str, str] = {}
         self._guard = threading.Lock()
         self._wake = threading.Event()
         self._renewer: threading.Thread | None = None
@@ -157,21 +150,7 @@ class Leases:
         finally:
             with self._guard:
                 self._held.pop(thread_id, None)
-                status = self._status_on_release.pop(thread_id, None)
-            self._release(thread_id, token, status)
-
-    def status_on_release(self, thread_id: str, status: str) -> bool:
-        """Record the thread's status with the release of its lease; False if none is held.
-
-        The last thing a holder records (the status its thread reached) costs no
-        round trip of its own. A release that fails with a status raises (a
-        release alone may fail quietly: the lease expires on its own).
-        """
-        with self._guard:
-            if thread_id not in self._held:
-                return False
-            self._status_on_release[thread_id] = status
-        return True
+            self._release(thread_id, token)
 
     def close(self) -> None:
         """Stop renewing (held leases then expire on their own)."""
@@ -220,17 +199,11 @@ class Leases:
         return (f"thread {thread_id} is busy: another process{who} is running it "
                 "(try again when it finishes, or set DEALFLOW_BUSY_WAIT_SECONDS)")
 
-    def _release(self, thread_id: str, token: int, status: str | None) -> None:
+    def _release(self, thread_id: str, token: int) -> None:
         try:
             with self._pool.connection(timeout=5) as conn:
-                if status is None:
-                    conn.execute(_RELEASE, (thread_id, token))
-                else:
-                    conn.execute(_RELEASE_WITH_STATUS, {"thread": thread_id, "token": token,
-                                                        "status": status})
+                conn.execute(_RELEASE, (thread_id, token))
         except Exception as exc:  # the lease then expires on its own
-            if status is not None:
-                raise
             _log.info("could not release lease of %s: %s", thread_id, exc)
 
     def _start_renewer(self) -> None:
