@@ -199,7 +199,8 @@ class Settings(ProviderSettings):
         "shared by every process: hubspot=100/10s,docusign=3000/h,stripe=25/s (parsed, a bad "
         "entry a one-line error, where the providers are known: agents.systems.rate_limits).")
     retention: OptionalDuration = Field(default=None, description="The workers prune the "
-        "checkpoint history of deals ended this long ago (dealflow prune); off: never.")
+        "checkpoint history of deals ended this long ago (dealflow prune), and delete the "
+        "queue's jobs finished this long ago; off: never.")
     forget_after: OptionalDuration = Field(default=None, description="The workers forget, "
         "whole, deals ended this long ago (prune --forget-before; at least the retention).")
     forget_archive: str | None = Field(default=None, min_length=1, description="The forget's "

@@ -1,4 +1,7 @@
-"""The sweep's and the timers' scans (`dealflow.service.upkeep`) on the test's Postgres.
+"""The sweep's and timers' scans and the retention's job deletion, on the test's Postgres.
+
+The scans are `dealflow.service.upkeep`'s; the deletion of finished jobs,
+`dealflow.service.retention`'s.
 
 The queue is procrastinate's own tables in the test database, driven through its
 job manager as a worker would (fetch, finish), with no worker running: what the
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import procrastinate
@@ -16,6 +20,7 @@ from procrastinate.jobs import Status
 
 from dealflow.api import DealService
 from dealflow.service.jobs import apply_queue_schema, build_queue, defer_async
+from dealflow.service.retention import remove_finished_jobs
 from dealflow.service.upkeep import orphaned_threads, schedule_deadlines
 from tests.helpers import make_deal
 
@@ -108,3 +113,37 @@ def test_a_deadline_queued_by_a_run_that_died_gets_the_queued_job_recorded(
     assert jobs[first]["job_id"] == orphan
     assert jobs[second]["job_id"] is not None and jobs[second]["job_id"] != orphan
     assert service.data.deadlines.unqueued() == []
+
+
+def test_the_retention_deletes_finished_jobs_and_with_them_the_deal_they_named(
+        service: DealService, database_url: str) -> None:
+    ended, _ = service.register(make_deal("UK-R", client="Jane Roe Consulting"))
+    queued, _ = service.register(make_deal("UK-W"))
+
+    async def jobs(queue: procrastinate.App) -> list[str]:
+        listed = await queue.job_manager.list_jobs_async()
+        return sorted(f"{job.lock}:{job.status}" for job in listed)
+
+    async def scenario(queue: procrastinate.App) -> list[Any]:
+        await defer_async(queue, "start", ended.thread_id,
+                          {"deal": {"client": "Jane Roe Consulting"}})
+        worker = await queue.job_manager.register_worker()
+        running = await queue.job_manager.fetch_job(None, worker)
+        assert running is not None
+        await queue.job_manager.finish_job(running, Status.FAILED, delete_job=False)
+        await defer_async(queue, "start", queued.thread_id, {})
+        seen: list[Any] = []
+        for retention in (None, timedelta(days=1), timedelta(0)):
+            seen += [await remove_finished_jobs(queue, retention), await jobs(queue)]
+        return seen
+
+    off, after_off, day, after_day, now, after_now = with_queue(service, database_url, scenario)
+    both = sorted([f"{ended.thread_id}:failed", f"{queued.thread_id}:todo"])
+    assert (off, after_off) == ("finished jobs kept (DEALFLOW_RETENTION unset)", both)
+    assert (day, after_day) == ("jobs finished 24 h ago or more deleted from the queue", both)
+    assert now == "jobs finished 0 h ago or more deleted from the queue"
+    assert after_now == [f"{queued.thread_id}:todo"]  # a job still to run stays
+    with service.pool.connection() as conn:
+        row = conn.execute("SELECT count(*) AS n FROM procrastinate_jobs"
+                           " WHERE args::text LIKE '%Jane Roe%'").fetchone()
+    assert row is not None and row["n"] == 0
