@@ -131,6 +131,9 @@ def table(r: dict[str, Any]) -> str:
                  f"{w3['new_process_s'] * 1000:.0f} ms "
                  f"(process start {w3['process_start_s'] * 1000:.0f} ms, "
                  f"connect {w3['connect_s'] * 1000:.1f} ms)")
+    lines.append("   read commands as a new process: " + ", ".join(
+        f"{command} {w3[f'{command}_new_process_s'] * 1000:.0f} ms"
+        for command in ("status", "records", "threads")))
     w4 = r["W4"]
     per = w4["bytes_per_deal"]
     lines.append(f"W4 bytes per completed deal: checkpoints "

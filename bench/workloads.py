@@ -253,5 +253,13 @@ def w3_resume(service: DealService, url: str, repeat: int = 20) -> dict[str, flo
     startup = timed(lambda: subprocess.run([exe, "--help"], env=env, capture_output=True,
                                            check=True), 3)
     connect = timed(lambda: psycopg.connect(url).close(), 10)
+
+    def read(*argv: str) -> None:
+        subprocess.run([exe, *argv], env=env, capture_output=True, check=True)
+
+    reads = {"status": timed(lambda: read("status", waiting[0]), 5),
+             "records": timed(lambda: read("records", waiting[0]), 5),
+             "threads": timed(lambda: read("threads"), 5)}
     return {"warm_s": median(warm), "new_process_s": median(cold),
-            "process_start_s": median(startup), "connect_s": median(connect)}
+            "process_start_s": median(startup), "connect_s": median(connect),
+            **{f"{command}_new_process_s": median(took) for command, took in reads.items()}}

@@ -26,6 +26,7 @@ from dealflow.events import claim_event, deliver_event, waiting_snapshot
 from dealflow.notify import Notifier, build_notifier
 from dealflow.prune_forget import forgotten_note
 from dealflow.queries import DealQueries
+from dealflow.render import next_steps, waiting_line
 from dealflow.reports import (
     DealReport,
     build_report,
@@ -46,11 +47,10 @@ from state.checkpointer import make_checkpointer, setup_database
 from state.config import ConfigError, Settings
 from state.crash import crashing_checkpointer
 from state.database import DatabaseUnavailable, open_pool, pool_options, resolve_database_url
-from state.deal_state import OPEN_STATUSES
 from state.effects import EffectBusy
 from state.embedded import EmbeddedPostgresError
 from state.leases import Leases, ThreadBusy
-from state.models import DealInput, SupervisorMode
+from state.models import OPEN_STATUSES, DealInput, SupervisorMode
 from state.registry import DealRow, thread_id_for
 from state.transactions import LeaseLost
 from state.validation import first_error
@@ -288,8 +288,8 @@ class DealService(DealQueries):
             # supervisor decides again from the edited state
             payload = None if snapshot.next else Command(goto=SUPERVISOR)
             return self.drive(row.thread_id, payload, on_step, snapshot)
-        self.registry.set_status(row.thread_id, status)
-        return build_report(row.thread_id, snapshot, self.workflow)
+        return self._record(row.thread_id, snapshot) or build_report(row.thread_id, snapshot,
+                                                                      self.workflow)
 
     def _run_config(self, thread_id: str, start: StateSnapshot, payload: Any) -> RunnableConfig:
         values = start.values if isinstance(start.values, dict) else {}
@@ -316,7 +316,7 @@ class DealService(DealQueries):
         config = self._run_config(thread_id, start, payload)
         if not listed_running:
             self.registry.set_status(thread_id, "running")
-        owned = True
+        owned, recorded = True, None
         try:
             with traced(self.settings, config["metadata"]):
                 self._stream(config, payload, on_step)
@@ -326,11 +326,31 @@ class DealService(DealQueries):
         finally:
             snapshot = self.snapshot(thread_id)
             if owned and snapshot.created_at is not None:
-                self.registry.set_status(thread_id, status_of(snapshot, self.workflow))
+                recorded = self._record(thread_id, snapshot)
         if not has_run(snapshot):  # stopped before its first step was checkpointed
             return starting_report(self._row(thread_id), "stopped before its first step; "
                                    "continue it with dealflow recover")
-        return self._with_deadlines(build_report(thread_id, snapshot, self.workflow))
+        return recorded or self._with_deadlines(build_report(thread_id, snapshot, self.workflow))
+
+    def _record(self, thread_id: str, snapshot: StateSnapshot) -> DealReport | None:
+        """Record the status the thread reached, with its report if it stopped after a step.
+
+        Called while holding the thread. The report (None while running) is what
+        `dealflow status` prints without the graph until the thread is written to
+        again, and its effect keys what `records` marks current (`dealflow.recorded_status`).
+        """
+        status = status_of(snapshot, self.workflow)
+        if status == "running" or not has_run(snapshot):
+            self.registry.set_status(thread_id, status)
+            return None
+        report = self._with_deadlines(build_report(thread_id, snapshot, self.workflow))
+        self.registry.set_status_with_report(
+            thread_id, status, snapshot.config["configurable"]["checkpoint_id"],
+            {"report": report.model_dump(mode="json"),
+             "waiting": waiting_line(report, self.workflow),
+             "commands": next_steps(report, self.workflow),
+             "effect_keys": sorted(snapshot.values.get("effect_keys") or {})})
+        return report
 
     def _stream(self, config: RunnableConfig, payload: Any, on_step: StepCallback | None
                 ) -> None:

@@ -1,7 +1,8 @@
 """Running one parsed `dealflow` command: its settings, its one-line errors, its output.
 
 Each command imports what it needs when it runs: `threads` and `watch` read
-Postgres without the graph (no LangGraph import); the deal commands load
+Postgres without the graph (no LangGraph import), and so do `status` and `records`
+where the thread's last run recorded its report (`dealflow.recorded_status`); the deal commands load
 `dealflow.cli_commands` and a `DealService`; the service's own commands load
 the service stack.
 """
@@ -22,8 +23,10 @@ if TYPE_CHECKING:
     from dealflow.api import DealService
     from state.config import Settings
 
-# Commands that read Postgres without the graph (unless DEALFLOW_WORKFLOW names one to check)
-WITHOUT_GRAPH = ("threads", "watch")
+# Commands that read Postgres without the graph (unless DEALFLOW_WORKFLOW names one to
+# check); `status` and `records` ask the graph only when the thread has no recorded report
+# that holds (`dealflow.recorded_status`)
+WITHOUT_GRAPH = ("threads", "watch", "status", "records")
 
 
 def run_command(args: argparse.Namespace, given: DealService | None,
@@ -86,6 +89,13 @@ def _dispatch(settings: Settings, args: argparse.Namespace,
         from dealflow.demo import run_demo
 
         return run_demo(settings, as_json=bool(args.json))
+    if args.command in ("status", "records") and given is None:
+        from dealflow.recorded_status import recorded_records, recorded_status
+
+        recorded = (recorded_status(settings, args.thread) if args.command == "status"
+                    else recorded_records(settings, args.deal_id))
+        if recorded is not None:
+            return recorded
     if args.command == "threads" and given is None:
         found = _threads(settings, args)
         if found is not None:

@@ -40,8 +40,8 @@ from dealflow.reports import deal_state_of, has_run, status_of
 from graph.nodes import SUPERVISOR
 from graph.wait_policy import SystemCall
 from state.audit import Origin
-from state.deal_state import OPEN_STATUSES, DealState
-from state.models import Envelope
+from state.deal_state import DealState
+from state.models import OPEN_STATUSES, Envelope
 from state.registry import DealRow
 from state.waits import Wait, WaitNotFound
 

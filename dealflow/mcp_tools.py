@@ -14,8 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from dealflow.api import DealService
 from dealflow.errors import InvalidInput, NotFound
 from dealflow.views import thread_json
-from state.deal_state import STATUSES
-from state.models import Comment
+from state.models import STATUSES, Comment
 
 MAX_ID = 200
 

@@ -50,8 +50,8 @@ from dealflow.prune_sql import (
     RECORD,
 )
 from state.database import Pool, fetch_all
-from state.deal_state import Outcome
 from state.durations import format_duration
+from state.models import Outcome
 
 ENDED: tuple[str, ...] = get_args(Outcome)  # every way a deal ends, `cancelled` included
 BATCH_THREADS = 100

@@ -25,6 +25,7 @@ TABLES: tuple[tuple[str, str], ...] = (
     ("dealflow_outbox", "deal_id"),
     ("dealflow_webhook_events", "deal_id"),
     ("dealflow_pruned_threads", "deal_id"),
+    ("dealflow_deal_reports", "deal_id"),
     ("dealflow_leases", "thread_id"),
     ("checkpoints", "thread_id"),
     ("checkpoint_blobs", "thread_id"),
@@ -73,6 +74,8 @@ UNION ALL SELECT 'dealflow_webhook_events', f.deal_id, to_jsonb(t)
   FROM f JOIN dealflow_webhook_events AS t ON t.deal_id = f.deal_id
 UNION ALL SELECT 'dealflow_pruned_threads', f.deal_id, to_jsonb(t)
   FROM f JOIN dealflow_pruned_threads AS t ON t.deal_id = f.deal_id
+UNION ALL SELECT 'dealflow_deal_reports', f.deal_id, to_jsonb(t)
+  FROM f JOIN dealflow_deal_reports AS t ON t.deal_id = f.deal_id
 UNION ALL SELECT 'dealflow_leases', f.deal_id, to_jsonb(t)
   FROM f JOIN dealflow_leases AS t ON t.thread_id = f.thread_id
 UNION ALL SELECT 'checkpoints', f.deal_id, to_jsonb(t)
@@ -114,6 +117,8 @@ d13 AS (DELETE FROM checkpoints AS t USING f WHERE t.thread_id = f.thread_id
 d14 AS (DELETE FROM checkpoint_blobs AS t USING f WHERE t.thread_id = f.thread_id
         RETURNING f.deal_id),
 d15 AS (DELETE FROM checkpoint_writes AS t USING f WHERE t.thread_id = f.thread_id
+        RETURNING f.deal_id),
+d16 AS (DELETE FROM dealflow_deal_reports AS t USING f WHERE t.deal_id = f.deal_id
         RETURNING f.deal_id)
 SELECT 'dealflow_deals' AS tbl, deal_id, count(*) AS n FROM d01 GROUP BY deal_id
 UNION ALL SELECT 'dealflow_audit', deal_id, count(*) FROM d02 GROUP BY deal_id
@@ -126,6 +131,7 @@ UNION ALL SELECT 'dealflow_deadlines', deal_id, count(*) FROM d08 GROUP BY deal_
 UNION ALL SELECT 'dealflow_outbox', deal_id, count(*) FROM d09 GROUP BY deal_id
 UNION ALL SELECT 'dealflow_webhook_events', deal_id, count(*) FROM d10 GROUP BY deal_id
 UNION ALL SELECT 'dealflow_pruned_threads', deal_id, count(*) FROM d11 GROUP BY deal_id
+UNION ALL SELECT 'dealflow_deal_reports', deal_id, count(*) FROM d16 GROUP BY deal_id
 UNION ALL SELECT 'dealflow_leases', deal_id, count(*) FROM d12 GROUP BY deal_id
 UNION ALL SELECT 'checkpoints', deal_id, count(*) FROM d13 GROUP BY deal_id
 UNION ALL SELECT 'checkpoint_blobs', deal_id, count(*) FROM d14 GROUP BY deal_id

@@ -19,6 +19,7 @@ from dealflow.prune_forget import forgotten_note
 from dealflow.reports import DealReport, build_report, has_run, starting_report, status_of
 from dealflow.thread_list import driven, threads_page
 from dealflow.timeline import Timer
+from dealflow.views import records_by_branch
 from graph.workflow import Workflow
 from state.audit import AuditEntry, Origin
 from state.data import DataLayer
@@ -113,10 +114,7 @@ class DealQueries:
         row = self._row(ref)
         snapshot = self.snapshot(row.thread_id)
         values = snapshot.values if isinstance(snapshot.values, dict) else {}
-        current = set(values.get("effect_keys") or {})
-        return {label: [{**record, "branch": "current" if record.get("idempotency_key")
-                         in current else "superseded"} for record in records]
-                for label, records in self.systems.records(row.deal_id).items()}
+        return records_by_branch(self.systems, row.deal_id, values.get("effect_keys") or {})
 
     def facts(self, ref: str) -> dict[str, Any]:
         """The deal's shared facts as its agents published them, by key."""

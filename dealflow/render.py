@@ -96,11 +96,18 @@ def waiting_line(report: DealReport, workflow: Workflow) -> str | None:
 
 def render_report(report: DealReport, workflow: Workflow) -> str:
     """A deal report as a few lines of text."""
+    return report_text(report, waiting_line(report, workflow), next_steps(report, workflow))
+
+
+def report_text(report: DealReport, waiting: str | None, commands: list[str]) -> str:
+    """A deal report as text, given what the workflow says it waits for and the next commands.
+
+    `dealflow.recorded_status` prints a recorded report with the lines recorded with it.
+    """
     lines = [
         f"deal {report.deal_id} · thread {report.thread_id} · status {report.status}",
         "completed: " + (" → ".join(report.completed_steps) or "nothing yet"),
     ]
-    waiting = waiting_line(report, workflow)
     if waiting is not None:
         lines.append(waiting)
     elif report.pending and report.pending.get("action_requests"):
@@ -116,7 +123,6 @@ def render_report(report: DealReport, workflow: Workflow) -> str:
         lines.append(f"summary: {report.summary}")
     if report.note:
         lines.append(f"note: {report.note}")
-    commands = next_steps(report, workflow)
     if commands:
         lines.append("continue with:")
         lines.extend(f"  {command}" for command in commands)

@@ -1,16 +1,23 @@
-"""What the API returns: a deal's report, derived from a LangGraph state snapshot."""
+"""What the API returns: a deal's report, derived from a LangGraph state snapshot.
+
+Importing it imports no graph: `DealReport` is read back from the database by
+`dealflow.recorded_status`; the functions that derive one import what they need.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from langgraph.types import StateSnapshot
 from pydantic import BaseModel
 
-from graph.versions import VERSION_FIELDS
-from graph.workflow import Workflow
-from state.deal_state import DealState, Status
+from state.models import Status
 from state.registry import DealRow
+
+if TYPE_CHECKING:  # importing this module imports no graph (`dealflow.recorded_status`)
+    from langgraph.types import StateSnapshot
+
+    from graph.workflow import Workflow
+    from state.deal_state import DealState
 
 
 class DealReport(BaseModel):
@@ -58,6 +65,8 @@ def deal_state_of(snapshot: StateSnapshot, workflow: Workflow) -> DealState:
 
 def context_of_state(state: DealState) -> dict[str, Any]:
     """The deal's current facts as JSON-ready data (contract text left out; see records)."""
+    from graph.versions import VERSION_FIELDS
+
     data = state.model_dump(mode="json", exclude={
         "completed_steps", "supervisor_messages", "pending_tool_calls", "llm_usage",
         "llm_refused_turns", "llm_summary", "supervisor", "effect_keys", *VERSION_FIELDS})

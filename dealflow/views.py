@@ -11,6 +11,9 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from agents.systems import Systems
     from dealflow.api import DealService
     from state.audit import AuditEntry
     from state.registry import DealRow
@@ -42,6 +45,19 @@ def history_view(service: DealService, thread: str) -> dict[str, Any]:
     history = service.history(thread)
     return {"thread": thread, "history": history,
             "pruned": pruned_threads(service.pool, service.deal(thread).thread_id)}
+
+
+def records_by_branch(systems: Systems, deal_id: str, current: Iterable[str]
+                      ) -> dict[str, list[dict[str, Any]]]:
+    """What each system holds for the deal, each record marked by the branch it is of.
+
+    `current` if the thread's state uses it (its `effect_keys`: `current`), else
+    `superseded` (a branch the thread left by a fork).
+    """
+    keys = set(current)
+    return {label: [{**record, "branch": "current" if record.get("idempotency_key") in keys
+                     else "superseded"} for record in records]
+            for label, records in systems.records(deal_id).items()}
 
 
 def records_view(service: DealService, deal: str) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from dealflow.reports import deal_state_of, has_run
 from graph.builder import build_graph
 from graph.upgrade import Judgement, judge
 from graph.versions import Added, added_steps, recorded_steps
-from state.deal_state import STATUSES, DealState, Outcome
+from state.deal_state import DealState
+from state.models import STATUSES, Outcome
 from state.registry import DealRow
 
 if TYPE_CHECKING:

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from state.deal_state import Outcome
+from state.models import Outcome
 
 
 class WorkflowStuck(RuntimeError):

@@ -9,7 +9,6 @@ fails with a clear error, except on LangGraph Server, whose entry module
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -17,10 +16,8 @@ from langgraph.runtime import Runtime
 from langsmith.run_helpers import get_current_run_tree
 
 from agents.systems import Systems
-from agents.systems.faults import FaultInjector
-from agents.systems.providers import with_providers
+from agents.systems.configured import build_systems
 from agents.systems.rate_limits import RateLimiter
-from agents.systems.sandbox import sandbox_systems
 from state.audit import Origin
 from state.config import ConfigError, Settings
 from state.crash import crash_hook
@@ -28,8 +25,6 @@ from state.data import DataLayer
 from state.database import Pool
 from state.leases import Leases
 from state.saver import DealSaver
-
-SystemsFactory = Callable[[Pool, Settings], Systems]
 
 
 class MissingContext(RuntimeError):
@@ -75,22 +70,6 @@ class DealContext:
 
 
 ContextSource = Callable[[], DealContext]
-
-
-def build_systems(pool: Pool, settings: Settings) -> Systems:
-    """The systems `settings` name (`DEALFLOW_SYSTEMS`), else the sandbox.
-
-    A role given a real provider (`DEALFLOW_BILLING=stripe`) is served by it.
-    """
-    if settings.systems_factory:
-        module_name, _, attr = settings.systems_factory.partition(":")
-        try:
-            factory: SystemsFactory = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"DEALFLOW_SYSTEMS={settings.systems_factory}: {exc}") from exc
-        return with_providers(factory(pool, settings), settings, pool)
-    faults = FaultInjector(settings.sandbox_outage, settings.sandbox_latency_ms)
-    return with_providers(sandbox_systems(pool, faults), settings, pool)
 
 
 @dataclass(frozen=True)

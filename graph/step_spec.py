@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from state.deal_state import DealState, Outcome, Status
+from state.deal_state import DealState
+from state.models import Outcome, Status
 
 Condition = Callable[[DealState], bool]
 WAITING_EVENT: Status = "waiting_event"

@@ -25,7 +25,8 @@ from graph.runtime import ContextResolver, DealContext, once_key, origin_of
 from graph.versions import follow, started_on
 from graph.workflow import Workflow
 from state.audit import AuditTrail, Origin
-from state.deal_state import DealState, Status
+from state.deal_state import DealState
+from state.models import Status
 from state.work import StepWork
 
 SupervisorNode = Callable[[DealState, Runtime[DealContext], StepWork], Command[str]]

@@ -35,16 +35,18 @@ from graph.signature import await_signature
 from graph.step_spec import Condition, StepSpec
 from graph.wait_policy import DeadlineSpec, SystemCall, WaitPolicy
 from state.config import Settings
-from state.deal_state import DealState, Outcome, Status
+from state.deal_state import DealState
 from state.models import (
     SIGNATURE_EVENTS,
     Contract,
     Envelope,
     Invoice,
+    Outcome,
     Project,
     Qualification,
     SignatureEvent,
     SignerReminder,
+    Status,
 )
 
 __all__ = ["DEFAULT_WORKFLOW", "STEPS", "StepSpec", "Workflow", "WorkflowError"]

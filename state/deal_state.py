@@ -7,7 +7,7 @@ exactly one node per super-step.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Literal, TypeVar, get_args
+from typing import Annotated, TypeVar
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
@@ -21,21 +21,13 @@ from state.models import (
     Failure,
     Invoice,
     LLMUsage,
+    Outcome,
     Project,
     Qualification,
     ReviewDecision,
     SignatureEvent,
     SupervisorMode,
 )
-
-Outcome = Literal["completed", "disqualified", "declined", "rejected", "expired", "cancelled"]
-Status = Literal["running", "waiting_review", "waiting_signature", "waiting_event", "completed",
-                 "disqualified", "declined", "rejected", "expired", "failed", "cancelled"]
-STATUSES: tuple[Status, ...] = get_args(Status)
-OPEN_STATUSES: tuple[Status, ...] = tuple(
-    s for s in STATUSES if s == "running" or s.startswith("waiting_"))
-"""The statuses of a thread that has not ended: running, or waiting for something."""
-
 
 V = TypeVar("V")
 

@@ -262,3 +262,26 @@ BEGIN
                             w.opened_at, w.resolved_at, w.resolved_by, w.resolution;
     END IF;
 END $$;
+
+-- A thread's stamp: its latest checkpoint's id and a digest of that checkpoint's pending
+-- writes (an error, an interrupt, a resume written since change it), or NULL for a thread
+-- with no checkpoint. `dealflow_deal_reports` serves a report only under the stamp it
+-- was made at (state.registry).
+CREATE OR REPLACE FUNCTION dealflow_thread_stamp_v1(p_thread text)
+RETURNS text LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    latest text;
+    digest text;
+BEGIN
+    SELECT c.checkpoint_id INTO latest FROM checkpoints c
+    WHERE c.thread_id = p_thread AND c.checkpoint_ns = ''
+    ORDER BY c.checkpoint_id DESC LIMIT 1;
+    IF latest IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT md5(string_agg(w.task_id || '/' || w.idx || '/' || w.channel || '/' || md5(w.blob),
+                          ',' ORDER BY w.task_id, w.idx)) INTO digest
+    FROM checkpoint_writes w
+    WHERE w.thread_id = p_thread AND w.checkpoint_ns = '' AND w.checkpoint_id = latest;
+    RETURN latest || ':' || coalesce(digest, '');
+END $$;

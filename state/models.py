@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -28,6 +28,13 @@ SIGNATURE_EVENTS: tuple[SignatureEventName, ...] = ("signature.completed", "sign
 # how a signature wait can end: an event from the provider, or its deadline
 SignatureOutcome = SignatureEventName | Literal["signature.expired"]
 SupervisorMode = Literal["rules", "llm", "hybrid"]
+Outcome = Literal["completed", "disqualified", "declined", "rejected", "expired", "cancelled"]
+Status = Literal["running", "waiting_review", "waiting_signature", "waiting_event", "completed",
+                 "disqualified", "declined", "rejected", "expired", "failed", "cancelled"]
+STATUSES: tuple[Status, ...] = get_args(Status)
+OPEN_STATUSES: tuple[Status, ...] = tuple(
+    s for s in STATUSES if s == "running" or s.startswith("waiting_"))
+"""The statuses of a thread that has not ended: running, or waiting for something."""
 
 # Indicative rates used only by the review policy (a threshold stated in USD).
 USD_PER_UNIT: dict[str, Decimal] = {"USD": Decimal("1"), "EUR": Decimal("1.08"),
@@ -78,6 +85,7 @@ Email = Annotated[str, StringConstraints(
     pattern=r"^[^@\s<>\"'\x00-\x1f]+@[^@\s<>\"'\x00-\x1f]+\.[^@\s<>\"'\x00-\x1f]+$")]
 Notes = Annotated[str, StringConstraints(max_length=4000), AfterValidator(_no_control_chars)]
 Comment = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_no_control_chars)]
+
 
 
 class Frozen(BaseModel):

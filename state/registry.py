@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID, uuid5
 
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Json, Jsonb
 
 from state.database import Pool, fetch_all
 from state.models import DealInput
@@ -56,6 +56,28 @@ def thread_id_for(deal_id: str) -> str:
     keep their names: the registry maps each deal to its thread.
     """
     return str(uuid5(DEAL_THREADS, deal_id))
+
+
+# The status a run reached, and its report stamped with the thread's current stamp
+# (state/functions.sql), kept only if the report was made at the latest checkpoint.
+_STATUS_WITH_REPORT = """
+WITH deal AS (UPDATE dealflow_deals SET status = %(status)s, updated_at = now()
+              WHERE thread_id = %(thread)s RETURNING deal_id),
+     stamp AS (SELECT dealflow_thread_stamp_v1(%(thread)s) AS stamp)
+INSERT INTO dealflow_deal_reports (thread_id, deal_id, stamp, report)
+SELECT %(thread)s, deal.deal_id, stamp.stamp, %(report)s FROM deal, stamp
+WHERE starts_with(stamp.stamp, %(checkpoint)s || ':')
+ON CONFLICT (thread_id) DO UPDATE
+SET deal_id = EXCLUDED.deal_id, stamp = EXCLUDED.stamp, report = EXCLUDED.report
+"""
+# The deal `find` finds, and its recorded report while its stamp is the thread's current one.
+_RECORDED_REPORT = """
+WITH deal AS (SELECT thread_id FROM dealflow_deals
+              WHERE thread_id = %(ref)s OR deal_id = %(ref)s
+              ORDER BY (thread_id = %(ref)s) DESC LIMIT 1)
+SELECT r.report FROM deal JOIN dealflow_deal_reports AS r USING (thread_id)
+WHERE r.stamp = dealflow_thread_stamp_v1(deal.thread_id)
+"""
 
 
 class DealRegistry:
@@ -106,6 +128,23 @@ class DealRegistry:
         with self._pool.connection() as conn:
             conn.execute("UPDATE dealflow_deals SET status = %s, updated_at = now()"
                          " WHERE thread_id = %s", (status, thread_id))
+
+    def set_status_with_report(self, thread_id: str, status: str, checkpoint_id: str,
+                               report: dict[str, Any]) -> None:
+        """Remember the status a thread reached and its report, made at `checkpoint_id`.
+
+        The report is kept under the thread's stamp, if `checkpoint_id` is still its
+        latest checkpoint; `recorded_report` serves it while that stamp holds.
+        """
+        with self._pool.connection() as conn:
+            conn.execute(_STATUS_WITH_REPORT, {"thread": thread_id, "status": status,
+                                               "checkpoint": checkpoint_id,
+                                               "report": Json(report)})
+
+    def recorded_report(self, ref: str) -> dict[str, Any] | None:
+        """The report recorded for the deal or thread `ref`, if nothing wrote to it since."""
+        rows = fetch_all(self._pool, _RECORDED_REPORT, {"ref": ref})
+        return rows[0]["report"] if rows else None
 
     def page(self, statuses: Sequence[str] = (), limit: int = 100,
              cursor: str | None = None, *, overdue: bool = False

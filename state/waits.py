@@ -24,7 +24,7 @@ from psycopg.types.json import Jsonb
 
 from state.audit import AuditTrail, Origin
 from state.database import fetch_all
-from state.deal_state import OPEN_STATUSES
+from state.models import OPEN_STATUSES
 from state.outbox import Notice, Outbox
 from state.pending import PendingWrites, after_held
 from state.work import StepWork

@@ -42,7 +42,6 @@ from datetime import timedelta
 
 import psycopg
 
-from state.checkpointer import setup_database
 from state.config import ConfigError, Settings, env_var
 from state.database import Pool, open_pool, pool_options, resolve_database_url
 from state.durations import format_duration, parse_duration
@@ -207,7 +206,10 @@ def _shared_pool(settings: Settings) -> Pool:
     """A small pool of this process on the settings' database (connectors built alone).
 
     The database is set up first (once): `dealflow systems check` may be its first user.
+    (Imported here: the setup imports LangGraph, which a read without the graph avoids.)
     """
+    from state.checkpointer import setup_database
+
     url = resolve_database_url(settings)
     with _pools_lock:
         if url not in _pools:

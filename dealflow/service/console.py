@@ -51,7 +51,7 @@ from dealflow.service.console_web import (
     signin_routes,
 )
 from dealflow.service.jobs import defer_async
-from state.deal_state import STATUSES
+from state.models import STATUSES
 
 Text = Annotated[str, Form()]
 

@@ -28,8 +28,8 @@ from dealflow.timeline import trace_json
 from graph.nodes import SUPERVISOR
 from graph.review import RETRY_ACTION
 from state.database import fetch_all
-from state.deal_state import STATUSES
 from state.leases import thread_is_held
+from state.models import STATUSES
 
 PAGE_SIZE = 50
 _DEALS = """

@@ -37,8 +37,7 @@ from dealflow.service.limits import BodyLimit
 from dealflow.service.metrics import metrics_text
 from dealflow.service.worker_loop import WorkerHealth
 from dealflow.views import VIEWS, threads_view
-from state.deal_state import Status
-from state.models import Comment, DealInput, ReviewChoice, SupervisorMode
+from state.models import Comment, DealInput, ReviewChoice, Status, SupervisorMode
 from state.numerals import plain_number
 from state.validation import first_error
 

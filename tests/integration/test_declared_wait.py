@@ -33,7 +33,8 @@ from graph.waiting import is_expiry
 from graph.workflow import DEFAULT_WORKFLOW, StepSpec
 from state.config import Settings
 from state.database import open_pool
-from state.deal_state import DealState, Outcome
+from state.deal_state import DealState
+from state.models import Outcome
 from tests.helpers import make_deal
 
 PO_EVENTS = ("purchase_order.received", "purchase_order.cancelled")

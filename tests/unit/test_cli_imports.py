@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from dealflow.cli_parser import STATUSES, build_parser
-from state.deal_state import STATUSES as STATE_STATUSES
+from state.models import STATUSES as STATE_STATUSES
 
 # What a command that needs no graph must not have imported
 HEAVY = ("langgraph", "langchain_core", "graph", "agents", "dealflow.api", "fastapi",

@@ -15,8 +15,7 @@ from graph.nodes import HUMAN_REVIEW
 from graph.wait_policy import DeadlineSpec, WaitPolicy
 from graph.workflow import DEFAULT_WORKFLOW
 from state.config import Settings
-from state.deal_state import OPEN_STATUSES, STATUSES
-from state.models import SIGNATURE_EVENTS
+from state.models import OPEN_STATUSES, SIGNATURE_EVENTS, STATUSES
 from tests.unit.small_workflow import ACK_WAIT, SMALL
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
