@@ -26,7 +26,7 @@ from dealflow.events import claim_event, deliver_event, waiting_snapshot
 from dealflow.notify import Notifier, build_notifier
 from dealflow.prune_forget import forgotten_note
 from dealflow.queries import DealQueries
-from dealflow.render import next_steps, waiting_line
+from dealflow.recorded_status import recording
 from dealflow.reports import (
     DealReport,
     build_report,
@@ -346,10 +346,7 @@ class DealService(DealQueries):
         report = self._with_deadlines(build_report(thread_id, snapshot, self.workflow))
         self.registry.set_status_with_report(
             thread_id, status, snapshot.config["configurable"]["checkpoint_id"],
-            {"report": report.model_dump(mode="json"),
-             "waiting": waiting_line(report, self.workflow),
-             "commands": next_steps(report, self.workflow),
-             "effect_keys": sorted(snapshot.values.get("effect_keys") or {})})
+            recording(report, self.workflow, snapshot.values.get("effect_keys") or {}))
         return report
 
     def _stream(self, config: RunnableConfig, payload: Any, on_step: StepCallback | None

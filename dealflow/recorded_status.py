@@ -16,14 +16,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from dealflow.reports import DealReport
+    from graph.workflow import Workflow
     from state.config import Settings
     from state.database import Pool
 
 
 Result = tuple[dict[str, Any], str]  # a command's JSON and its text
+
+
+def recording(report: DealReport, workflow: Workflow, effect_keys: Iterable[str]
+              ) -> dict[str, Any]:
+    """What `DealService` records with a report: what `status` and `records` print from.
+
+    The report, the lines the workflow adds to it (what it waits for, the commands to
+    go on) and the effect keys of the thread's state (the records that are current).
+    """
+    from dealflow.render import next_steps, waiting_line
+
+    return {"report": report.model_dump(mode="json"), "waiting": waiting_line(report, workflow),
+            "commands": next_steps(report, workflow), "effect_keys": sorted(effect_keys)}
 
 
 def recorded_status(settings: Settings, ref: str) -> Result | None:
