@@ -288,8 +288,8 @@ class DealService(DealQueries):
             # supervisor decides again from the edited state
             payload = None if snapshot.next else Command(goto=SUPERVISOR)
             return self.drive(row.thread_id, payload, on_step, snapshot)
-        return self._record(row.thread_id, snapshot) or build_report(row.thread_id, snapshot,
-                                                                      self.workflow)
+        recorded = self.record_status(row.thread_id, snapshot)
+        return recorded or build_report(row.thread_id, snapshot, self.workflow)
 
     def _run_config(self, thread_id: str, start: StateSnapshot, payload: Any) -> RunnableConfig:
         values = start.values if isinstance(start.values, dict) else {}
@@ -326,18 +326,19 @@ class DealService(DealQueries):
         finally:
             snapshot = self.snapshot(thread_id)
             if owned and snapshot.created_at is not None:
-                recorded = self._record(thread_id, snapshot)
+                recorded = self.record_status(thread_id, snapshot)
         if not has_run(snapshot):  # stopped before its first step was checkpointed
             return starting_report(self._row(thread_id), "stopped before its first step; "
                                    "continue it with dealflow recover")
         return recorded or self._with_deadlines(build_report(thread_id, snapshot, self.workflow))
 
-    def _record(self, thread_id: str, snapshot: StateSnapshot) -> DealReport | None:
+    def record_status(self, thread_id: str, snapshot: StateSnapshot) -> DealReport | None:
         """Record the status the thread reached, with its report if it stopped after a step.
 
-        Called while holding the thread. The report (None while running) is what
-        `dealflow status` prints without the graph until the thread is written to
-        again, and its effect keys what `records` marks current (`dealflow.recorded_status`).
+        Called while holding the thread, after a run or a console's cancel. The report
+        (None while running) is what `dealflow status` prints without the graph until
+        the thread is written to again, and its effect keys what `records` marks current
+        (`dealflow.recorded_status`).
         """
         status = status_of(snapshot, self.workflow)
         if status == "running" or not has_run(snapshot):

@@ -84,7 +84,7 @@ def cancel_deal(service: DealService, ref: str, operator: str, reason: str = "")
                              "finish") from exc
         service.graph.bulk_update_state(snapshot.config, [
             [StateUpdate(None, END)], [StateUpdate({"outcome": CANCELLED}, SUPERVISOR)]])
-        service.registry.set_status(row.thread_id, CANCELLED)
+        service.record_status(row.thread_id, service.snapshot(row.thread_id))
         audit_action(service, row, operator, "cancel", reason,
                      {"was": status, "wait": wait.wait if wait else None, "voided": voided})
     said = f"; voided {', '.join(voided)}" if voided else ""

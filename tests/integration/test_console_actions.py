@@ -9,6 +9,7 @@ from dealflow.console_actions import fork_deal, recover_deal, retry_step, run_no
 from dealflow.console_cancel import VoidFailed, cancel_deal
 from dealflow.errors import Decided, InvalidInput, NotWaiting
 from state.config import Settings
+from state.registry import DealRegistry
 from tests.helpers import make_deal
 
 
@@ -22,6 +23,8 @@ def test_cancel_a_deal_waiting_for_its_signature_voids_the_envelope(
     assert done.follow_up is None
     assert service.status("CA-1").status == "cancelled"
     assert service.deal("CA-1").status == "cancelled"
+    recorded = DealRegistry(service.pool).recorded_report("CA-1")  # what `dealflow status` prints
+    assert recorded is not None and recorded["report"]["status"] == "cancelled"
     assert [(e["envelope_id"], e["status"], e["void_reason"])
             for e in service.records("CA-1")["envelopes"]] == [(envelope, "voided", "cancelled")]
     assert service.data.deadlines.for_thread(report.thread_id, scheduled_only=True) == []
