@@ -15,7 +15,7 @@ from state.numerals import decimal_number, whole_number
 if TYPE_CHECKING:
     from graph.workflow import Workflow
 
-# `state.deal_state.STATUSES`, without its LangGraph imports (tests/unit/test_cli_imports.py)
+# `state.models.STATUSES` without importing pydantic (0.1 s of `--help`): test_cli_imports
 STATUSES = ("running", "waiting_review", "waiting_signature", "waiting_event", "completed",
             "disqualified", "declined", "rejected", "expired", "failed", "cancelled")
 
