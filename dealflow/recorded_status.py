@@ -90,16 +90,14 @@ def _on_recorded(settings: Settings, ref: str,
         pool.close()
 
 
-# The thread's deadlines still to fire, as `state.deadlines.Deadlines.for_thread` orders them.
-_SCHEDULED = ("SELECT name, action, due_at FROM dealflow_deadlines"
-              " WHERE thread_id = %s AND status = 'scheduled' ORDER BY due_at, id")
-
-
 def _deadlines_now(pool: Pool, report: DealReport) -> list[dict[str, Any]]:
     """The thread's deadlines still to fire, with what each does as the report said it."""
-    from state.database import fetch_all
+    from state.audit import AuditTrail
+    from state.deadlines import DeadlineBook
+    from state.outbox import Outbox
 
     then = {deadline["name"]: deadline["then"] for deadline in report.deadlines}
-    return [{"name": row["name"], "due_at": row["due_at"].isoformat(timespec="seconds"),
-             "then": then.get(row["name"], row["action"])}
-            for row in fetch_all(pool, _SCHEDULED, (report.thread_id,))]
+    book = DeadlineBook(pool, AuditTrail(pool), Outbox(pool))
+    return [{"name": deadline.name, "due_at": deadline.due_at.isoformat(timespec="seconds"),
+             "then": then.get(deadline.name, deadline.action)}
+            for deadline in book.for_thread(report.thread_id, scheduled_only=True)]
